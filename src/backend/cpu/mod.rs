@@ -1,0 +1,319 @@
+//! The CPU backend: exact fp32 maths, the project's numerical reference (it matches the
+//! official `rwkv` package's `cpu fp32` to ~1e-6, see tests/golden.rs).
+//!
+//! Matrices may be stored f32 or f16 (converted row by row to f32 inside the product); every
+//! other value, the state and all accumulations are f32.
+
+pub mod kernels;
+
+use super::{Backend, HostMatrix, HostMatrixData, LoraMid, Shift};
+use crate::error::{Error, Result};
+use crate::model::Config;
+use crate::state::State;
+use half::f16;
+
+/// A row-major `[rows, cols]` f32 activation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Tensor { rows, cols, data: vec![0.0; rows * cols] }
+    }
+    pub fn row(&self, t: usize) -> &[f32] {
+        &self.data[t * self.cols..(t + 1) * self.cols]
+    }
+    fn map(&self, f: impl Fn(f32) -> f32) -> Tensor {
+        Tensor { rows: self.rows, cols: self.cols, data: self.data.iter().map(|&x| f(x)).collect() }
+    }
+    fn zip(&self, o: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tensor {
+        Tensor { rows: self.rows, cols: self.cols, data: self.data.iter().zip(&o.data).map(|(&a, &b)| f(a, b)).collect() }
+    }
+}
+
+/// A weight matrix `[rows = out, cols = in]`.
+pub enum CpuMatrix {
+    F32 { rows: usize, cols: usize, data: Vec<f32> },
+    F16 { rows: usize, cols: usize, data: Vec<f16> },
+}
+
+impl CpuMatrix {
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            CpuMatrix::F32 { rows, cols, .. } | CpuMatrix::F16 { rows, cols, .. } => (*rows, *cols),
+        }
+    }
+    fn row_f32(&self, r: usize) -> Vec<f32> {
+        match self {
+            CpuMatrix::F32 { data, cols, .. } => data[r * cols..(r + 1) * cols].to_vec(),
+            CpuMatrix::F16 { data, cols, .. } => data[r * cols..(r + 1) * cols].iter().map(|x| x.to_f32()).collect(),
+        }
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Normalise `x` to zero mean and unit variance (biased), then scale and shift; statistics in f64.
+fn norm_into(x: &[f32], w: &[f32], b: &[f32], eps: f64, out: &mut [f32]) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for i in 0..x.len() {
+        out[i] = ((x[i] as f64 - mean) * inv) as f32 * w[i] + b[i];
+    }
+}
+
+/// The exact fp32 CPU backend.
+#[derive(Default)]
+pub struct Cpu;
+
+impl Backend for Cpu {
+    type Matrix = CpuMatrix;
+    type Vector = Vec<f32>;
+    type Act = Tensor;
+    type State = State;
+
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn matrix(&self, m: HostMatrix) -> Result<CpuMatrix> {
+        Ok(match m.data {
+            HostMatrixData::F32(data) => CpuMatrix::F32 { rows: m.rows, cols: m.cols, data },
+            HostMatrixData::F16(data) => CpuMatrix::F16 { rows: m.rows, cols: m.cols, data },
+        })
+    }
+
+    fn vector(&self, v: Vec<f32>) -> Result<Vec<f32>> {
+        Ok(v)
+    }
+
+    fn new_state(&self, cfg: &Config, fingerprint: [u8; 32]) -> Result<State> {
+        Ok(State::zeros(cfg, fingerprint))
+    }
+    fn state_to_host(&self, s: &State) -> Result<State> {
+        Ok(s.clone())
+    }
+    fn state_from_host(&self, s: &State) -> Result<State> {
+        Ok(s.clone())
+    }
+
+    fn embed(&self, emb: &CpuMatrix, tokens: &[u32]) -> Result<Tensor> {
+        let (rows, cols) = emb.shape();
+        let mut out = Tensor::zeros(tokens.len(), cols);
+        for (t, &tok) in tokens.iter().enumerate() {
+            let tok = tok as usize;
+            if tok >= rows {
+                return Err(Error::BadInput(format!("token id {tok} is out of range (vocabulary has {rows} rows)")));
+            }
+            out.data[t * cols..(t + 1) * cols].copy_from_slice(&emb.row_f32(tok));
+        }
+        Ok(out)
+    }
+
+    fn layer_norm(&self, x: &Tensor, w: &Vec<f32>, b: &Vec<f32>) -> Result<Tensor> {
+        let mut out = Tensor::zeros(x.rows, x.cols);
+        for t in 0..x.rows {
+            norm_into(x.row(t), w, b, 1e-5, &mut out.data[t * x.cols..(t + 1) * x.cols]);
+        }
+        Ok(out)
+    }
+
+    fn token_shift(&self, u: &Tensor, state: &mut State, layer: usize, which: Shift) -> Result<Tensor> {
+        let ls = &mut state.layers[layer];
+        let prev = match which {
+            Shift::TimeMix => &mut ls.att_shift,
+            Shift::ChannelMix => &mut ls.ffn_shift,
+        };
+        let c = u.cols;
+        let mut d = Tensor::zeros(u.rows, c);
+        for t in 0..u.rows {
+            let p: &[f32] = if t == 0 { prev } else { u.row(t - 1) };
+            for i in 0..c {
+                d.data[t * c + i] = p[i] - u.data[t * c + i];
+            }
+        }
+        if u.rows > 0 {
+            prev.copy_from_slice(u.row(u.rows - 1));
+        }
+        Ok(d)
+    }
+
+    fn lerp(&self, u: &Tensor, d: &Tensor, mu: &Vec<f32>) -> Result<Tensor> {
+        let c = u.cols;
+        let mut out = u.clone();
+        for (i, o) in out.data.iter_mut().enumerate() {
+            *o += d.data[i] * mu[i % c];
+        }
+        Ok(out)
+    }
+
+    fn matmul(&self, x: &Tensor, w: &CpuMatrix) -> Result<Tensor> {
+        Ok(kernels::matmul(x, w))
+    }
+
+    fn lora(
+        &self,
+        x: &Tensor,
+        down: &CpuMatrix,
+        mid: LoraMid,
+        up: &CpuMatrix,
+        bias: Option<&Vec<f32>>,
+        sigmoid_out: bool,
+    ) -> Result<Tensor> {
+        let h = kernels::matmul(x, down);
+        let h = match mid {
+            LoraMid::None => h,
+            LoraMid::Tanh => h.map(f32::tanh),
+            LoraMid::Sigmoid => h.map(sigmoid),
+        };
+        let mut y = kernels::matmul(&h, up);
+        let c = y.cols;
+        for (i, o) in y.data.iter_mut().enumerate() {
+            if let Some(b) = bias {
+                *o += b[i % c];
+            }
+            if sigmoid_out {
+                *o = sigmoid(*o);
+            }
+        }
+        Ok(y)
+    }
+
+    fn removal_key(&self, k: &Tensor, k_k: &Vec<f32>, head_size: usize) -> Result<Tensor> {
+        let c = k.cols;
+        let mut out = Tensor::zeros(k.rows, c);
+        for (idx, (kr, or)) in k.data.chunks_exact(head_size).zip(out.data.chunks_exact_mut(head_size)).enumerate() {
+            let base = (idx * head_size) % c;
+            let mut ss = 0f32;
+            for j in 0..head_size {
+                or[j] = kr[j] * k_k[base + j];
+                ss += or[j] * or[j];
+            }
+            let inv = 1.0 / ss.sqrt().max(1e-12);
+            or.iter_mut().for_each(|v| *v *= inv);
+        }
+        Ok(out)
+    }
+
+    fn write_key(&self, k: &Tensor, alpha: &Tensor, k_a: &Vec<f32>) -> Result<Tensor> {
+        let c = k.cols;
+        let mut out = k.clone();
+        for (i, o) in out.data.iter_mut().enumerate() {
+            *o *= 1.0 + (alpha.data[i] - 1.0) * k_a[i % c];
+        }
+        Ok(out)
+    }
+
+    fn value_residual(&self, v: &Tensor, v_first: &Tensor, gate: &Tensor) -> Result<Tensor> {
+        let mix = v_first.zip(v, |f, v| f - v);
+        Ok(v.zip(&mix.zip(gate, |m, g| m * g), |v, m| v + m))
+    }
+
+    fn wkv(
+        &self,
+        state: &mut State,
+        layer: usize,
+        r: &Tensor,
+        z: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        kk: &Tensor,
+        alpha: &Tensor,
+    ) -> Result<Tensor> {
+        let n = state.head_size;
+        let c = r.cols;
+        let t_len = r.rows;
+        let s = &mut state.layers[layer].wkv;
+        // Heads are independent: each scans all T tokens with its own N×N state.
+        let per_head = |(h, sh): (usize, &mut [f32])| {
+            let mut ys = vec![0f32; t_len * n];
+            for t in 0..t_len {
+                let sl = t * c + h * n..t * c + (h + 1) * n;
+                let row = kernels::WkvRow {
+                    r: &r.data[sl.clone()],
+                    z: &z.data[sl.clone()],
+                    k: &k.data[sl.clone()],
+                    v: &v.data[sl.clone()],
+                    kk: &kk.data[sl.clone()],
+                    alpha: &alpha.data[sl],
+                };
+                kernels::wkv_head_step(sh, &row, &mut ys[t * n..(t + 1) * n]);
+            }
+            (h, ys)
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let outs: Vec<(usize, Vec<f32>)> = {
+            use rayon::prelude::*;
+            s.par_chunks_mut(n * n).enumerate().map(per_head).collect()
+        };
+        #[cfg(target_arch = "wasm32")]
+        let outs: Vec<(usize, Vec<f32>)> = s.chunks_mut(n * n).enumerate().map(per_head).collect();
+        let mut y = Tensor::zeros(t_len, c);
+        for (h, ys) in outs {
+            for t in 0..t_len {
+                y.data[t * c + h * n..t * c + (h + 1) * n].copy_from_slice(&ys[t * n..(t + 1) * n]);
+            }
+        }
+        Ok(y)
+    }
+
+    fn group_norm_bonus_gate(
+        &self,
+        y: &Tensor,
+        r: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        r_k: &Vec<f32>,
+        ln_w: &Vec<f32>,
+        ln_b: &Vec<f32>,
+        g: &Tensor,
+        head_size: usize,
+    ) -> Result<Tensor> {
+        let c = y.cols;
+        let n = head_size;
+        let heads = c / n;
+        let mut out = Tensor::zeros(y.rows, c);
+        for t in 0..y.rows {
+            for h in 0..heads {
+                let sl = t * c + h * n..t * c + (h + 1) * n;
+                let cs = h * n..(h + 1) * n;
+                norm_into(&y.data[sl.clone()], &ln_w[cs.clone()], &ln_b[cs.clone()], 64e-5, &mut out.data[sl.clone()]);
+                let beta: f32 = (0..n).map(|j| r.data[sl.start + j] * k.data[sl.start + j] * r_k[h * n + j]).sum();
+                for i in 0..n {
+                    let o = &mut out.data[sl.start + i];
+                    *o = (*o + beta * v.data[sl.start + i]) * g.data[sl.start + i];
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn relu_sq(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.map(|v| {
+            let r = v.max(0.0);
+            r * r
+        }))
+    }
+
+    fn add_assign(&self, x: &mut Tensor, y: &Tensor) -> Result<()> {
+        x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+
+    fn last_row(&self, x: &Tensor) -> Result<Tensor> {
+        let t = x.rows.checked_sub(1).ok_or_else(|| Error::BadInput("no tokens".into()))?;
+        Ok(Tensor { rows: 1, cols: x.cols, data: x.row(t).to_vec() })
+    }
+
+    fn read(&self, x: &Tensor) -> Result<Vec<f32>> {
+        Ok(x.data.clone())
+    }
+}

@@ -1,0 +1,126 @@
+//! The narrow interface the forward pass is written against: a dozen RWKV-7 operations,
+//! not a tensor library. The CPU backend implements it exactly in fp32; the GPU backend
+//! (WGSL through wgpu) implements the same operations as compute shaders.
+//!
+//! Activations are `[T, C]`-shaped: `T` tokens of a prompt in sequence mode, `T = 1` when
+//! decoding. Matrices are `[out, in]` row-major and applied as `y = x·Wᵀ`.
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::model::Config;
+use crate::state::State;
+
+/// Matrix data handed to a backend at load time, row-major `[rows = out, cols = in]`.
+pub enum HostMatrixData {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+}
+
+/// A weight matrix on the host, before the backend takes it.
+pub struct HostMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: HostMatrixData,
+}
+
+/// The activation between the two factors of a LoRA (spec §2.3 steps 5-7, 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoraMid {
+    None,
+    Tanh,
+    Sigmoid,
+}
+
+/// Which token-shift vector of a layer's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shift {
+    TimeMix,
+    ChannelMix,
+}
+
+/// The operations of the RWKV-7 forward pass.
+pub trait Backend {
+    /// A weight matrix in device memory.
+    type Matrix;
+    /// A weight vector (length `C`, or `H·N` for `r_k`), always f32.
+    type Vector;
+    /// Activations `[T, width]`, f32. Cloned once per forward call (`v_first`).
+    type Act: Clone;
+    /// The recurrent state of one session.
+    type State;
+
+    /// A short name for reports (`cpu`, `gpu`).
+    fn name(&self) -> String;
+
+    fn matrix(&self, m: HostMatrix) -> Result<Self::Matrix>;
+    fn vector(&self, v: Vec<f32>) -> Result<Self::Vector>;
+
+    fn new_state(&self, cfg: &Config, fingerprint: [u8; 32]) -> Result<Self::State>;
+    fn state_to_host(&self, s: &Self::State) -> Result<State>;
+    fn state_from_host(&self, s: &State) -> Result<Self::State>;
+
+    /// Rows `tokens` of the embedding table: `[T, C]`.
+    fn embed(&self, emb: &Self::Matrix, tokens: &[u32]) -> Result<Self::Act>;
+    /// LayerNorm over each row, eps 1e-5.
+    fn layer_norm(&self, x: &Self::Act, w: &Self::Vector, b: &Self::Vector) -> Result<Self::Act>;
+    /// `d = shifted(u) − u`, where row `t` of `shifted(u)` is `u[t−1]` and row 0 comes from the
+    /// state; the state then keeps `u[T−1]` (spec §2.3 step 2, §4).
+    fn token_shift(&self, u: &Self::Act, state: &mut Self::State, layer: usize, which: Shift) -> Result<Self::Act>;
+    /// `u + d ⊙ mu` for every row.
+    fn lerp(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector) -> Result<Self::Act>;
+    /// `x·Wᵀ` (W stored `[out, in]`).
+    fn matmul(&self, x: &Self::Act, w: &Self::Matrix) -> Result<Self::Act>;
+    /// `post(bias + mid(x·Downᵀ)·Upᵀ)`, `post` = sigmoid if `sigmoid_out`.
+    fn lora(
+        &self,
+        x: &Self::Act,
+        down: &Self::Matrix,
+        mid: LoraMid,
+        up: &Self::Matrix,
+        bias: Option<&Self::Vector>,
+        sigmoid_out: bool,
+    ) -> Result<Self::Act>;
+    /// `κ̂ = normalize_per_head(k ⊙ k_k)`, eps 1e-12 (step 8).
+    fn removal_key(&self, k: &Self::Act, k_k: &Self::Vector, head_size: usize) -> Result<Self::Act>;
+    /// `k̃ = k ⊙ (1 + (α − 1) ⊙ k_a)` (step 9).
+    fn write_key(&self, k: &Self::Act, alpha: &Self::Act, k_a: &Self::Vector) -> Result<Self::Act>;
+    /// `ṽ = v + (v_first − v) ⊙ gate` (step 10, layers ≥ 1).
+    fn value_residual(&self, v: &Self::Act, v_first: &Self::Act, gate: &Self::Act) -> Result<Self::Act>;
+    /// The WKV-7 scan over the `T` rows (steps 5 and 11): decay from `z` in fp32, state update,
+    /// read-out `y = S'·r`.
+    #[allow(clippy::too_many_arguments)]
+    fn wkv(
+        &self,
+        state: &mut Self::State,
+        layer: usize,
+        r: &Self::Act,
+        z: &Self::Act,
+        k: &Self::Act,
+        v: &Self::Act,
+        kk: &Self::Act,
+        alpha: &Self::Act,
+    ) -> Result<Self::Act>;
+    /// GroupNorm per head (eps 64e-5), plus the bonus `β_h·ṽ`, times the gate (steps 12-14).
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm_bonus_gate(
+        &self,
+        y: &Self::Act,
+        r: &Self::Act,
+        k: &Self::Act,
+        v: &Self::Act,
+        r_k: &Self::Vector,
+        ln_w: &Self::Vector,
+        ln_b: &Self::Vector,
+        g: &Self::Act,
+        head_size: usize,
+    ) -> Result<Self::Act>;
+    /// `relu(x)²` elementwise (channel mix).
+    fn relu_sq(&self, x: &Self::Act) -> Result<Self::Act>;
+    /// `x += y`.
+    fn add_assign(&self, x: &mut Self::Act, y: &Self::Act) -> Result<()>;
+    /// The last row of `x`, as a `[1, width]` activation.
+    fn last_row(&self, x: &Self::Act) -> Result<Self::Act>;
+    /// Rows of `x` read back to the host, flattened row-major.
+    fn read(&self, x: &Self::Act) -> Result<Vec<f32>>;
+}

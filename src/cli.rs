@@ -1,0 +1,390 @@
+//! The native `gander` command line (**contract**, design.md "CLI").
+//!
+//! Every failure prints one line, `error: ...`, to stderr and exits non-zero; stdout carries
+//! only the command's result (JSON, or the generated text), so it can be piped.
+
+use crate::backend::cpu::Cpu;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::{self, gander};
+use crate::generate::{generate, GenerateOptions};
+use crate::model::{self, Config, Model};
+use crate::sampler::{Sampler, SamplerOptions};
+use crate::tokenizer::Tokenizer;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "gander", version, about = "Run, convert and benchmark RWKV-7 (x070) models")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    Cpu,
+    Gpu,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Convert an official .pth/.safetensors (or a Gander file) to a Gander weight file.
+    Convert {
+        input: PathBuf,
+        output: PathBuf,
+        /// Matrix format: f32, f16 (int8 and q4 are not built yet).
+        #[arg(long, default_value = "f16")]
+        quant: String,
+    },
+    /// Print the model's config, quantisation, parameter count and state size as JSON.
+    Info { model: PathBuf },
+    /// Print the token ids of a text as a JSON array.
+    Tokenize {
+        /// Use this model's tokenizer (byte-level for vocab-256 models); default: World.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// The text to tokenize.
+        text: Option<String>,
+        /// Read the text from a file instead.
+        #[arg(long, conflicts_with = "text")]
+        text_file: Option<PathBuf>,
+    },
+    /// Print the logits after a sequence of token ids as JSON.
+    Logits {
+        #[arg(long)]
+        model: PathBuf,
+        /// Comma-separated token ids, e.g. 1,2,3.
+        #[arg(long)]
+        tokens: String,
+        /// Print the logits after every position, not only the last.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendArg,
+    },
+    /// Generate text from a prompt; only the generated text goes to stdout.
+    Generate {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 200)]
+        max_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 0.85)]
+        top_p: f32,
+        /// 0 = no limit.
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.0)]
+        presence_penalty: f32,
+        #[arg(long, default_value_t = 0.0)]
+        frequency_penalty: f32,
+        #[arg(long, default_value_t = 0.996)]
+        penalty_decay: f32,
+        /// Stop before this string (repeatable).
+        #[arg(long)]
+        stop: Vec<String>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendArg,
+    },
+    /// Perplexity of a text: exp(mean over i >= 1 of -log p(t_i | t_<i)).
+    Perplexity {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        text_file: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendArg,
+    },
+    /// Measure prefill and decode speed; prints JSON.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendArg,
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+    },
+}
+
+/// Entry point of the binary: parse, run, map errors to one line and an exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return std::process::ExitCode::SUCCESS;
+            }
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            eprintln!("error: {first} (see `gander --help`)");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(cli.cmd) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.to_string().replace('\n', " "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_backend(b: BackendArg) -> Result<()> {
+    match b {
+        BackendArg::Cpu => Ok(()),
+        BackendArg::Gpu => Err(Error::NotBuilt("--backend gpu: the GPU backend is not built yet; use --backend cpu".into())),
+    }
+}
+
+fn load(path: &Path, backend: BackendArg) -> Result<Model<Cpu>> {
+    check_backend(backend)?;
+    model::load_path(path)
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|_| Error::BadInput(format!("{}: not UTF-8 text", path.display())))
+}
+
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v).map_err(|e| Error::BadInput(e.to_string()))?;
+    writeln!(out).map_err(|e| Error::io("stdout", e))
+}
+
+fn parse_tokens(s: &str) -> Result<Vec<u32>> {
+    let ids: Result<Vec<u32>> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<u32>().map_err(|_| Error::BadInput(format!("--tokens: `{t}` is not a token id (expected e.g. 1,2,3)"))))
+        .collect();
+    let ids = ids?;
+    if ids.is_empty() {
+        return Err(Error::BadInput("--tokens: empty prompt: give at least one token id".into()));
+    }
+    Ok(ids)
+}
+
+fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Convert { input, output, quant } => convert(&input, &output, &quant),
+        Cmd::Info { model } => info(&model),
+        Cmd::Tokenize { model, text, text_file } => {
+            let text = match (text, text_file) {
+                (Some(t), None) => t,
+                (None, Some(f)) => read_text(&f)?,
+                _ => return Err(Error::BadInput("tokenize: give TEXT or --text-file FILE".into())),
+            };
+            let tok = match model {
+                None => Tokenizer::world(),
+                Some(p) => {
+                    let src = format::open_path(&p)?;
+                    let cfg = Config::from_tensors(src.tensors())?;
+                    Tokenizer::for_vocab(cfg.vocab)
+                        .ok_or_else(|| Error::Unsupported(format!("no tokenizer for a vocabulary of {} rows", cfg.vocab)))?
+                }
+            };
+            print_json(&serde_json::json!(tok.encode(&text)))
+        }
+        Cmd::Logits { model, tokens, all, backend } => {
+            let ids = parse_tokens(&tokens)?;
+            let m = load(&model, backend)?;
+            let mut state = m.new_state()?;
+            let rows: Vec<Vec<f32>> = if all {
+                let mut rows = Vec::new();
+                m.forward_all(&mut state, &ids, |_, l| {
+                    rows.push(l.to_vec());
+                    Ok(())
+                })?;
+                rows
+            } else {
+                vec![m.forward(&mut state, &ids)?]
+            };
+            print_json(&serde_json::json!({ "logits": rows }))
+        }
+        Cmd::Generate {
+            model, prompt, max_tokens, temperature, top_p, top_k, seed, presence_penalty,
+            frequency_penalty, penalty_decay, stop, backend,
+        } => {
+            let sampler = SamplerOptions { temperature, top_p, top_k, presence_penalty, frequency_penalty, penalty_decay, seed };
+            sampler.validate()?;
+            if prompt.is_empty() {
+                return Err(Error::BadInput("--prompt: empty prompt; give some text to continue".into()));
+            }
+            let m = load(&model, backend)?;
+            let ids = m.tokenizer()?.encode(&prompt);
+            let mut state = m.new_state()?;
+            let t0 = Instant::now();
+            let logits = m.forward(&mut state, &ids)?;
+            let prefill_s = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let mut out = std::io::stdout().lock();
+            let mut write_err = None;
+            let g = generate(&m, &mut state, logits, &GenerateOptions { max_tokens, sampler, stop }, |_, text| {
+                if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                    write_err = Some(e);
+                    return false;
+                }
+                true
+            })?;
+            if let Some(e) = write_err {
+                return Err(Error::io("stdout", e));
+            }
+            let decode_s = t1.elapsed().as_secs_f64();
+            eprintln!(
+                "\n[gander] {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s ({}, finish: {:?})",
+                ids.len(),
+                ids.len() as f64 / prefill_s.max(1e-9),
+                g.tokens.len(),
+                g.tokens.len() as f64 / decode_s.max(1e-9),
+                m.backend.name(),
+                g.finish
+            );
+            Ok(())
+        }
+        Cmd::Perplexity { model, text_file, backend } => {
+            let text = read_text(&text_file)?;
+            let m = load(&model, backend)?;
+            let ids = m.tokenizer()?.encode(&text);
+            if ids.len() < 2 {
+                return Err(Error::BadInput(format!("{}: perplexity needs a text of at least 2 tokens", text_file.display())));
+            }
+            let mut state = m.new_state()?;
+            let mut nll = 0f64;
+            m.forward_all(&mut state, &ids[..ids.len() - 1], |i, logits| {
+                nll -= log_softmax_at(logits, ids[i + 1] as usize);
+                Ok(())
+            })?;
+            let scored = ids.len() - 1;
+            print_json(&serde_json::json!({ "tokens": ids.len(), "scored": scored, "ppl": (nll / scored as f64).exp() }))
+        }
+        Cmd::Bench { model, backend, prompt_tokens, gen_tokens } => bench(&model, backend, prompt_tokens, gen_tokens),
+    }
+}
+
+/// `log softmax(logits)[target]`, in f64.
+fn log_softmax_at(logits: &[f32], target: usize) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let lse = logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln() + max;
+    logits.get(target).map(|&l| l as f64 - lse).unwrap_or(f64::NEG_INFINITY)
+}
+
+fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
+    let quant = gander::Quant::parse(quant)?;
+    let mut src = format::open_path(input)?;
+    let cfg = Config::from_tensors(src.tensors())?;
+    let fp = model::fingerprint(&cfg, src.as_mut())?;
+    let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
+    // Write next to the target and rename at the end: a failure never leaves a partial file.
+    let tmp = output.with_extension("part");
+    let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    let tty = std::io::stderr().is_terminal();
+    let res = gander::write(src.as_mut(), &names, quant, &hex(&fp), &mut w, &mut |done, total| {
+        if tty {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            eprint!("\rconverting [{}{}] {done}/{total} tensors", "#".repeat(filled), " ".repeat(width - filled));
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    let res = res.and_then(|_| w.into_inner().map_err(|e| Error::io(&tmp, e.into_error())).map(|_| ()));
+    match res.and_then(|_| std::fs::rename(&tmp, output).map_err(|e| Error::io(output, e))) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn info(path: &Path) -> Result<()> {
+    let mut src = format::open_path(path)?;
+    let gmeta = gander::read_meta(src.as_ref())?;
+    let cfg = Config::from_tensors(src.tensors())?;
+    let fp = model::fingerprint(&cfg, src.as_mut())?;
+    let quant = match &gmeta {
+        Some(m) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
+        None => src.tensors().get("blocks.0.att.key.weight").map(|i| format!("{:?}", i.dtype).to_lowercase()).unwrap_or_default(),
+    };
+    let tokenizer = match Tokenizer::for_vocab(cfg.vocab) {
+        Some(Tokenizer::World(_)) => "world",
+        Some(Tokenizer::Bytes) => "bytes",
+        None => "none",
+    };
+    let state_bytes = crate::State::zeros(&cfg, fp).byte_len();
+    print_json(&serde_json::json!({
+        "format": if gmeta.is_some() { "gander" } else if std::fs::read(path).map(|b| b.starts_with(b"PK")).unwrap_or(false) { "pth" } else { "safetensors" },
+        "config": cfg,
+        "quant": quant,
+        "params": cfg.params(),
+        "state_bytes": state_bytes,
+        "tokenizer": tokenizer,
+        "fingerprint": hex(&fp),
+    }))
+}
+
+fn bench(path: &Path, backend: BackendArg, prompt_tokens: usize, gen_tokens: usize) -> Result<()> {
+    if prompt_tokens == 0 {
+        return Err(Error::BadInput("--prompt-tokens must be at least 1".into()));
+    }
+    let t_load = Instant::now();
+    let m = load(path, backend)?;
+    let load_s = t_load.elapsed().as_secs_f64();
+    // A fixed pseudo-random prompt over ids every tokenizer defines (1..min(V, 65530)).
+    let hi = m.config.vocab.min(65530) as u64;
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let prompt: Vec<u32> = (0..prompt_tokens)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (1 + x % (hi - 1).max(1)) as u32
+        })
+        .collect();
+    let mut state = m.new_state()?;
+    let t0 = Instant::now();
+    let mut logits = m.forward(&mut state, &prompt)?;
+    let prefill_s = t0.elapsed().as_secs_f64();
+    let mut sampler = Sampler::new(SamplerOptions { temperature: 0.0, ..Default::default() }, m.config.vocab)?;
+    let t1 = Instant::now();
+    for _ in 0..gen_tokens {
+        let t = sampler.sample(&logits, |_| true)?;
+        logits = m.forward(&mut state, &[t])?;
+    }
+    let decode_s = t1.elapsed().as_secs_f64();
+    let weight_bytes = std::fs::metadata(path).map(|md| md.len()).unwrap_or(0);
+    print_json(&serde_json::json!({
+        "prefill_tok_s": prompt_tokens as f64 / prefill_s,
+        "decode_tok_s": gen_tokens as f64 / decode_s.max(1e-9),
+        "prompt_tokens": prompt_tokens,
+        "gen_tokens": gen_tokens,
+        "backend": m.backend.name(),
+        "threads": rayon::current_num_threads(),
+        "quant": m.quant,
+        "params": m.config.params(),
+        "file_bytes": weight_bytes,
+        "load_s": load_s,
+        "config": m.config,
+    }))
+}

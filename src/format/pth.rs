@@ -1,0 +1,170 @@
+//! Official PyTorch checkpoints (`torch.save` zip archives), read without Python (spec §1.1).
+//!
+//! The archive holds `<prefix>/data.pkl` (a state-dict pickle, parsed by the restricted
+//! [`pickle`](super::pickle) reader) and `<prefix>/data/<key>` (raw little-endian storages).
+//! Tensors are read one at a time; `storage_offset`, `size` and `stride` are honoured, and every
+//! extent is checked against the storage's real length before any copy.
+
+use super::pickle::{parse_state_dict, TensorRef};
+use super::{RawTensor, TensorInfo, TensorSource};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek};
+
+/// Largest `data.pkl` accepted; a 13B checkpoint's pickle is about 200 KB.
+const MAX_PICKLE_BYTES: u64 = 64 << 20;
+
+trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
+/// An open `.pth` file.
+pub struct PthFile {
+    zip: zip::ZipArchive<Box<dyn ReadSeek>>,
+    prefix: String,
+    refs: BTreeMap<String, TensorRef>,
+    infos: BTreeMap<String, TensorInfo>,
+}
+
+fn zip_err(e: zip::result::ZipError) -> Error {
+    Error::BadFile(format!("not a readable PyTorch zip archive ({e}); is the file complete?"))
+}
+
+impl PthFile {
+    /// Open a `.pth` file on disk.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(path: &std::path::Path) -> Result<Self> {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Self::from_reader(Box::new(std::io::BufReader::new(f)))
+    }
+
+    /// Parse a `.pth` held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Self::from_reader(Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    fn from_reader(r: Box<dyn ReadSeek>) -> Result<Self> {
+        let mut zip = zip::ZipArchive::new(r).map_err(zip_err)?;
+        let pkl_name = zip
+            .file_names()
+            .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
+            .min_by_key(|n| n.len())
+            .map(str::to_string)
+            .ok_or_else(|| Error::BadFile("zip archive has no data.pkl: not a PyTorch checkpoint".into()))?;
+        let prefix = pkl_name.strip_suffix("data.pkl").unwrap_or("").to_string();
+        if let Ok(mut f) = zip.by_name(&format!("{prefix}byteorder")) {
+            let mut s = String::new();
+            // A non-UTF-8 byteorder entry is treated as "not little".
+            let _ = f.by_ref().take(16).read_to_string(&mut s);
+            if s.trim() != "little" {
+                return Err(Error::Unsupported(format!("checkpoint byte order `{}` (only little-endian)", s.trim())));
+            }
+        }
+        let pickle = {
+            let mut f = zip.by_name(&pkl_name).map_err(zip_err)?;
+            if f.size() > MAX_PICKLE_BYTES {
+                return Err(Error::BadFile(format!("data.pkl is {} bytes, more than a state dict needs", f.size())));
+            }
+            let mut buf = Vec::with_capacity(f.size() as usize);
+            f.read_to_end(&mut buf).map_err(|e| Error::BadFile(format!("reading data.pkl: {e}")))?;
+            buf
+        };
+        let mut refs = BTreeMap::new();
+        let mut infos = BTreeMap::new();
+        for (name, t) in parse_state_dict(&pickle)? {
+            let info = TensorInfo { dtype: t.dtype, shape: t.size.clone() };
+            info.numel()?;
+            if refs.insert(name.clone(), t).is_some() {
+                return Err(Error::BadModel(format!("tensor `{name}` appears twice")));
+            }
+            infos.insert(name, info);
+        }
+        Ok(Self { zip, prefix, refs, infos })
+    }
+}
+
+/// Element offsets (within the storage) of a strided view, in row-major order.
+fn strided_offsets(t: &TensorRef) -> Vec<usize> {
+    let numel: usize = t.size.iter().product();
+    let mut out = Vec::with_capacity(numel);
+    if numel == 0 {
+        return out;
+    }
+    let mut idx = vec![0usize; t.size.len()];
+    loop {
+        out.push(t.offset + idx.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>());
+        let mut d = t.size.len();
+        loop {
+            if d == 0 {
+                return out;
+            }
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < t.size[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+impl TensorSource for PthFile {
+    fn tensors(&self) -> &BTreeMap<String, TensorInfo> {
+        &self.infos
+    }
+
+    fn read(&mut self, name: &str) -> Result<RawTensor> {
+        let t = self.refs.get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?.clone();
+        let info = TensorInfo { dtype: t.dtype, shape: t.size.clone() };
+        let numel = info.numel()?;
+        let es = t.dtype.size();
+        // The last element the view touches must lie inside the storage.
+        let max_index = t.size.iter().zip(&t.stride).try_fold(t.offset, |acc, (&n, &s)| {
+            if n == 0 { Some(acc) } else { acc.checked_add((n - 1).checked_mul(s)?) }
+        });
+        let storage_bytes = t.storage_numel.checked_mul(es);
+        let (Some(max_index), Some(storage_bytes)) = (max_index, storage_bytes) else {
+            return Err(Error::BadFile(format!("tensor `{name}`: view extent overflows")));
+        };
+        if numel > 0 && max_index >= t.storage_numel {
+            return Err(Error::BadFile(format!("tensor `{name}` reaches past the end of its storage")));
+        }
+        let entry = format!("{}data/{}", self.prefix, t.storage_key);
+        let mut f = self.zip.by_name(&entry).map_err(|_| {
+            Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?"))
+        })?;
+        if f.size() < storage_bytes as u64 {
+            return Err(Error::BadFile(format!(
+                "storage of tensor `{name}` has {} bytes, {} expected; is the file truncated?",
+                f.size(),
+                storage_bytes
+            )));
+        }
+        let contiguous = {
+            let mut expect = 1usize;
+            let mut ok = true;
+            for (&n, &s) in t.size.iter().zip(&t.stride).rev() {
+                if n > 1 && s != expect {
+                    ok = false;
+                }
+                expect = expect.saturating_mul(n);
+            }
+            ok
+        };
+        let read_err = |e: std::io::Error| Error::BadFile(format!("reading tensor `{name}`: {e}; is the file truncated?"));
+        let data = if contiguous {
+            std::io::copy(&mut f.by_ref().take((t.offset * es) as u64), &mut std::io::sink()).map_err(read_err)?;
+            let mut buf = vec![0u8; numel * es];
+            f.read_exact(&mut buf).map_err(read_err)?;
+            buf
+        } else {
+            let mut storage = vec![0u8; storage_bytes];
+            f.read_exact(&mut storage).map_err(read_err)?;
+            let mut buf = Vec::with_capacity(numel * es);
+            for off in strided_offsets(&t) {
+                buf.extend_from_slice(&storage[off * es..(off + 1) * es]);
+            }
+            buf
+        };
+        Ok(RawTensor { info, data })
+    }
+}

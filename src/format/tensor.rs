@@ -1,0 +1,63 @@
+//! Raw tensors as stored in files: a dtype, a shape and little-endian bytes.
+
+use crate::error::{Error, Result};
+use half::{bf16, f16};
+
+/// The element types official checkpoints use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
+        }
+    }
+}
+
+/// Header information of one tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl TensorInfo {
+    /// Number of elements, or an error if the shape overflows `usize`.
+    pub fn numel(&self) -> Result<usize> {
+        self.shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::BadFile(format!("tensor shape {:?} overflows", self.shape)))
+    }
+}
+
+/// One tensor's data, contiguous and little-endian in `info.dtype`.
+#[derive(Clone, Debug)]
+pub struct RawTensor {
+    pub info: TensorInfo,
+    pub data: Vec<u8>,
+}
+
+impl RawTensor {
+    /// Convert to f32 (exact for every dtype here).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self.info.dtype {
+            DType::F32 => self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            DType::F16 => self.data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            DType::BF16 => self.data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        }
+    }
+
+    /// The tensor as raw f16 bits if it is stored as f16.
+    pub fn as_f16_bits(&self) -> Option<Vec<u16>> {
+        (self.info.dtype == DType::F16)
+            .then(|| self.data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect())
+    }
+}

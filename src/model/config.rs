@@ -1,0 +1,179 @@
+//! Hyper-parameters inferred from tensor shapes (spec §1.2), and the whole-model shape check.
+//!
+//! There is no config file: `(H, N)` come from `blocks.0.att.r_k`, `(V, C)` from `emb.weight`,
+//! `L` from the block indices, `F` from `ffn.key.weight`, and the LoRA ranks from the factors'
+//! inner dimension (`Dv` from layer 1, because layer 0 may lack `v0/v1/v2`, spec §1.4).
+
+use crate::error::{Error, Result};
+use crate::format::TensorInfo;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The shape of an RWKV-7 x070 model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// `V`: rows of the embedding and the head.
+    pub vocab: usize,
+    /// `C`: `n_embd`.
+    pub embd: usize,
+    /// `L`: number of blocks.
+    pub layers: usize,
+    /// `H`: heads, `C / N`.
+    pub heads: usize,
+    /// `N`: head size (64 in every released model).
+    pub head_size: usize,
+    /// `F`: channel-mix hidden size (`4C` in released models).
+    pub ffn: usize,
+    /// LoRA ranks `Dw, Da, Dv, Dg`.
+    pub rank_w: usize,
+    pub rank_a: usize,
+    pub rank_v: usize,
+    pub rank_g: usize,
+    /// Whether the file carries the unused layer-0 `att.v0/v1/v2` (they are never read).
+    pub layer0_has_v: bool,
+}
+
+/// The 20B-tokenizer vocabulary of the Pile models, which Gander does not ship.
+const PILE_VOCAB: usize = 50304;
+
+fn shape_of<'a>(t: &'a BTreeMap<String, TensorInfo>, name: &str) -> Result<&'a [usize]> {
+    t.get(name).map(|i| i.shape.as_slice()).ok_or_else(|| Error::BadModel(format!("missing tensor `{name}`")))
+}
+
+fn dims2(t: &BTreeMap<String, TensorInfo>, name: &str) -> Result<(usize, usize)> {
+    match shape_of(t, name)? {
+        [a, b] => Ok((*a, *b)),
+        s => Err(Error::BadModel(format!("`{name}` has shape {s:?}, expected 2 dimensions"))),
+    }
+}
+
+/// Refuse checkpoints that look like RWKV-7 relatives Gander does not implement (spec §1.7).
+fn reject_variants(t: &BTreeMap<String, TensorInfo>) -> Result<()> {
+    for name in t.keys() {
+        if name.contains("ffn.s_emb") || name.contains("ffn.s0") {
+            return Err(Error::Unsupported(format!(
+                "`{name}` marks a DeepEmbed (rwkv7a) checkpoint; only plain RWKV-7 x070 is supported"
+            )));
+        }
+        if name.contains(".qkv.") {
+            return Err(Error::Unsupported(format!("`{name}` marks an rwkv7b (attention side path) checkpoint; only plain RWKV-7 x070 is supported")));
+        }
+        if name.contains("time_decay") || name.contains("time_maa") || name.contains("time_mix_k") || name.contains("time_faaaa") {
+            return Err(Error::Unsupported(format!(
+                "`{name}` belongs to an older RWKV (v4-v6 or an x070 preview); Gander runs RWKV-7 x070 only"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Infer the config from a checkpoint's tensor list and check every tensor's presence and shape.
+    /// Unknown tensors are refused by name, so a file of another architecture fails loudly.
+    pub fn from_tensors(t: &BTreeMap<String, TensorInfo>) -> Result<Config> {
+        reject_variants(t)?;
+        let (vocab, embd) = dims2(t, "emb.weight")?;
+        if vocab == PILE_VOCAB {
+            return Err(Error::Unsupported(
+                "vocabulary of 50304 rows: a Pile model with the GPT-NeoX 20B tokenizer, which Gander does not ship".into(),
+            ));
+        }
+        let (heads, head_size) = dims2(t, "blocks.0.att.r_k")?;
+        if heads == 0 || head_size == 0 || heads * head_size != embd {
+            return Err(Error::BadModel(format!("`blocks.0.att.r_k` is [{heads}, {head_size}] but C = {embd}")));
+        }
+        let mut layers = 0usize;
+        for name in t.keys() {
+            if let Some(rest) = name.strip_prefix("blocks.") {
+                let idx: usize = rest
+                    .split('.')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| Error::BadModel(format!("unknown tensor `{name}`")))?;
+                // Cap against hostile files: a name cannot conjure 10^18 layers.
+                if idx >= 4096 {
+                    return Err(Error::BadModel(format!("tensor `{name}`: layer index {idx} is implausible")));
+                }
+                layers = layers.max(idx + 1);
+            }
+        }
+        if layers == 0 {
+            return Err(Error::BadModel("no `blocks.*` tensors".into()));
+        }
+        let (ffn, _) = dims2(t, "blocks.0.ffn.key.weight")?;
+        let rank_w = dims2(t, "blocks.0.att.w1")?.1;
+        let rank_a = dims2(t, "blocks.0.att.a1")?.1;
+        let rank_g = dims2(t, "blocks.0.att.g1")?.1;
+        let rank_v = if layers > 1 { dims2(t, "blocks.1.att.v1")?.1 } else { 0 };
+        let layer0_has_v = t.contains_key("blocks.0.att.v1");
+        let cfg = Config { vocab, embd, layers, heads, head_size, ffn, rank_w, rank_a, rank_v, rank_g, layer0_has_v };
+        let expected = cfg.expected_shapes();
+        for (name, shape) in &expected {
+            let got = shape_of(t, name)?;
+            if got != shape.as_slice() {
+                return Err(Error::BadModel(format!("`{name}` has shape {got:?}, expected {shape:?}")));
+            }
+        }
+        for name in t.keys() {
+            let unused_v = name.starts_with("blocks.0.att.v") && matches!(&name[14..], "0" | "1" | "2");
+            if !expected.contains_key(name) && !unused_v {
+                return Err(Error::BadModel(format!("unknown tensor `{name}`")));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Every tensor the forward pass reads, with its stored shape (spec §1.3).
+    /// Layer-0 `v0/v1/v2` are not listed: they are never read (spec §1.4).
+    pub fn expected_shapes(&self) -> BTreeMap<String, Vec<usize>> {
+        let (v, c, f) = (self.vocab, self.embd, self.ffn);
+        let mut m = BTreeMap::new();
+        let mut put = |n: String, s: Vec<usize>| {
+            m.insert(n, s);
+        };
+        put("emb.weight".into(), vec![v, c]);
+        put("head.weight".into(), vec![v, c]);
+        put("ln_out.weight".into(), vec![c]);
+        put("ln_out.bias".into(), vec![c]);
+        put("blocks.0.ln0.weight".into(), vec![c]);
+        put("blocks.0.ln0.bias".into(), vec![c]);
+        for l in 0..self.layers {
+            let p = |s: &str| format!("blocks.{l}.{s}");
+            for n in ["ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "att.ln_x.weight", "att.ln_x.bias"] {
+                put(p(n), vec![c]);
+            }
+            for n in ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g", "w0", "a0", "k_k", "k_a"] {
+                put(p(&format!("att.{n}")), vec![1, 1, c]);
+            }
+            put(p("att.r_k"), vec![self.heads, self.head_size]);
+            for n in ["receptance", "key", "value", "output"] {
+                put(p(&format!("att.{n}.weight")), vec![c, c]);
+            }
+            put(p("att.w1"), vec![c, self.rank_w]);
+            put(p("att.w2"), vec![self.rank_w, c]);
+            put(p("att.a1"), vec![c, self.rank_a]);
+            put(p("att.a2"), vec![self.rank_a, c]);
+            put(p("att.g1"), vec![c, self.rank_g]);
+            put(p("att.g2"), vec![self.rank_g, c]);
+            if l > 0 {
+                put(p("att.v0"), vec![1, 1, c]);
+                put(p("att.v1"), vec![c, self.rank_v]);
+                put(p("att.v2"), vec![self.rank_v, c]);
+            }
+            put(p("ffn.x_k"), vec![1, 1, c]);
+            put(p("ffn.key.weight"), vec![f, c]);
+            put(p("ffn.value.weight"), vec![c, f]);
+        }
+        m
+    }
+
+    /// Parameters the forward pass uses (layer-0 `v*` excluded).
+    pub fn params(&self) -> usize {
+        self.expected_shapes().values().map(|s| s.iter().product::<usize>()).sum()
+    }
+
+    /// Floats in one recurrent state: `L·(2C + H·N·N)` (spec §3.1).
+    pub fn state_floats(&self) -> usize {
+        self.layers * (2 * self.embd + self.heads * self.head_size * self.head_size)
+    }
+}

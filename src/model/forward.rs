@@ -1,0 +1,116 @@
+//! The RWKV-7 forward pass, written once over [`Backend`] and numbered as spec §2.
+//!
+//! Every call processes `T ≥ 1` tokens: decoding is `T = 1`; a prompt is one call with all its
+//! tokens (sequence mode, spec §4): every matrix product runs over the `[T, C]` block at once,
+//! then the WKV scan walks the tokens in order. Both modes are the same code, so they agree
+//! to rounding.
+
+use super::weights::{ChannelMix, Norm, TimeMix, Weights};
+use crate::backend::{Backend, LoraMid, Shift};
+use crate::error::Result;
+
+/// Which logits a forward call should produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// None: only advance the state (prefill).
+    None,
+    /// The logits after the last token.
+    Last,
+    /// The logits after every token, `[T, V]`.
+    All,
+}
+
+/// Spec §2.3: the time mix of layer `l`. Returns the residual update `W_output·(o ⊙ g)`.
+#[allow(clippy::too_many_arguments)]
+fn time_mix<B: Backend>(
+    b: &B,
+    att: &TimeMix<B>,
+    ln1: &Norm<B>,
+    state: &mut B::State,
+    l: usize,
+    head_size: usize,
+    x: &B::Act,
+    v_first: &mut Option<B::Act>,
+) -> Result<B::Act> {
+    // 1. pre-norm
+    let u = b.layer_norm(x, &ln1.weight, &ln1.bias)?;
+    // 2. token shift: d = previous u − u; the state keeps this token's u
+    let d = b.token_shift(&u, state, l, Shift::TimeMix)?;
+    // 3. six lerps
+    let xr = b.lerp(&u, &d, &att.x_r)?;
+    let xw = b.lerp(&u, &d, &att.x_w)?;
+    let xk = b.lerp(&u, &d, &att.x_k)?;
+    let xv = b.lerp(&u, &d, &att.x_v)?;
+    let xa = b.lerp(&u, &d, &att.x_a)?;
+    let xg = b.lerp(&u, &d, &att.x_g)?;
+    // 4. projections
+    let r = b.matmul(&xr, &att.receptance)?;
+    let k = b.matmul(&xk, &att.key)?;
+    let v = b.matmul(&xv, &att.value)?;
+    // 5. decay input z = w0 + tanh(x_w·w1)·w2 (the decay itself is formed in fp32 inside wkv)
+    let z = b.lora(&xw, &att.w1, LoraMid::Tanh, &att.w2, Some(&att.w0), false)?;
+    // 6. in-context learning rate α = σ(a0 + (x_a·a1)·a2)
+    let alpha = b.lora(&xa, &att.a1, LoraMid::None, &att.a2, Some(&att.a0), true)?;
+    // 7. output gate g = σ(x_g·g1)·g2
+    let g = b.lora(&xg, &att.g1, LoraMid::Sigmoid, &att.g2, None, false)?;
+    // 8. removal key κ̂ = normalize_per_head(k ⊙ k_k), from the unmodified k
+    let kk = b.removal_key(&k, &att.k_k, head_size)?;
+    // 9. write key k̃ = k ⊙ (1 + (α − 1) ⊙ k_a)
+    let k = b.write_key(&k, &alpha, &att.k_a)?;
+    // 10. value residual: layer 0 defines v_first, later layers mix toward it
+    let v = match (&att.v, v_first.as_ref()) {
+        (Some(vr), Some(vf)) => {
+            let gate = b.lora(&xv, &vr.v1, LoraMid::None, &vr.v2, Some(&vr.v0), true)?;
+            b.value_residual(&v, vf, &gate)?
+        }
+        _ => {
+            *v_first = Some(v.clone());
+            v
+        }
+    };
+    // 11. WKV state update and read-out, per head, in fp32
+    let y = b.wkv(state, l, &r, &z, &k, &v, &kk, &alpha)?;
+    // 12-14. GroupNorm per head, bonus β_h·ṽ, gate
+    let o = b.group_norm_bonus_gate(&y, &r, &k, &v, &att.r_k, &att.ln_x.weight, &att.ln_x.bias, &g, head_size)?;
+    // 14. output projection (the caller adds the residual)
+    b.matmul(&o, &att.output)
+}
+
+/// Spec §2.4: the channel mix of layer `l`. Returns the residual update.
+fn channel_mix<B: Backend>(b: &B, ffn: &ChannelMix<B>, ln2: &Norm<B>, state: &mut B::State, l: usize, x: &B::Act) -> Result<B::Act> {
+    let u = b.layer_norm(x, &ln2.weight, &ln2.bias)?;
+    let d = b.token_shift(&u, state, l, Shift::ChannelMix)?;
+    let xk = b.lerp(&u, &d, &ffn.x_k)?;
+    let h = b.relu_sq(&b.matmul(&xk, &ffn.key)?)?;
+    b.matmul(&h, &ffn.value)
+}
+
+/// Run `tokens` through the model from `state` (which is advanced) and return the requested
+/// logits as a device activation (`[1, V]`, `[T, V]`, or nothing).
+pub fn forward<B: Backend>(
+    b: &B,
+    w: &Weights<B>,
+    head_size: usize,
+    state: &mut B::State,
+    tokens: &[u32],
+    want: Logits,
+) -> Result<Option<B::Act>> {
+    // 2.2 embedding, then ln0 (applied per token; see weights.rs)
+    let x = b.embed(&w.emb, tokens)?;
+    let mut x = b.layer_norm(&x, &w.ln0.weight, &w.ln0.bias)?;
+    let mut v_first = None;
+    for (l, blk) in w.blocks.iter().enumerate() {
+        let dx = time_mix(b, &blk.att, &blk.ln1, state, l, head_size, &x, &mut v_first)?;
+        b.add_assign(&mut x, &dx)?;
+        let dx = channel_mix(b, &blk.ffn, &blk.ln2, state, l, &x)?;
+        b.add_assign(&mut x, &dx)?;
+    }
+    // 2.5 head
+    let x = match want {
+        Logits::None => return Ok(None),
+        Logits::Last => b.last_row(&x)?,
+        Logits::All => x,
+    };
+    let x = b.layer_norm(&x, &w.ln_out.weight, &w.ln_out.bias)?;
+    Ok(Some(b.matmul(&x, &w.head)?))
+}

@@ -1,0 +1,140 @@
+//! An RWKV-7 model: config from shapes, typed weights, the forward pass, and its identity.
+
+pub mod config;
+pub mod forward;
+pub mod weights;
+
+pub use config::Config;
+pub use forward::Logits;
+pub use weights::Weights;
+
+use crate::backend::cpu::Cpu;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::{gander, TensorSource};
+use crate::tokenizer::Tokenizer;
+use sha2::{Digest, Sha256};
+
+/// Longest run of tokens sent through one sequence-mode call; longer prompts are split and the
+/// state carried across (as the reference's `chunk_len`), which bounds activation memory.
+pub const MAX_CHUNK: usize = 256;
+
+/// The identity of a model's weights, independent of how its matrices are stored: SHA-256 over
+/// the shape and the fp32 values of every layer's `att.w0` and `att.r_k` (vectors, which Gander
+/// files always keep in f32). States carry it so a state is never loaded into another model.
+pub fn fingerprint(cfg: &Config, src: &mut dyn TensorSource) -> Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    h.update(b"gander-fingerprint-v1");
+    for d in [cfg.vocab, cfg.embd, cfg.layers, cfg.heads, cfg.head_size, cfg.ffn, cfg.rank_w, cfg.rank_a, cfg.rank_v, cfg.rank_g] {
+        h.update((d as u64).to_le_bytes());
+    }
+    for l in 0..cfg.layers {
+        for n in ["att.w0", "att.r_k"] {
+            for x in src.read(&format!("blocks.{l}.{n}"))?.to_f32() {
+                h.update(x.to_le_bytes());
+            }
+        }
+    }
+    Ok(h.finalize().into())
+}
+
+/// A loaded model on backend `B`.
+pub struct Model<B: Backend = Cpu> {
+    pub backend: B,
+    pub config: Config,
+    pub weights: Weights<B>,
+    pub fingerprint: [u8; 32],
+    /// How the matrices were stored in the file (`bf16`, `f16`, `f32`, or a Gander quant name).
+    pub quant: String,
+    tokenizer: Option<Tokenizer>,
+}
+
+impl<B: Backend> Model<B> {
+    /// Check the tensors, infer the config and prepare the weights on `backend`.
+    pub fn load(backend: B, src: &mut dyn TensorSource) -> Result<Self> {
+        let gmeta = gander::read_meta(src)?;
+        let config = Config::from_tensors(src.tensors())?;
+        let fingerprint = fingerprint(&config, src)?;
+        let quant = match (&gmeta, src.tensors().get("blocks.0.att.key.weight")) {
+            (Some(m), _) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
+            (None, Some(info)) => format!("{:?}", info.dtype).to_lowercase(),
+            (None, None) => "unknown".into(),
+        };
+        let weights = Weights::prepare(&backend, src, &config)?;
+        let tokenizer = Tokenizer::for_vocab(config.vocab);
+        Ok(Model { backend, config, weights, fingerprint, quant, tokenizer })
+    }
+
+    /// The tokenizer that goes with this model's vocabulary, if Gander ships one.
+    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "no tokenizer for a vocabulary of {} rows (Gander ships the World vocabulary, 65536 rows, and byte-level, 256); pass token ids instead",
+                self.config.vocab
+            ))
+        })
+    }
+
+    /// A zero state for a new session.
+    pub fn new_state(&self) -> Result<B::State> {
+        self.backend.new_state(&self.config, self.fingerprint)
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(Error::BadInput("empty prompt: give at least one token".into()));
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
+            return Err(Error::BadInput(format!("token id {t} is out of range (vocabulary has {} rows)", self.config.vocab)));
+        }
+        Ok(())
+    }
+
+    /// Feed `tokens` (sequence mode, in chunks of [`MAX_CHUNK`]) and return the logits after the
+    /// last one (`V` floats).
+    pub fn forward(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.check_tokens(tokens)?;
+        let mut last = Vec::new();
+        let chunks: Vec<&[u32]> = tokens.chunks(MAX_CHUNK).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let want = if i + 1 == chunks.len() { Logits::Last } else { Logits::None };
+            if let Some(act) = forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, want)? {
+                last = self.backend.read(&act)?;
+            }
+        }
+        Ok(last)
+    }
+
+    /// Advance the state over `tokens` without computing logits.
+    pub fn prefill(&self, state: &mut B::State, tokens: &[u32]) -> Result<()> {
+        self.check_tokens(tokens)?;
+        for chunk in tokens.chunks(MAX_CHUNK) {
+            forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::None)?;
+        }
+        Ok(())
+    }
+
+    /// Feed `tokens` and call `each(t, logits_after_token_t)` for every position, in order.
+    pub fn forward_all(&self, state: &mut B::State, tokens: &[u32], mut each: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<()> {
+        self.check_tokens(tokens)?;
+        let v = self.config.vocab;
+        let mut base = 0;
+        for chunk in tokens.chunks(MAX_CHUNK) {
+            if let Some(act) = forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::All)? {
+                let all = self.backend.read(&act)?;
+                for (i, row) in all.chunks_exact(v).enumerate() {
+                    each(base + i, row)?;
+                }
+            }
+            base += chunk.len();
+        }
+        Ok(())
+    }
+}
+
+/// Open a checkpoint file (`.pth`, `.safetensors` or Gander file) on the CPU backend.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_path(path: &std::path::Path) -> Result<Model<Cpu>> {
+    let mut src = crate::format::open_path(path)?;
+    Model::load(Cpu, src.as_mut())
+}

@@ -1,0 +1,182 @@
+//! Typed weights and the one load-time prepare step.
+//!
+//! `prepare` is the only place where stored tensors are reshaped (spec §1.6):
+//! - `[1, 1, C]` vectors are squeezed to `[C]`, `r_k` `[H, N]` is flattened to `[C]`;
+//! - Linear weights keep their stored `[out, in]` orientation (applied as `x·Wᵀ`);
+//! - LoRA factors, stored `[in, out]` (spec §0.3), are transposed to `[out, in]` so that the
+//!   backend needs one matrix product only;
+//! - bf16 becomes f32 (exact), f16 matrices stay f16 (the backend widens them in its kernels),
+//!   vectors are always f32 (the decay bias `w0` must never be 16-bit, spec §5.3);
+//! - `ln0` is *not* folded into the embedding: it is applied per token (the same maths, spec
+//!   §1.6), which keeps the stored embedding usable when it is quantised;
+//! - layer-0 `att.v0/v1/v2` are never read (spec §1.4).
+
+use crate::backend::{Backend, HostMatrix, HostMatrixData};
+use crate::error::{Error, Result};
+use crate::format::{DType, TensorSource};
+use crate::model::Config;
+
+/// LayerNorm / GroupNorm parameters.
+pub struct Norm<B: Backend> {
+    pub weight: B::Vector,
+    pub bias: B::Vector,
+}
+
+/// The value-residual LoRA of layers ≥ 1 (spec §2.3 step 10).
+pub struct ValueResidual<B: Backend> {
+    pub v0: B::Vector,
+    pub v1: B::Matrix,
+    pub v2: B::Matrix,
+}
+
+/// Time-mix weights of one layer (spec §1.3, `att.*`).
+pub struct TimeMix<B: Backend> {
+    pub x_r: B::Vector,
+    pub x_w: B::Vector,
+    pub x_k: B::Vector,
+    pub x_v: B::Vector,
+    pub x_a: B::Vector,
+    pub x_g: B::Vector,
+    pub w0: B::Vector,
+    pub w1: B::Matrix,
+    pub w2: B::Matrix,
+    pub a0: B::Vector,
+    pub a1: B::Matrix,
+    pub a2: B::Matrix,
+    /// `None` in layer 0, which defines `v_first` instead.
+    pub v: Option<ValueResidual<B>>,
+    pub g1: B::Matrix,
+    pub g2: B::Matrix,
+    pub k_k: B::Vector,
+    pub k_a: B::Vector,
+    /// Bonus weights, flattened `[H·N]`.
+    pub r_k: B::Vector,
+    pub receptance: B::Matrix,
+    pub key: B::Matrix,
+    pub value: B::Matrix,
+    pub output: B::Matrix,
+    pub ln_x: Norm<B>,
+}
+
+/// Channel-mix weights of one layer (`ffn.*`).
+pub struct ChannelMix<B: Backend> {
+    pub x_k: B::Vector,
+    pub key: B::Matrix,
+    pub value: B::Matrix,
+}
+
+/// One block.
+pub struct Block<B: Backend> {
+    pub ln1: Norm<B>,
+    pub ln2: Norm<B>,
+    pub att: TimeMix<B>,
+    pub ffn: ChannelMix<B>,
+}
+
+/// All weights of a model.
+pub struct Weights<B: Backend> {
+    /// `emb.weight` `[V, C]`, not normalised (see the module doc).
+    pub emb: B::Matrix,
+    pub ln0: Norm<B>,
+    pub blocks: Vec<Block<B>>,
+    pub ln_out: Norm<B>,
+    /// `head.weight` `[V, C]`.
+    pub head: B::Matrix,
+}
+
+struct Loader<'a, B: Backend> {
+    b: &'a B,
+    src: &'a mut dyn TensorSource,
+}
+
+impl<B: Backend> Loader<'_, B> {
+    fn vector(&mut self, name: &str) -> Result<B::Vector> {
+        let t = self.src.read(name)?;
+        let v = t.to_f32();
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(Error::BadModel(format!("`{name}` contains NaN or infinite values")));
+        }
+        self.b.vector(v)
+    }
+
+    fn norm(&mut self, prefix: &str) -> Result<Norm<B>> {
+        Ok(Norm { weight: self.vector(&format!("{prefix}.weight"))?, bias: self.vector(&format!("{prefix}.bias"))? })
+    }
+
+    /// A Linear weight, kept `[out, in]`.
+    fn linear(&mut self, name: &str) -> Result<B::Matrix> {
+        let t = self.src.read(name)?;
+        let (rows, cols) = (t.info.shape[0], t.info.shape[1]);
+        let data = match t.info.dtype {
+            DType::F16 => HostMatrixData::F16(bytemuck::cast_slice::<u16, half::f16>(&t.as_f16_bits().unwrap_or_default()).to_vec()),
+            _ => HostMatrixData::F32(t.to_f32()),
+        };
+        self.b.matrix(HostMatrix { rows, cols, data })
+    }
+
+    /// A LoRA factor stored `[in, out]`, transposed to `[out, in]`.
+    fn lora(&mut self, name: &str) -> Result<B::Matrix> {
+        let t = self.src.read(name)?;
+        let (inp, out) = (t.info.shape[0], t.info.shape[1]);
+        let v = t.to_f32();
+        let mut tr = vec![0f32; v.len()];
+        for i in 0..inp {
+            for o in 0..out {
+                tr[o * inp + i] = v[i * out + o];
+            }
+        }
+        self.b.matrix(HostMatrix { rows: out, cols: inp, data: HostMatrixData::F32(tr) })
+    }
+}
+
+impl<B: Backend> Weights<B> {
+    /// Read every tensor the forward pass needs, once, in the shapes the backend wants.
+    /// `cfg` must come from [`Config::from_tensors`] on the same source (shapes are checked there).
+    pub fn prepare(b: &B, src: &mut dyn TensorSource, cfg: &Config) -> Result<Self> {
+        let mut ld = Loader { b, src };
+        let emb = ld.linear("emb.weight")?;
+        let ln0 = ld.norm("blocks.0.ln0")?;
+        let mut blocks = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let p = |s: &str| format!("blocks.{l}.{s}");
+            let att = TimeMix {
+                x_r: ld.vector(&p("att.x_r"))?,
+                x_w: ld.vector(&p("att.x_w"))?,
+                x_k: ld.vector(&p("att.x_k"))?,
+                x_v: ld.vector(&p("att.x_v"))?,
+                x_a: ld.vector(&p("att.x_a"))?,
+                x_g: ld.vector(&p("att.x_g"))?,
+                w0: ld.vector(&p("att.w0"))?,
+                w1: ld.lora(&p("att.w1"))?,
+                w2: ld.lora(&p("att.w2"))?,
+                a0: ld.vector(&p("att.a0"))?,
+                a1: ld.lora(&p("att.a1"))?,
+                a2: ld.lora(&p("att.a2"))?,
+                v: if l == 0 {
+                    None
+                } else {
+                    Some(ValueResidual { v0: ld.vector(&p("att.v0"))?, v1: ld.lora(&p("att.v1"))?, v2: ld.lora(&p("att.v2"))? })
+                },
+                g1: ld.lora(&p("att.g1"))?,
+                g2: ld.lora(&p("att.g2"))?,
+                k_k: ld.vector(&p("att.k_k"))?,
+                k_a: ld.vector(&p("att.k_a"))?,
+                r_k: ld.vector(&p("att.r_k"))?,
+                receptance: ld.linear(&p("att.receptance.weight"))?,
+                key: ld.linear(&p("att.key.weight"))?,
+                value: ld.linear(&p("att.value.weight"))?,
+                output: ld.linear(&p("att.output.weight"))?,
+                ln_x: ld.norm(&p("att.ln_x"))?,
+            };
+            let ffn = ChannelMix {
+                x_k: ld.vector(&p("ffn.x_k"))?,
+                key: ld.linear(&p("ffn.key.weight"))?,
+                value: ld.linear(&p("ffn.value.weight"))?,
+            };
+            blocks.push(Block { ln1: ld.norm(&p("ln1"))?, ln2: ld.norm(&p("ln2"))?, att, ffn });
+        }
+        let ln_out = ld.norm("ln_out")?;
+        let head = ld.linear("head.weight")?;
+        Ok(Weights { emb, ln0, blocks, ln_out, head })
+    }
+}

@@ -1,0 +1,139 @@
+//! The recurrent state of one session and its versioned binary format (**contract**,
+//! design.md "State").
+//!
+//! Per layer (spec §2.1, §3.1): the time-mix token-shift vector (`LN1` output of the previous
+//! token), the WKV matrices `S[h][value i][key j]` in fp32, and the channel-mix shift vector.
+//!
+//! Binary layout, version 1, all integers and floats little-endian:
+//!
+//! ```text
+//! offset  size          field
+//! 0       8             magic "GNDRSTAT"
+//! 8       4             version (u32) = 1
+//! 12      32            model fingerprint (SHA-256, see model::fingerprint)
+//! 44      4 x u32       L, C, H, N
+//! 60      per layer:    att_shift  C x f32
+//!                       wkv        H x N x N x f32, [h][value][key]
+//!                       ffn_shift  C x f32
+//! ```
+//! Total `60 + 4·L·(2C + H·N·N)` bytes: 2,433,084 for a 0.1B model, whatever the context length.
+
+use crate::error::{Error, Result};
+use crate::model::Config;
+
+const MAGIC: &[u8; 8] = b"GNDRSTAT";
+/// The state format version this build writes and reads.
+pub const STATE_VERSION: u32 = 1;
+const HEADER: usize = 60;
+
+/// One layer's recurrent state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerState {
+    /// `LN1(x)` of the previous token, length C.
+    pub att_shift: Vec<f32>,
+    /// WKV state, `H·N·N` floats laid out `[h][value][key]`.
+    pub wkv: Vec<f32>,
+    /// `LN2(x)` of the previous token, length C.
+    pub ffn_shift: Vec<f32>,
+}
+
+/// The whole recurrent state: fixed size, independent of how many tokens it has seen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    pub embd: usize,
+    pub heads: usize,
+    pub head_size: usize,
+    /// The fingerprint of the model this state belongs to.
+    pub fingerprint: [u8; 32],
+    pub layers: Vec<LayerState>,
+}
+
+impl State {
+    /// The all-zero state a session starts from.
+    pub fn zeros(cfg: &Config, fingerprint: [u8; 32]) -> State {
+        let wkv = cfg.heads * cfg.head_size * cfg.head_size;
+        let layer = LayerState { att_shift: vec![0.0; cfg.embd], wkv: vec![0.0; wkv], ffn_shift: vec![0.0; cfg.embd] };
+        State {
+            embd: cfg.embd,
+            heads: cfg.heads,
+            head_size: cfg.head_size,
+            fingerprint,
+            layers: vec![layer; cfg.layers],
+        }
+    }
+
+    /// An independent copy (a branch of the conversation).
+    pub fn fork(&self) -> State {
+        self.clone()
+    }
+
+    /// Size of the binary form in bytes.
+    pub fn byte_len(&self) -> usize {
+        HEADER + 4 * self.layers.len() * (2 * self.embd + self.heads * self.head_size * self.head_size)
+    }
+
+    /// Serialise to the versioned binary format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.byte_len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&STATE_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.fingerprint);
+        for d in [self.layers.len(), self.embd, self.heads, self.head_size] {
+            out.extend_from_slice(&(d as u32).to_le_bytes());
+        }
+        for l in &self.layers {
+            for v in [&l.att_shift, &l.wkv, &l.ffn_shift] {
+                out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            }
+        }
+        out
+    }
+
+    /// Parse a state blob and check that it belongs to the model with `cfg` and `fingerprint`.
+    pub fn from_bytes(bytes: &[u8], cfg: &Config, fingerprint: &[u8; 32]) -> Result<State> {
+        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+            return Err(Error::StateMismatch("not a Gander state (bad magic); was it saved by Gander?".into()));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let version = u32_at(8);
+        if version != STATE_VERSION {
+            return Err(Error::StateMismatch(format!(
+                "state format version {version}; this build reads version {STATE_VERSION}"
+            )));
+        }
+        let dims = [u32_at(44), u32_at(48), u32_at(52), u32_at(56)].map(|d| d as usize);
+        let want = [cfg.layers, cfg.embd, cfg.heads, cfg.head_size];
+        if dims != want {
+            return Err(Error::StateMismatch(format!(
+                "state is for L={} C={} H={} N={}, this model is L={} C={} H={} N={}",
+                dims[0], dims[1], dims[2], dims[3], want[0], want[1], want[2], want[3]
+            )));
+        }
+        if &bytes[12..44] != fingerprint {
+            return Err(Error::StateMismatch(
+                "state was saved with a different model (fingerprints differ)".into(),
+            ));
+        }
+        let mut st = State::zeros(cfg, *fingerprint);
+        if bytes.len() != st.byte_len() {
+            return Err(Error::StateMismatch(format!(
+                "state blob has {} bytes, {} expected; is it truncated?",
+                bytes.len(),
+                st.byte_len()
+            )));
+        }
+        let mut floats = bytes[HEADER..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        for l in &mut st.layers {
+            for v in [&mut l.att_shift, &mut l.wkv, &mut l.ffn_shift] {
+                for x in v.iter_mut() {
+                    // The length check above guarantees enough floats.
+                    *x = floats.next().unwrap_or(0.0);
+                }
+            }
+        }
+        if st.layers.iter().any(|l| l.att_shift.iter().chain(&l.wkv).chain(&l.ffn_shift).any(|x| !x.is_finite())) {
+            return Err(Error::StateMismatch("state contains NaN or infinite values".into()));
+        }
+        Ok(st)
+    }
+}
