@@ -74,20 +74,20 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         max_tokens: usize,
         /// 0 = greedy.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
         temperature: f32,
-        #[arg(long, default_value_t = 0.85)]
+        #[arg(long, default_value_t = 0.85, allow_negative_numbers = true)]
         top_p: f32,
         /// 0 = no limit.
         #[arg(long, default_value_t = 0)]
         top_k: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         presence_penalty: f32,
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         frequency_penalty: f32,
-        #[arg(long, default_value_t = 0.996)]
+        #[arg(long, default_value_t = 0.996, allow_negative_numbers = true)]
         penalty_decay: f32,
         /// Stop before this string (repeatable).
         #[arg(long)]
