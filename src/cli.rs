@@ -332,7 +332,7 @@ fn info(path: &Path) -> Result<()> {
         Some(Tokenizer::Bytes) => "bytes",
         None => "none",
     };
-    let state_bytes = crate::State::zeros(&cfg, fp).byte_len();
+    let state_bytes = crate::State::byte_len_for(&cfg);
     print_json(&serde_json::json!({
         "format": if gmeta.is_some() { "gander" } else if std::fs::read(path).map(|b| b.starts_with(b"PK")).unwrap_or(false) { "pth" } else { "safetensors" },
         "config": cfg,

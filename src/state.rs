@@ -67,6 +67,11 @@ impl State {
         self.clone()
     }
 
+    /// Size of the binary form of a state of a model with `cfg`, without allocating one.
+    pub fn byte_len_for(cfg: &Config) -> usize {
+        HEADER + 4 * cfg.state_floats()
+    }
+
     /// Size of the binary form in bytes.
     pub fn byte_len(&self) -> usize {
         HEADER + 4 * self.layers.len() * (2 * self.embd + self.heads * self.head_size * self.head_size)

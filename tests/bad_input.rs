@@ -29,13 +29,49 @@ fn p(path: &Path) -> &str {
 
 /// A `.pth`-shaped zip whose data.pkl is `pickle`.
 fn pth_with_pickle(dir: &Path, name: &str, pickle: &[u8]) -> PathBuf {
+    pth_with_entries(dir, name, pickle, &[])
+}
+
+/// A `.pth`-shaped zip with data.pkl and extra `archive/data/<key>` storages.
+fn pth_with_entries(dir: &Path, name: &str, pickle: &[u8], storages: &[(&str, &[u8])]) -> PathBuf {
     let path = dir.join(name);
     let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     z.start_file("archive/data.pkl", opts).unwrap();
     z.write_all(pickle).unwrap();
+    for (key, bytes) in storages {
+        z.start_file(format!("archive/data/{key}"), opts).unwrap();
+        z.write_all(bytes).unwrap();
+    }
     z.finish().unwrap();
     path
+}
+
+/// A state-dict pickle with one f32 tensor `name` of `size` (one dimension), stride `stride`,
+/// on storage "0" that claims `storage_numel` elements.
+fn one_tensor_pickle(size: u32, stride: u32, storage_numel: u32) -> Vec<u8> {
+    let mut p = b"\x80\x02}(X\x0a\x00\x00\x00emb.weightctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ".to_vec();
+    p.extend_from_slice(&storage_numel.to_le_bytes());
+    p.extend_from_slice(b"tQK\x00J");
+    p.extend_from_slice(&size.to_le_bytes());
+    p.extend_from_slice(b"\x85J");
+    p.extend_from_slice(&stride.to_le_bytes());
+    p.extend_from_slice(b"\x85\x89)tRu.");
+    p
+}
+
+#[test]
+fn small_files_cannot_ask_for_large_allocations() {
+    let dir = tmpdir("alloc");
+    // The well-formed version of the crafted pickle parses (and then fails only for being no model).
+    let ok = pth_with_entries(&dir, "ok.pth", &one_tensor_pickle(4, 1, 4), &[("0", &[0u8; 16])]);
+    fails_with(&["info", p(&ok)], "`emb.weight` has shape [4], expected 2 dimensions");
+    // A billion-element broadcast view of a 4-element storage.
+    let f = pth_with_entries(&dir, "broadcast.pth", &one_tensor_pickle(1_000_000_000, 0, 4), &[("0", &[0u8; 16])]);
+    fails_with(&["info", p(&f)], "more elements than its storage");
+    // A storage that claims a billion elements but holds 16 bytes.
+    let f = pth_with_entries(&dir, "claims.pth", &one_tensor_pickle(1_000_000_000, 1, 1_000_000_000), &[("0", &[0u8; 16])]);
+    fails_with(&["info", p(&f)], "is the file truncated?");
 }
 
 #[test]

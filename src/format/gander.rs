@@ -159,7 +159,7 @@ pub fn write(
     });
     header.insert("__metadata__".into(), meta);
     let mut json = serde_json::to_vec(&header).map_err(|e| Error::BadFile(e.to_string()))?;
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let werr = |e: std::io::Error| Error::io("output", e);

@@ -43,6 +43,9 @@ impl PthFile {
     }
 
     fn from_reader(r: Box<dyn ReadSeek>) -> Result<Self> {
+        let mut r = r;
+        let archive_len = r.seek(std::io::SeekFrom::End(0)).map_err(|e| Error::BadFile(format!("reading .pth: {e}")))?;
+        r.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::BadFile(format!("reading .pth: {e}")))?;
         let mut zip = zip::ZipArchive::new(r).map_err(zip_err)?;
         let pkl_name = zip
             .file_names()
@@ -72,7 +75,13 @@ impl PthFile {
         let mut infos = BTreeMap::new();
         for (name, t) in parse_state_dict(&pickle)? {
             let info = TensorInfo { dtype: t.dtype, shape: t.size.clone() };
-            info.numel()?;
+            // Check every extent now, before anything is allocated: the header must not promise
+            // more than the archive holds (a 100-byte file cannot ask for gigabytes).
+            let entry = format!("{prefix}data/{}", t.storage_key);
+            let entry_size = zip.by_name(&entry).map(|f| f.size()).map_err(|_| {
+                Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?"))
+            })?;
+            check_view(&name, &t, entry_size, archive_len)?;
             if refs.insert(name.clone(), t).is_some() {
                 return Err(Error::BadModel(format!("tensor `{name}` appears twice")));
             }
@@ -80,6 +89,35 @@ impl PthFile {
         }
         Ok(Self { zip, prefix, refs, infos })
     }
+}
+
+/// Check that a tensor view lies inside its storage, that the storage fits its zip entry, and
+/// that the entry is no larger than the archive itself.
+fn check_view(name: &str, t: &TensorRef, entry_size: u64, archive_len: u64) -> Result<()> {
+    let es = t.dtype.size();
+    let numel = TensorInfo { dtype: t.dtype, shape: t.size.clone() }.numel()?;
+    let max_index = t.size.iter().zip(&t.stride).try_fold(t.offset, |acc, (&n, &s)| {
+        if n == 0 { Some(acc) } else { acc.checked_add((n - 1).checked_mul(s)?) }
+    });
+    let storage_bytes = t.storage_numel.checked_mul(es).map(|b| b as u64);
+    let (Some(max_index), Some(storage_bytes)) = (max_index, storage_bytes) else {
+        return Err(Error::BadFile(format!("tensor `{name}`: view extent overflows")));
+    };
+    if numel > 0 && max_index >= t.storage_numel {
+        return Err(Error::BadFile(format!("tensor `{name}` reaches past the end of its storage")));
+    }
+    if numel > t.storage_numel {
+        return Err(Error::BadFile(format!("tensor `{name}` has more elements than its storage (broadcast views are not supported)")));
+    }
+    if entry_size > archive_len {
+        return Err(Error::BadFile(format!("storage of tensor `{name}` claims {entry_size} bytes, more than the whole file; is the file corrupt?")));
+    }
+    if entry_size < storage_bytes {
+        return Err(Error::BadFile(format!(
+            "storage of tensor `{name}` has {entry_size} bytes, {storage_bytes} expected; is the file truncated?"
+        )));
+    }
+    Ok(())
 }
 
 /// Element offsets (within the storage) of a strided view, in row-major order.
@@ -117,28 +155,11 @@ impl TensorSource for PthFile {
         let info = TensorInfo { dtype: t.dtype, shape: t.size.clone() };
         let numel = info.numel()?;
         let es = t.dtype.size();
-        // The last element the view touches must lie inside the storage.
-        let max_index = t.size.iter().zip(&t.stride).try_fold(t.offset, |acc, (&n, &s)| {
-            if n == 0 { Some(acc) } else { acc.checked_add((n - 1).checked_mul(s)?) }
-        });
-        let storage_bytes = t.storage_numel.checked_mul(es);
-        let (Some(max_index), Some(storage_bytes)) = (max_index, storage_bytes) else {
-            return Err(Error::BadFile(format!("tensor `{name}`: view extent overflows")));
-        };
-        if numel > 0 && max_index >= t.storage_numel {
-            return Err(Error::BadFile(format!("tensor `{name}` reaches past the end of its storage")));
-        }
+        let storage_bytes = t.storage_numel * es; // checked at open
         let entry = format!("{}data/{}", self.prefix, t.storage_key);
         let mut f = self.zip.by_name(&entry).map_err(|_| {
             Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?"))
         })?;
-        if f.size() < storage_bytes as u64 {
-            return Err(Error::BadFile(format!(
-                "storage of tensor `{name}` has {} bytes, {} expected; is the file truncated?",
-                f.size(),
-                storage_bytes
-            )));
-        }
         let contiguous = {
             let mut expect = 1usize;
             let mut ok = true;
