@@ -179,7 +179,15 @@ fn bad_arguments() {
     fails_with(&["generate", "--model", m, "--prompt", "hi", "--max-tokens", "lots"], "invalid value");
     fails_with(&["logits", "--model", m, "--tokens", "1", "--backend", "gpu"], "GPU backend is not built yet");
     fails_with(&["convert", m, "/tmp/gander-never.safetensors", "--quant", "int9"], "expected one of");
-    fails_with(&["convert", m, "/tmp/gander-never.safetensors", "--quant", "q4"], "not implemented yet");
+    // A conversion that fails leaves nothing behind (it writes OUT.part and renames at the end).
+    let dir = tmpdir("noleft");
+    let out = dir.join("out.safetensors");
+    fails_with(&["convert", "/nonexistent.pth", p(&out), "--quant", "q4"], "no such file");
+    let trunc = dir.join("trunc.pth");
+    let bytes = std::fs::read(golden_dir("fp32-bytes").join("model.pth")).unwrap();
+    std::fs::write(&trunc, &bytes[..bytes.len() - 5000]).unwrap();
+    fails_with(&["convert", p(&trunc), p(&out), "--quant", "int8"], "is the file");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "only the input remains");
     fails_with(&["frobnicate"], "unrecognized subcommand");
     fails_with(&["tokenize"], "give TEXT or --text-file");
     let tiny = tmpdir("onebyte").join("one.txt");

@@ -11,18 +11,7 @@ use crate::error::Result;
 use crate::model::Config;
 use crate::state::State;
 
-/// Matrix data handed to a backend at load time, row-major `[rows = out, cols = in]`.
-pub enum HostMatrixData {
-    F32(Vec<f32>),
-    F16(Vec<half::f16>),
-}
-
-/// A weight matrix on the host, before the backend takes it.
-pub struct HostMatrix {
-    pub rows: usize,
-    pub cols: usize,
-    pub data: HostMatrixData,
-}
+pub use crate::format::quant::{HostMatrix, MatrixData};
 
 /// The activation between the two factors of a LoRA (spec §2.3 steps 5-7, 10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

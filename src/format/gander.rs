@@ -2,35 +2,43 @@
 //!
 //! A safetensors file whose `__metadata__` holds:
 //!
-//! | key           | value                                                          |
-//! |---------------|----------------------------------------------------------------|
-//! | `format`      | `"gander"`                                                     |
-//! | `version`     | `"1"` ([`VERSION`])                                            |
-//! | `arch`        | `"rwkv7"`                                                      |
-//! | `quant`       | JSON object: tensor name → `"f32"` / `"f16"` (each matrix)      |
-//! | `fingerprint` | hex SHA-256 identifying the model (see [`crate::model::fingerprint`]) |
+//! | key              | value                                                               |
+//! |------------------|---------------------------------------------------------------------|
+//! | `format`         | `"gander"`                                                          |
+//! | `version`        | `"1"` ([`VERSION`])                                                 |
+//! | `arch`           | `"rwkv7"`                                                           |
+//! | `quant`          | JSON object: matrix name → `"f32"`, `"f16"`, `"int8"` or `"q4"`       |
+//! | `logical_shapes` | JSON object: quantised matrix name → `[rows, cols]`                 |
+//! | `block_size`     | `"32"`: elements per quantisation block ([`quant::BLOCK`])           |
+//! | `fingerprint`    | hex SHA-256 identifying the model (see [`crate::model::fingerprint`]) |
 //!
-//! Tensor names and orientation are the official ones (spec §1.3), so a Gander file is also a
-//! valid official safetensors checkpoint. Vectors are always stored as f32; matrices in the
-//! requested format. The file is written in one streaming pass (header first, computed from
-//! shapes), so converting never holds more than one tensor in memory.
+//! Names and orientation are the official ones (spec §1.3). An `f32`/`f16` matrix `X` is stored
+//! as `X`; an `int8`/`q4` matrix as `X.q` (packed codes) and `X.scale` (f16 block scales), with
+//! the layouts documented in [`quant::int8`] and [`quant::q4`]. Vectors are always f32. In the
+//! quantised formats the small LoRA factors stay f16 (they are ~6% of a 0.1B model's weights and
+//! feed the decay, which is sensitive); the embedding and head are quantised like every Linear.
+//!
+//! The file is written in one streaming pass (header first, computed from shapes), so a
+//! conversion holds one tensor at a time, and read tensor by tensor through its header.
 
+use super::quant::{self, HostMatrix, MatrixData};
+use super::safetensors::SafetensorsFile;
 use super::{DType, RawTensor, TensorInfo, TensorSource};
 use crate::error::{Error, Result};
 use half::f16;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
 
 /// The format version this build writes and reads.
 pub const VERSION: u32 = 1;
 
-/// How a matrix is stored in a Gander file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// How the matrices of a Gander file are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quant {
     F32,
     F16,
+    Int8,
+    Q4,
 }
 
 impl Quant {
@@ -39,7 +47,8 @@ impl Quant {
         match s {
             "f32" => Ok(Quant::F32),
             "f16" => Ok(Quant::F16),
-            "int8" | "q4" => Err(Error::NotBuilt(format!("--quant {s}: quantised Gander files are not implemented yet; use f32 or f16"))),
+            "int8" => Ok(Quant::Int8),
+            "q4" => Ok(Quant::Q4),
             _ => Err(Error::BadInput(format!("--quant {s}: expected one of f32, f16, int8, q4"))),
         }
     }
@@ -47,6 +56,8 @@ impl Quant {
         match self {
             Quant::F32 => "f32",
             Quant::F16 => "f16",
+            Quant::Int8 => "int8",
+            Quant::Q4 => "q4",
         }
     }
 }
@@ -56,12 +67,19 @@ impl Quant {
 pub struct GanderMeta {
     pub version: u32,
     pub quant: BTreeMap<String, String>,
+    pub logical_shapes: BTreeMap<String, [usize; 2]>,
     pub fingerprint: Option<String>,
 }
 
-/// Read and validate Gander metadata; `Ok(None)` for files that are not Gander files.
-pub fn read_meta(src: &dyn TensorSource) -> Result<Option<GanderMeta>> {
-    let meta = src.metadata();
+fn json_map<T: serde::de::DeserializeOwned>(meta: &BTreeMap<String, String>, key: &str) -> Result<BTreeMap<String, T>> {
+    match meta.get(key) {
+        Some(q) => serde_json::from_str(q).map_err(|e| Error::BadFile(format!("Gander `{key}` metadata: {e}"))),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+/// Parse Gander metadata; `Ok(None)` for files that are not Gander files.
+pub fn parse_meta(meta: &BTreeMap<String, String>) -> Result<Option<GanderMeta>> {
     if meta.get("format").map(String::as_str) != Some("gander") {
         return Ok(None);
     }
@@ -78,18 +96,21 @@ pub fn read_meta(src: &dyn TensorSource) -> Result<Option<GanderMeta>> {
         Some("rwkv7") => {}
         other => return Err(Error::Unsupported(format!("Gander file for arch {other:?}; only rwkv7"))),
     }
-    let quant: BTreeMap<String, String> = match meta.get("quant") {
-        Some(q) => serde_json::from_str(q).map_err(|e| Error::BadFile(format!("Gander `quant` metadata: {e}")))?,
-        None => BTreeMap::new(),
-    };
-    for (name, q) in &quant {
-        let info = src.tensors().get(name).ok_or_else(|| Error::BadFile(format!("Gander `quant` names missing tensor `{name}`")))?;
-        let ok = matches!((q.as_str(), info.dtype), ("f32", DType::F32) | ("f16", DType::F16));
-        if !ok {
-            return Err(Error::BadFile(format!("Gander file: `{name}` is marked {q} but stored as {:?}", info.dtype)));
-        }
+    let quant: BTreeMap<String, String> = json_map(meta, "quant")?;
+    let logical_shapes: BTreeMap<String, [usize; 2]> = json_map(meta, "logical_shapes")?;
+    let packed = quant.values().any(|q| q == "int8" || q == "q4");
+    if packed && meta.get("block_size").map(String::as_str) != Some("32") {
+        return Err(Error::Unsupported(format!(
+            "Gander block size {:?}; this build reads 32",
+            meta.get("block_size")
+        )));
     }
-    Ok(Some(GanderMeta { version, quant, fingerprint: meta.get("fingerprint").cloned() }))
+    Ok(Some(GanderMeta { version, quant, logical_shapes, fingerprint: meta.get("fingerprint").cloned() }))
+}
+
+/// The Gander metadata of a source, if it is a Gander file.
+pub fn read_meta(src: &dyn TensorSource) -> Result<Option<GanderMeta>> {
+    parse_meta(&src.metadata())
 }
 
 /// True for the tensors a Gander file stores in the requested matrix format: every 2-D weight
@@ -98,28 +119,146 @@ pub fn is_matrix(name: &str, info: &TensorInfo) -> bool {
     info.shape.len() == 2 && info.shape.iter().all(|&d| d > 1) && !name.ends_with("att.r_k")
 }
 
-#[derive(Serialize)]
-struct HeaderEntry {
-    dtype: &'static str,
-    shape: Vec<usize>,
-    data_offsets: [usize; 2],
+/// The LoRA factors, which stay f16 in the quantised formats.
+fn is_lora(name: &str) -> bool {
+    ["w1", "w2", "a1", "a2", "v1", "v2", "g1", "g2"].iter().any(|s| name.ends_with(&format!(".att.{s}")))
 }
 
-fn encode(t: &RawTensor, out: DType) -> Vec<u8> {
-    if t.info.dtype == out {
-        return t.data.clone();
+/// A Gander file, presented with its logical tensors: a quantised `X` appears as `X` (its `.q`
+/// and `.scale` are hidden), reads as f32 through [`TensorSource::read`] and packed through
+/// [`TensorSource::read_matrix`].
+pub struct GanderSource {
+    inner: SafetensorsFile,
+    meta: GanderMeta,
+    infos: BTreeMap<String, TensorInfo>,
+}
+
+/// Wrap a safetensors file: Gander files get their logical view, others pass through.
+pub fn wrap(st: SafetensorsFile) -> Result<Box<dyn TensorSource>> {
+    match parse_meta(&st.metadata())? {
+        Some(meta) => Ok(Box::new(GanderSource::new(st, meta)?)),
+        None => Ok(Box::new(st)),
     }
-    let v = t.to_f32();
-    match out {
-        DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::F16 => v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
-        DType::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+}
+
+impl GanderSource {
+    fn new(inner: SafetensorsFile, meta: GanderMeta) -> Result<Self> {
+        let phys = inner.tensors();
+        let bad = |m: String| Error::BadFile(format!("Gander file: {m}"));
+        let expect = |name: &str, dtype: DType, shape: &[usize]| -> Result<()> {
+            match phys.get(name) {
+                Some(i) if i.dtype == dtype && i.shape == shape => Ok(()),
+                Some(i) => Err(bad(format!("`{name}` is {:?} {:?}, expected {dtype:?} {shape:?}", i.dtype, i.shape))),
+                None => Err(bad(format!("missing tensor `{name}`; is the file complete?"))),
+            }
+        };
+        let mut infos: BTreeMap<String, TensorInfo> = BTreeMap::new();
+        let mut hidden = std::collections::BTreeSet::new();
+        for (name, q) in &meta.quant {
+            match q.as_str() {
+                "f32" | "f16" => {
+                    let want = if q == "f32" { DType::F32 } else { DType::F16 };
+                    let info = phys.get(name).ok_or_else(|| bad(format!("missing tensor `{name}`")))?;
+                    if info.dtype != want || info.shape.len() != 2 {
+                        return Err(bad(format!("`{name}` is marked {q} but stored as {:?} {:?}", info.dtype, info.shape)));
+                    }
+                }
+                "int8" | "q4" => {
+                    let [r, c] = *meta.logical_shapes.get(name).ok_or_else(|| bad(format!("no logical shape for `{name}`")))?;
+                    let nb = quant::blocks_per_row(c);
+                    if q == "int8" {
+                        expect(&format!("{name}.q"), DType::I8, &[r, c])?;
+                    } else {
+                        expect(&format!("{name}.q"), DType::U8, &[r, c.div_ceil(2)])?;
+                    }
+                    expect(&format!("{name}.scale"), DType::F16, &[r, nb])?;
+                    if phys.contains_key(name) {
+                        return Err(bad(format!("`{name}` is stored both plain and quantised")));
+                    }
+                    hidden.insert(format!("{name}.q"));
+                    hidden.insert(format!("{name}.scale"));
+                    infos.insert(name.clone(), TensorInfo { dtype: DType::F32, shape: vec![r, c] });
+                }
+                other => return Err(Error::Unsupported(format!("Gander quant format `{other}` of `{name}`"))),
+            }
+        }
+        for (name, info) in phys {
+            if !hidden.contains(name) {
+                infos.entry(name.clone()).or_insert_with(|| info.clone());
+            }
+        }
+        Ok(GanderSource { inner, meta, infos })
     }
+
+    fn packed(&self, name: &str) -> Option<&str> {
+        self.meta.quant.get(name).map(String::as_str).filter(|q| *q == "int8" || *q == "q4")
+    }
+}
+
+impl TensorSource for GanderSource {
+    fn tensors(&self) -> &BTreeMap<String, TensorInfo> {
+        &self.infos
+    }
+
+    fn read(&mut self, name: &str) -> Result<RawTensor> {
+        if self.packed(name).is_some() {
+            let m = self.read_matrix(name)?;
+            let info = TensorInfo { dtype: DType::F32, shape: vec![m.rows, m.cols] };
+            return Ok(RawTensor { info, data: m.to_f32().iter().flat_map(|x| x.to_le_bytes()).collect() });
+        }
+        self.inner.read(name)
+    }
+
+    fn read_matrix(&mut self, name: &str) -> Result<HostMatrix> {
+        let Some(fmt) = self.packed(name).map(str::to_string) else {
+            let t = self.inner.read(name)?;
+            let (rows, cols) = match t.info.shape.as_slice() {
+                [r, c] => (*r, *c),
+                s => return Err(Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
+            };
+            let data = match t.info.dtype {
+                DType::F16 => MatrixData::F16(t.data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect()),
+                _ => MatrixData::F32(t.to_f32()),
+            };
+            return Ok(HostMatrix { rows, cols, data });
+        };
+        let [rows, cols] = self.meta.logical_shapes[name];
+        let q = self.inner.read(&format!("{name}.q"))?.data;
+        let s = self.inner.read(&format!("{name}.scale"))?.data;
+        let scale: Vec<f16> = s.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect();
+        if scale.iter().any(|x| !x.is_finite()) {
+            return Err(Error::BadModel(format!("`{name}.scale` contains NaN or infinite values")));
+        }
+        let data = if fmt == "int8" {
+            MatrixData::Int8 { q: q.into_iter().map(|b| b as i8).collect(), scale }
+        } else {
+            MatrixData::Q4 { q, scale }
+        };
+        Ok(HostMatrix { rows, cols, data })
+    }
+
+    fn metadata(&self) -> BTreeMap<String, String> {
+        self.inner.metadata()
+    }
+}
+
+/// One logical tensor of the output file and how it is stored.
+struct Planned {
+    name: String,
+    how: Quant,
+}
+
+fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn le_bytes_f16(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect()
 }
 
 /// Write `src` as a Gander file to `out`, converting one tensor at a time.
-/// `names` is the set of tensors to keep (the caller drops unused ones such as layer-0 `v*`).
-/// `progress(done, total)` is called after each tensor.
+/// `names` is the set of logical tensors to keep (the caller drops unused ones such as layer-0
+/// `v*`). `progress(done, total)` is called after each tensor.
 pub fn write(
     src: &mut dyn TensorSource,
     names: &[String],
@@ -131,30 +270,47 @@ pub fn write(
     let mut plan = Vec::with_capacity(names.len());
     let mut header: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     let mut quant_map = BTreeMap::new();
+    let mut shapes = BTreeMap::new();
     let mut offset = 0usize;
     for name in names {
         let info = src.tensors().get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?.clone();
-        let dtype = if is_matrix(name, &info) {
-            quant_map.insert(name.clone(), quant.name());
-            if quant == Quant::F16 { DType::F16 } else { DType::F32 }
+        let how = if !is_matrix(name, &info) {
+            Quant::F32
+        } else if is_lora(name) && matches!(quant, Quant::Int8 | Quant::Q4) {
+            Quant::F16
         } else {
-            DType::F32
+            quant
         };
-        let bytes = info.numel()?.checked_mul(dtype.size()).ok_or_else(|| Error::BadModel(format!("`{name}` too large")))?;
-        let entry = HeaderEntry {
-            dtype: if dtype == DType::F16 { "F16" } else { "F32" },
-            shape: info.shape.clone(),
-            data_offsets: [offset, offset + bytes],
+        info.numel()?;
+        let out_tensors = match how {
+            Quant::F32 => vec![(name.clone(), "F32", info.shape.clone())],
+            Quant::F16 => vec![(name.clone(), "F16", info.shape.clone())],
+            Quant::Int8 | Quant::Q4 => {
+                let (r, c) = (info.shape[0], info.shape[1]);
+                shapes.insert(name.clone(), [r, c]);
+                let qshape = if how == Quant::Int8 { vec![r, c] } else { vec![r, c.div_ceil(2)] };
+                let qtype = if how == Quant::Int8 { "I8" } else { "U8" };
+                vec![(format!("{name}.q"), qtype, qshape), (format!("{name}.scale"), "F16", vec![r, quant::blocks_per_row(c)])]
+            }
         };
-        header.insert(name.clone(), serde_json::to_value(entry).map_err(|e| Error::BadFile(e.to_string()))?);
-        plan.push((name.clone(), dtype));
-        offset += bytes;
+        if is_matrix(name, &info) {
+            quant_map.insert(name.clone(), how.name());
+        }
+        for (tname, dt, shape) in &out_tensors {
+            let es = if *dt == "F32" { 4 } else if *dt == "F16" { 2 } else { 1 };
+            let bytes = shape.iter().try_fold(es, |a: usize, &d| a.checked_mul(d)).ok_or_else(|| Error::BadModel(format!("`{name}` too large")))?;
+            header.insert(tname.clone(), serde_json::json!({ "dtype": dt, "shape": shape, "data_offsets": [offset, offset + bytes] }));
+            offset += bytes;
+        }
+        plan.push(Planned { name: name.clone(), how });
     }
     let meta = serde_json::json!({
         "format": "gander",
         "version": VERSION.to_string(),
         "arch": "rwkv7",
-        "quant": serde_json::to_string(&quant_map).map_err(|e| Error::BadFile(e.to_string()))?,
+        "quant": json_text(&quant_map),
+        "logical_shapes": json_text(&shapes),
+        "block_size": quant::BLOCK.to_string(),
         "fingerprint": fingerprint,
     });
     header.insert("__metadata__".into(), meta);
@@ -166,10 +322,29 @@ pub fn write(
     out.write_all(&(json.len() as u64).to_le_bytes()).map_err(werr)?;
     out.write_all(&json).map_err(werr)?;
     let total = plan.len();
-    for (i, (name, dtype)) in plan.iter().enumerate() {
-        let t = src.read(name)?;
-        out.write_all(&encode(&t, *dtype)).map_err(werr)?;
+    for (i, p) in plan.iter().enumerate() {
+        match p.how {
+            Quant::F32 => out.write_all(&le_bytes_f32(&src.read(&p.name)?.to_f32())).map_err(werr)?,
+            Quant::F16 => out.write_all(&le_bytes_f16(&src.read(&p.name)?.to_f32())).map_err(werr)?,
+            Quant::Int8 => {
+                let m = src.read_matrix(&p.name)?;
+                let (q, s) = quant::int8::quantize(m.rows, m.cols, &m.to_f32());
+                out.write_all(bytemuck::cast_slice(&q)).map_err(werr)?;
+                out.write_all(bytemuck::cast_slice(&s)).map_err(werr)?;
+            }
+            Quant::Q4 => {
+                let m = src.read_matrix(&p.name)?;
+                let (q, s) = quant::q4::quantize(m.rows, m.cols, &m.to_f32());
+                out.write_all(&q).map_err(werr)?;
+                out.write_all(bytemuck::cast_slice(&s)).map_err(werr)?;
+            }
+        }
         progress(i + 1, total);
     }
     out.flush().map_err(werr)
+}
+
+/// JSON text of a metadata map (safetensors metadata values are strings).
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }

@@ -6,6 +6,7 @@
 pub mod gander;
 pub mod pickle;
 pub mod pth;
+pub mod quant;
 pub mod safetensors;
 pub mod tensor;
 
@@ -20,6 +21,22 @@ pub trait TensorSource {
     fn tensors(&self) -> &BTreeMap<String, TensorInfo>;
     /// Read one tensor's data (contiguous, little-endian, in its stored dtype).
     fn read(&mut self, name: &str) -> Result<RawTensor>;
+    /// Read a matrix in its stored format (f16 stays f16, quantised stays packed); everything
+    /// else is widened to f32. Backends take this without a dequantised copy.
+    fn read_matrix(&mut self, name: &str) -> Result<quant::HostMatrix> {
+        let t = self.read(name)?;
+        let (rows, cols) = match t.info.shape.as_slice() {
+            [r, c] => (*r, *c),
+            s => return Err(crate::Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
+        };
+        let data = match t.info.dtype {
+            DType::F16 => quant::MatrixData::F16(
+                t.data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]])).collect(),
+            ),
+            _ => quant::MatrixData::F32(t.to_f32()),
+        };
+        Ok(quant::HostMatrix { rows, cols, data })
+    }
     /// Free-form metadata (safetensors `__metadata__`); empty for `.pth`.
     fn metadata(&self) -> BTreeMap<String, String> {
         BTreeMap::new()
@@ -36,7 +53,7 @@ pub fn open_path(path: &std::path::Path) -> Result<Box<dyn TensorSource>> {
     if n == 4 && &magic == b"PK\x03\x04" {
         Ok(Box::new(pth::PthFile::open(path)?))
     } else {
-        Ok(Box::new(safetensors::SafetensorsFile::open(path)?))
+        gander::wrap(safetensors::SafetensorsFile::open(path)?)
     }
 }
 
@@ -45,6 +62,6 @@ pub fn open_bytes(bytes: Vec<u8>) -> Result<Box<dyn TensorSource>> {
     if bytes.starts_with(b"PK\x03\x04") {
         Ok(Box::new(pth::PthFile::from_bytes(bytes)?))
     } else {
-        Ok(Box::new(safetensors::SafetensorsFile::from_bytes(bytes)?))
+        gander::wrap(safetensors::SafetensorsFile::from_bytes(bytes)?)
     }
 }

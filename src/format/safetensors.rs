@@ -37,7 +37,9 @@ fn dtype_of(d: safetensors::Dtype, name: &str) -> Result<DType> {
         safetensors::Dtype::F32 => Ok(DType::F32),
         safetensors::Dtype::F16 => Ok(DType::F16),
         safetensors::Dtype::BF16 => Ok(DType::BF16),
-        other => Err(Error::Unsupported(format!("tensor `{name}` has dtype {other:?}; only F32, F16 and BF16 are read"))),
+        safetensors::Dtype::I8 => Ok(DType::I8),
+        safetensors::Dtype::U8 => Ok(DType::U8),
+        other => Err(Error::Unsupported(format!("tensor `{name}` has dtype {other:?}; only F32, F16, BF16, I8 and U8 are read"))),
     }
 }
 

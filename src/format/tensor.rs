@@ -9,6 +9,9 @@ pub enum DType {
     F32,
     F16,
     BF16,
+    /// Packed codes of quantised Gander matrices.
+    I8,
+    U8,
 }
 
 impl DType {
@@ -17,6 +20,7 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
+            DType::I8 | DType::U8 => 1,
         }
     }
 }
@@ -52,6 +56,8 @@ impl RawTensor {
             DType::F32 => self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             DType::F16 => self.data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             DType::BF16 => self.data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            DType::I8 => self.data.iter().map(|&b| b as i8 as f32).collect(),
+            DType::U8 => self.data.iter().map(|&b| b as f32).collect(),
         }
     }
 

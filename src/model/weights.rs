@@ -11,9 +11,9 @@
 //!   §1.6), which keeps the stored embedding usable when it is quantised;
 //! - layer-0 `att.v0/v1/v2` are never read (spec §1.4).
 
-use crate::backend::{Backend, HostMatrix, HostMatrixData};
+use crate::backend::{Backend, HostMatrix, MatrixData};
 use crate::error::{Error, Result};
-use crate::format::{DType, TensorSource};
+use crate::format::TensorSource;
 use crate::model::Config;
 
 /// LayerNorm / GroupNorm parameters.
@@ -103,15 +103,10 @@ impl<B: Backend> Loader<'_, B> {
         Ok(Norm { weight: self.vector(&format!("{prefix}.weight"))?, bias: self.vector(&format!("{prefix}.bias"))? })
     }
 
-    /// A Linear weight, kept `[out, in]`.
+    /// A Linear weight (or the embedding), kept `[out, in]` in its stored format.
     fn linear(&mut self, name: &str) -> Result<B::Matrix> {
-        let t = self.src.read(name)?;
-        let (rows, cols) = (t.info.shape[0], t.info.shape[1]);
-        let data = match t.info.dtype {
-            DType::F16 => HostMatrixData::F16(bytemuck::cast_slice::<u16, half::f16>(&t.as_f16_bits().unwrap_or_default()).to_vec()),
-            _ => HostMatrixData::F32(t.to_f32()),
-        };
-        self.b.matrix(HostMatrix { rows, cols, data })
+        let m = self.src.read_matrix(name)?;
+        self.b.matrix(m)
     }
 
     /// A LoRA factor stored `[in, out]`, transposed to `[out, in]`.
@@ -125,7 +120,7 @@ impl<B: Backend> Loader<'_, B> {
                 tr[o * inp + i] = v[i * out + o];
             }
         }
-        self.b.matrix(HostMatrix { rows: out, cols: inp, data: HostMatrixData::F32(tr) })
+        self.b.matrix(HostMatrix { rows: out, cols: inp, data: MatrixData::F32(tr) })
     }
 }
 

@@ -73,6 +73,8 @@ pub fn write_safetensors(path: &std::path::Path, tensors: &BTreeMap<String, RawT
                 DType::F32 => safetensors::Dtype::F32,
                 DType::F16 => safetensors::Dtype::F16,
                 DType::BF16 => safetensors::Dtype::BF16,
+                DType::I8 => safetensors::Dtype::I8,
+                DType::U8 => safetensors::Dtype::U8,
             };
             (n.clone(), safetensors::tensor::TensorView::new(dt, t.info.shape.clone(), &t.data).expect("view"))
         })

@@ -2,7 +2,7 @@
 //! (threaded natively with rayon, sequential on wasm) and the WKV-7 scan.
 
 use super::{CpuMatrix, Tensor};
-use half::slice::HalfFloatSliceExt;
+use crate::format::quant::MatrixData;
 
 /// `Σ a_i·b_i` with 16 independent f32 accumulators, which the compiler turns into SIMD lanes.
 #[inline]
@@ -40,11 +40,12 @@ fn rows_block(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<
     let t = x.rows;
     let mut out = vec![0f32; n * t];
     for i in 0..n {
-        let row: &[f32] = match w {
-            CpuMatrix::F32 { data, cols, .. } => &data[(o0 + i) * cols..(o0 + i + 1) * cols],
-            CpuMatrix::F16 { data, cols, .. } => {
-                scratch.resize(*cols, 0.0);
-                data[(o0 + i) * cols..(o0 + i + 1) * cols].convert_to_f32_slice(scratch);
+        let cols = w.cols;
+        let row: &[f32] = match &w.data {
+            MatrixData::F32(data) => &data[(o0 + i) * cols..(o0 + i + 1) * cols],
+            _ => {
+                scratch.resize(cols, 0.0);
+                w.row_into(o0 + i, scratch);
                 scratch
             }
         };
@@ -58,7 +59,7 @@ fn rows_block(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<
 /// `y = x·Wᵀ`: x `[T, in]`, W `[out, in]`, y `[T, out]`. Each weight row is read once for all
 /// `T` tokens (batched prefill).
 pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
-    let (rows, _) = w.shape();
+    let rows = w.rows;
     let t = x.rows;
     let starts: Vec<usize> = (0..rows).step_by(ROWS_PER_TASK).collect();
     let job = |&o0: &usize| {

@@ -6,11 +6,10 @@
 
 pub mod kernels;
 
-use super::{Backend, HostMatrix, HostMatrixData, LoraMid, Shift};
+use super::{Backend, HostMatrix, LoraMid, Shift};
 use crate::error::{Error, Result};
 use crate::model::Config;
 use crate::state::State;
-use half::f16;
 
 /// A row-major `[rows, cols]` f32 activation.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,25 +34,9 @@ impl Tensor {
     }
 }
 
-/// A weight matrix `[rows = out, cols = in]`.
-pub enum CpuMatrix {
-    F32 { rows: usize, cols: usize, data: Vec<f32> },
-    F16 { rows: usize, cols: usize, data: Vec<f16> },
-}
-
-impl CpuMatrix {
-    pub fn shape(&self) -> (usize, usize) {
-        match self {
-            CpuMatrix::F32 { rows, cols, .. } | CpuMatrix::F16 { rows, cols, .. } => (*rows, *cols),
-        }
-    }
-    fn row_f32(&self, r: usize) -> Vec<f32> {
-        match self {
-            CpuMatrix::F32 { data, cols, .. } => data[r * cols..(r + 1) * cols].to_vec(),
-            CpuMatrix::F16 { data, cols, .. } => data[r * cols..(r + 1) * cols].iter().map(|x| x.to_f32()).collect(),
-        }
-    }
-}
+/// A weight matrix `[rows = out, cols = in]` in its stored format; products dequantise one
+/// row at a time into a scratch buffer, never the whole matrix.
+pub type CpuMatrix = HostMatrix;
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -85,10 +68,7 @@ impl Backend for Cpu {
     }
 
     fn matrix(&self, m: HostMatrix) -> Result<CpuMatrix> {
-        Ok(match m.data {
-            HostMatrixData::F32(data) => CpuMatrix::F32 { rows: m.rows, cols: m.cols, data },
-            HostMatrixData::F16(data) => CpuMatrix::F16 { rows: m.rows, cols: m.cols, data },
-        })
+        Ok(m)
     }
 
     fn vector(&self, v: Vec<f32>) -> Result<Vec<f32>> {
@@ -106,14 +86,14 @@ impl Backend for Cpu {
     }
 
     fn embed(&self, emb: &CpuMatrix, tokens: &[u32]) -> Result<Tensor> {
-        let (rows, cols) = emb.shape();
+        let (rows, cols) = (emb.rows, emb.cols);
         let mut out = Tensor::zeros(tokens.len(), cols);
         for (t, &tok) in tokens.iter().enumerate() {
             let tok = tok as usize;
             if tok >= rows {
                 return Err(Error::BadInput(format!("token id {tok} is out of range (vocabulary has {rows} rows)")));
             }
-            out.data[t * cols..(t + 1) * cols].copy_from_slice(&emb.row_f32(tok));
+            emb.row_into(tok, &mut out.data[t * cols..(t + 1) * cols]);
         }
         Ok(out)
     }

@@ -1,0 +1,48 @@
+//! `int8`: symmetric 8-bit, one f16 scale per block of 32 input elements.
+//!
+//! Stored as two tensors of a Gander file:
+//!
+//! ```text
+//! X.q      I8  [rows, cols]               q[r][c] = clamp(round(W[r][c] / s[r][c/32]), -127, 127)
+//! X.scale  F16 [rows, ceil(cols/32)]      s[r][b] = f16(max |W[r][32b .. 32b+32)| / 127)
+//!
+//! one row, cols = 70:  q: | c0 c1 ... c31 | c32 ... c63 | c64 ... c69 |   (1 byte each)
+//!                      s: |      s0       |     s1      |     s2      |   (2 bytes each)
+//! ```
+//! Dequantised value: `W'[r][c] = q[r][c] · s[r][c/32]`. Size: 1.0625 bytes per weight.
+
+use super::{blocks_per_row, f16_scale, BLOCK};
+use half::f16;
+
+/// Quantise a row-major `[rows, cols]` matrix. Returns `(q, scale)`.
+pub fn quantize(rows: usize, cols: usize, w: &[f32]) -> (Vec<i8>, Vec<f16>) {
+    let nb = blocks_per_row(cols);
+    let mut q = vec![0i8; rows * cols];
+    let mut scale = vec![f16::ZERO; rows * nb];
+    for r in 0..rows {
+        for b in 0..nb {
+            let lo = r * cols + b * BLOCK;
+            let hi = r * cols + ((b + 1) * BLOCK).min(cols);
+            let amax = w[lo..hi].iter().fold(0f32, |m, &x| m.max(x.abs()));
+            let s = f16_scale(amax / 127.0);
+            scale[r * nb + b] = s;
+            let s = s.to_f32();
+            if s > 0.0 {
+                for i in lo..hi {
+                    q[i] = (w[i] / s).round().clamp(-127.0, 127.0) as i8;
+                }
+            }
+        }
+    }
+    (q, scale)
+}
+
+/// Dequantise one row: `q` has `cols` codes, `scale` its blocks' scales.
+pub fn dequantize_row(q: &[i8], scale: &[f16], out: &mut [f32]) {
+    for (b, (qs, os)) in q.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
+        let s = scale[b].to_f32();
+        for (o, &v) in os.iter_mut().zip(qs) {
+            *o = v as f32 * s;
+        }
+    }
+}
