@@ -18,9 +18,9 @@ $(BENCH_DIR)/rwkv7-0.1b-random-%.safetensors:
 	$(CARGO) run --release --locked -q --example random_model -- $@ --quant $*
 
 # 0.1B shape (C=768, L=12, V=65536) with random weights, in each format built so far.
-bench: deps $(BENCH_DIR)/rwkv7-0.1b-random-f32.safetensors $(BENCH_DIR)/rwkv7-0.1b-random-f16.safetensors
+bench: deps $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).safetensors)
 	$(CARGO) build --release --locked -q
-	@for q in f32 f16; do \
+	@for q in f32 f16 int8 q4; do \
 	  printf '%s ' $$q; ./target/release/gander bench --model $(BENCH_DIR)/rwkv7-0.1b-random-$$q.safetensors; \
 	done
 

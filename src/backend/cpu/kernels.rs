@@ -5,7 +5,7 @@ use super::{CpuMatrix, Tensor};
 use crate::format::quant::MatrixData;
 
 /// `Σ a_i·b_i` with 16 independent f32 accumulators, which the compiler turns into SIMD lanes.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -36,7 +36,31 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 const ROWS_PER_TASK: usize = 32;
 
 /// Compute rows `o0..o0+n` of `W` against every token: result laid out `[n][T]`.
-fn rows_block(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<f32>) -> Vec<f32> {
+/// Compiled twice: for the baseline target and, on x86-64, with AVX2/FMA/F16C, chosen at run
+/// time. Rust never contracts `a·b + c` into an FMA on its own, so both give identical results.
+fn rows_block(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<f32>, simd: bool) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let avx2 = *AVX2.get_or_init(|| {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+        });
+        if avx2 {
+            // Safety: the CPU supports the features this version was compiled for.
+            return unsafe { rows_block_avx2(x, w, o0, n, scratch) };
+        }
+    }
+    rows_block_generic(x, w, o0, n, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_block_avx2(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<f32>) -> Vec<f32> {
+    rows_block_generic(x, w, o0, n, scratch)
+}
+
+#[inline(always)]
+fn rows_block_generic(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<f32>) -> Vec<f32> {
     let t = x.rows;
     let mut out = vec![0f32; n * t];
     for i in 0..n {
@@ -59,13 +83,18 @@ fn rows_block(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<
 /// `y = x·Wᵀ`: x `[T, in]`, W `[out, in]`, y `[T, out]`. Each weight row is read once for all
 /// `T` tokens (batched prefill).
 pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
+    matmul_with(x, w, true)
+}
+
+/// [`matmul`] with the run-time SIMD selection switchable, so tests cover the baseline path too.
+pub fn matmul_with(x: &Tensor, w: &CpuMatrix, simd: bool) -> Tensor {
     let rows = w.rows;
     let t = x.rows;
     let starts: Vec<usize> = (0..rows).step_by(ROWS_PER_TASK).collect();
     let job = |&o0: &usize| {
         let n = ROWS_PER_TASK.min(rows - o0);
         let mut scratch = Vec::new();
-        (o0, n, rows_block(x, w, o0, n, &mut scratch))
+        (o0, n, rows_block(x, w, o0, n, &mut scratch, simd))
     };
     #[cfg(not(target_arch = "wasm32"))]
     let blocks: Vec<_> = {

@@ -38,6 +38,7 @@ pub fn quantize(rows: usize, cols: usize, w: &[f32]) -> (Vec<i8>, Vec<f16>) {
 }
 
 /// Dequantise one row: `q` has `cols` codes, `scale` its blocks' scales.
+#[inline(always)]
 pub fn dequantize_row(q: &[i8], scale: &[f16], out: &mut [f32]) {
     for (b, (qs, os)) in q.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
         let s = scale[b].to_f32();

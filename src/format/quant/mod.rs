@@ -49,6 +49,7 @@ impl HostMatrix {
     }
 
     /// Row `r` as f32 into `out` (length `cols`): the scalar reference dequantisation.
+    #[inline(always)]
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
         let c = self.cols;
         let nb = blocks_per_row(c);

@@ -109,10 +109,21 @@ pub fn quantize(rows: usize, cols: usize, w: &[f32]) -> (Vec<u8>, Vec<f16>) {
 }
 
 /// Dequantise one `q4` row of `out.len()` elements.
+#[inline(always)]
 pub fn dequantize_row(q: &[u8], scale: &[f16], out: &mut [f32]) {
-    for (c, o) in out.iter_mut().enumerate() {
-        let code = ((q[c / 2] >> (4 * (c % 2))) & 0x0f) as i32 - 8;
-        *o = code as f32 * scale[c / BLOCK].to_f32();
+    // Block by block so the scale is converted once per 32 values; a block is 16 bytes.
+    for (b, os) in out.chunks_mut(BLOCK).enumerate() {
+        let s = scale[b].to_f32();
+        let qb = &q[b * BLOCK / 2..];
+        let half = os.len() / 2;
+        let mut pairs = os.chunks_exact_mut(2);
+        for (pair, &byte) in (&mut pairs).zip(qb) {
+            pair[0] = ((byte & 0x0f) as i32 - 8) as f32 * s;
+            pair[1] = ((byte >> 4) as i32 - 8) as f32 * s;
+        }
+        if let Some(last) = pairs.into_remainder().first_mut() {
+            *last = ((qb[half] & 0x0f) as i32 - 8) as f32 * s;
+        }
     }
 }
 
