@@ -54,7 +54,7 @@ impl TensorSource for FakeQuant {
             (Fake::Q4(book), true) => {
                 let (q, scale) = q4::quantize_with(book, r, c, &w);
                 let nb = c.div_ceil(32);
-                let rb = c.div_ceil(2);
+                let rb = q4::row_bytes(c);
                 let mut out = vec![0f32; r * c];
                 for i in 0..r {
                     q4::dequantize_row_with(book, &q[i * rb..(i + 1) * rb], &scale[i * nb..(i + 1) * nb], &mut out[i * c..(i + 1) * c]);

@@ -46,7 +46,8 @@ fn q4_reference_error_is_at_most_half_a_step() {
     for (i, &(r, c)) in SHAPES.iter().enumerate() {
         let w = rand_vec(r * c, 100 + i as u64);
         let (q, s) = q4::quantize(r, c, &w);
-        assert_eq!(q.len(), r * c.div_ceil(2));
+        assert_eq!(q.len(), r * q4::row_bytes(c));
+        assert_eq!(q4::row_bytes(c) * 2 % BLOCK, 0, "rows are padded to whole blocks");
         let m = HostMatrix { rows: r, cols: c, data: MatrixData::Q4 { q, scale: s.clone() } };
         let d = m.to_f32();
         let nb = c.div_ceil(BLOCK);

@@ -167,9 +167,9 @@ impl GanderSource {
                     let [r, c] = *meta.logical_shapes.get(name).ok_or_else(|| bad(format!("no logical shape for `{name}`")))?;
                     let nb = quant::blocks_per_row(c);
                     if q == "int8" {
-                        expect(&format!("{name}.q"), DType::I8, &[r, c])?;
+                        expect(&format!("{name}.q"), DType::I8, &[r, quant::int8::row_bytes(c)])?;
                     } else {
-                        expect(&format!("{name}.q"), DType::U8, &[r, c.div_ceil(2)])?;
+                        expect(&format!("{name}.q"), DType::U8, &[r, quant::q4::row_bytes(c)])?;
                     }
                     expect(&format!("{name}.scale"), DType::F16, &[r, nb])?;
                     if phys.contains_key(name) {
@@ -288,7 +288,7 @@ pub fn write(
             Quant::Int8 | Quant::Q4 => {
                 let (r, c) = (info.shape[0], info.shape[1]);
                 shapes.insert(name.clone(), [r, c]);
-                let qshape = if how == Quant::Int8 { vec![r, c] } else { vec![r, c.div_ceil(2)] };
+                let qshape = if how == Quant::Int8 { vec![r, quant::int8::row_bytes(c)] } else { vec![r, quant::q4::row_bytes(c)] };
                 let qtype = if how == Quant::Int8 { "I8" } else { "U8" };
                 vec![(format!("{name}.q"), qtype, qshape), (format!("{name}.scale"), "F16", vec![r, quant::blocks_per_row(c)])]
             }

@@ -38,6 +38,7 @@ const ROWS_PER_TASK: usize = 32;
 /// Compute rows `o0..o0+n` of `W` against every token: result laid out `[n][T]`.
 /// Compiled twice: for the baseline target and, on x86-64, with AVX2/FMA/F16C, chosen at run
 /// time. Rust never contracts `a·b + c` into an FMA on its own, so both give identical results.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn rows_block(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<f32>, simd: bool) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
     if simd {

@@ -23,9 +23,9 @@ pub fn blocks_per_row(cols: usize) -> usize {
 pub enum MatrixData {
     F32(Vec<f32>),
     F16(Vec<f16>),
-    /// `q`: `rows·cols` codes; `scale`: `rows·blocks_per_row(cols)`.
+    /// `q`: `rows·int8::row_bytes(cols)` codes; `scale`: `rows·blocks_per_row(cols)`.
     Int8 { q: Vec<i8>, scale: Vec<f16> },
-    /// `q`: `rows·ceil(cols/2)` bytes of two codes; `scale`: `rows·blocks_per_row(cols)`.
+    /// `q`: `rows·q4::row_bytes(cols)` bytes of two codes; `scale`: `rows·blocks_per_row(cols)`.
     Q4 { q: Vec<u8>, scale: Vec<f16> },
 }
 
@@ -59,9 +59,12 @@ impl HostMatrix {
                 use half::slice::HalfFloatSliceExt;
                 d[r * c..(r + 1) * c].convert_to_f32_slice(out)
             }
-            MatrixData::Int8 { q, scale } => int8::dequantize_row(&q[r * c..(r + 1) * c], &scale[r * nb..(r + 1) * nb], out),
+            MatrixData::Int8 { q, scale } => {
+                let rb = int8::row_bytes(c);
+                int8::dequantize_row(&q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb], out)
+            }
             MatrixData::Q4 { q, scale } => {
-                let rb = c.div_ceil(2);
+                let rb = q4::row_bytes(c);
                 q4::dequantize_row(&q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb], out)
             }
         }

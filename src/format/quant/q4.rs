@@ -1,15 +1,19 @@
 //! `q4`: symmetric linear 4-bit codes, one f16 scale per block of 32 inputs.
 //!
-//! Stored as two tensors of a Gander file:
+//! Stored as two tensors of a Gander file; each row is padded to whole blocks (code 8 = 0):
 //!
 //! ```text
-//! X.q      U8  [rows, ceil(cols/2)]      byte j of row r = code(W[r][2j]) | code(W[r][2j+1]) << 4
-//!                                         (low nibble first; an odd row's last high nibble is 0)
-//! X.scale  F16 [rows, ceil(cols/32)]     s[r][b] = f16(max |W[r][32b .. 32b+32)| / 7)
+//! X.q      U8  [rows, 16·ceil(cols/32)]   block b of row r is 16 bytes; byte j of it holds
+//!                                          code(W[r][32b+j]) | code(W[r][32b+16+j]) << 4
+//! X.scale  F16 [rows, ceil(cols/32)]      s[r][b] = f16(max |W[r][32b .. 32b+32)| / 7)
 //!          code(w) = clamp(round(w / s), -8, 7) + 8
 //!
-//! one row, cols = 5:   q: | c1:c0 | c3:c2 | 0:c4 |      (high nibble : low nibble)
+//! one block:  byte  0: | e16 : e0  |   byte 1: | e17 : e1 |  ...  byte 15: | e31 : e15 |
+//!                       (high nibble : low nibble)
 //! ```
+//! Splitting a block into low nibbles (elements 0-15) and high nibbles (16-31) lets SIMD code
+//! unpack a block with one mask and one shift.
+//!
 //! Dequantised value: `W'[r][c] = (code − 8) · s[r][c/32]`: integer arithmetic, so integer
 //! dot-product kernels and shaders can use the codes directly. Size: 0.5625 bytes per weight.
 //!
@@ -63,66 +67,55 @@ fn nearest(book: &[f32; 16], x: f32) -> u8 {
 }
 
 /// Quantise with a code book (`value = book[code] · absmax`), for comparing code books only;
-/// the stored `q4` format is [`quantize`].
+/// the stored `q4` format is [`quantize`]. Same packing as the stored format.
 pub fn quantize_with(book: &[f32; 16], rows: usize, cols: usize, w: &[f32]) -> (Vec<u8>, Vec<f16>) {
-    let nb = blocks_per_row(cols);
-    let rb = cols.div_ceil(2);
-    let mut q = vec![0u8; rows * rb];
-    let mut scale = vec![f16::ZERO; rows * nb];
-    let zero = nearest(book, 0.0);
-    for r in 0..rows {
-        let row = &w[r * cols..(r + 1) * cols];
-        for b in 0..nb {
-            let blk = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
-            let amax = blk.iter().fold(0f32, |m, &x| m.max(x.abs()));
-            scale[r * nb + b] = f16_scale(amax);
-        }
-        for c in 0..cols {
-            let s = scale[r * nb + c / BLOCK].to_f32();
-            let code = if s > 0.0 { nearest(book, row[c] / s) } else { zero };
-            q[r * rb + c / 2] |= code << (4 * (c % 2));
-        }
-    }
-    (q, scale)
+    pack(rows, cols, w, |amax| amax, |x, s| if s > 0.0 { nearest(book, x / s) } else { nearest(book, 0.0) })
 }
 
 /// Quantise a row-major `[rows, cols]` matrix into the `q4` format. Returns `(q, scale)`.
 pub fn quantize(rows: usize, cols: usize, w: &[f32]) -> (Vec<u8>, Vec<f16>) {
+    pack(rows, cols, w, |amax| amax / 7.0, |x, s| if s > 0.0 { ((x / s).round().clamp(-8.0, 7.0) as i32 + 8) as u8 } else { 8 })
+}
+
+/// Bytes of one stored row of `cols` elements.
+pub fn row_bytes(cols: usize) -> usize {
+    blocks_per_row(cols) * BLOCK / 2
+}
+
+/// Shared packing: scale per block from its absmax, then a 4-bit code per element.
+fn pack(rows: usize, cols: usize, w: &[f32], scale_of: impl Fn(f32) -> f32, code_of: impl Fn(f32, f32) -> u8) -> (Vec<u8>, Vec<f16>) {
     let nb = blocks_per_row(cols);
-    let rb = cols.div_ceil(2);
-    let mut q = vec![0u8; rows * rb];
+    let rb = row_bytes(cols);
+    let pad = code_of(0.0, 0.0);
+    let mut q = vec![pad | (pad << 4); rows * rb];
     let mut scale = vec![f16::ZERO; rows * nb];
     for r in 0..rows {
         let row = &w[r * cols..(r + 1) * cols];
         for b in 0..nb {
             let blk = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
             let amax = blk.iter().fold(0f32, |m, &x| m.max(x.abs()));
-            scale[r * nb + b] = f16_scale(amax / 7.0);
-        }
-        for c in 0..cols {
-            let s = scale[r * nb + c / BLOCK].to_f32();
-            let code = if s > 0.0 { (row[c] / s).round().clamp(-8.0, 7.0) as i32 + 8 } else { 8 };
-            q[r * rb + c / 2] |= (code as u8) << (4 * (c % 2));
+            let s16 = f16_scale(scale_of(amax));
+            scale[r * nb + b] = s16;
+            let s = s16.to_f32();
+            let bytes = &mut q[r * rb + b * BLOCK / 2..r * rb + (b + 1) * BLOCK / 2];
+            for (j, &x) in blk.iter().enumerate() {
+                let (byte, shift) = (j % 16, 4 * (j / 16));
+                bytes[byte] = (bytes[byte] & !(0x0f << shift)) | (code_of(x, s) << shift);
+            }
         }
     }
     (q, scale)
 }
 
-/// Dequantise one `q4` row of `out.len()` elements.
+/// Dequantise one `q4` row into `out` (`cols` elements) from its stored (padded) bytes.
 #[inline(always)]
 pub fn dequantize_row(q: &[u8], scale: &[f16], out: &mut [f32]) {
-    // Block by block so the scale is converted once per 32 values; a block is 16 bytes.
     for (b, os) in out.chunks_mut(BLOCK).enumerate() {
         let s = scale[b].to_f32();
-        let qb = &q[b * BLOCK / 2..];
-        let half = os.len() / 2;
-        let mut pairs = os.chunks_exact_mut(2);
-        for (pair, &byte) in (&mut pairs).zip(qb) {
-            pair[0] = ((byte & 0x0f) as i32 - 8) as f32 * s;
-            pair[1] = ((byte >> 4) as i32 - 8) as f32 * s;
-        }
-        if let Some(last) = pairs.into_remainder().first_mut() {
-            *last = ((qb[half] & 0x0f) as i32 - 8) as f32 * s;
+        let qb = &q[b * BLOCK / 2..(b + 1) * BLOCK / 2];
+        for (j, o) in os.iter_mut().enumerate() {
+            let code = (qb[j % 16] >> (4 * (j / 16))) & 0x0f;
+            *o = (code as i32 - 8) as f32 * s;
         }
     }
 }
@@ -130,7 +123,8 @@ pub fn dequantize_row(q: &[u8], scale: &[f16], out: &mut [f32]) {
 /// Dequantise a row made by [`quantize_with`] with the same `book`.
 pub fn dequantize_row_with(book: &[f32; 16], q: &[u8], scale: &[f16], out: &mut [f32]) {
     for (c, o) in out.iter_mut().enumerate() {
-        let code = (q[c / 2] >> (4 * (c % 2))) & 0x0f;
-        *o = book[code as usize] * scale[c / BLOCK].to_f32();
+        let (b, j) = (c / BLOCK, c % BLOCK);
+        let code = (q[b * BLOCK / 2 + j % 16] >> (4 * (j / 16))) & 0x0f;
+        *o = book[code as usize] * scale[b].to_f32();
     }
 }
