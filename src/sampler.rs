@@ -128,11 +128,13 @@ impl Sampler {
         if cand.is_empty() {
             return Err(Error::BadInput("no token can be sampled: every logit is masked or not finite".into()));
         }
-        // Highest logit first; ties broken by the lower id, so greedy decoding is deterministic.
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if o.temperature == 0.0 {
-            return Ok(cand[0].0);
+            // Greedy: the highest logit, the lowest id on a tie; a scan, not a sort.
+            let best = cand.iter().fold(cand[0], |b, &c| if c.1 > b.1 { c } else { b });
+            return Ok(best.0);
         }
+        // Highest logit first; ties broken by the lower id, so runs are repeatable.
+        cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let max = cand[0].1;
         let mut probs: Vec<f64> = cand.iter().map(|c| (c.1 - max).exp()).collect();
         let sum: f64 = probs.iter().sum();

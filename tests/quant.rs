@@ -74,13 +74,14 @@ fn kernels_match_reference_on_odd_shapes_and_token_counts() {
             { let (q, scale) = int8::quantize(r, c, &w); HostMatrix { rows: r, cols: c, data: MatrixData::Int8 { q, scale } } },
             { let (q, scale) = q4::quantize(r, c, &w); HostMatrix { rows: r, cols: c, data: MatrixData::Q4 { q, scale } } },
         ];
-        for t in [1usize, 3, 17] {
+        for t in [1usize, 3, 4, 17, 70] {
             let x = Tensor { rows: t, cols: c, data: rand_vec(t * c, 300 + i as u64 + t as u64) };
             for m in &mats {
                 let reference = m.to_f32();
                 let y = cpu.matmul(&x, &cpu.matrix(m.clone()).unwrap()).unwrap();
-                // The baseline (non-SIMD) build of the same kernel gives identical numbers.
-                assert_eq!(y.data, gander::backend::cpu::kernels::matmul_with(&x, m, false).data);
+                // Every instruction-set path is checked against the reference.
+                let generic = gander::backend::cpu::matmul::matmul_with(&x, m, gander::backend::cpu::matmul::Isa::Generic);
+                for y in [&y, &generic] {
                 for tt in 0..t {
                     for o in 0..r {
                         let (mut exact, mut mag) = (0f64, 0f64);
@@ -92,6 +93,7 @@ fn kernels_match_reference_on_odd_shapes_and_token_counts() {
                         let got = y.data[tt * r + o] as f64;
                         assert!((got - exact).abs() <= KERNEL_TOL * mag.max(1e-30), "{} {r}x{c} T={t}: {got} vs {exact}", m.format_name());
                     }
+                }
                 }
             }
         }

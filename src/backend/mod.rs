@@ -28,19 +28,29 @@ pub enum Shift {
     ChannelMix,
 }
 
-/// The operations of the RWKV-7 forward pass.
-pub trait Backend {
+/// The operations of the RWKV-7 forward pass. Backends are shareable across threads so a
+/// forward call can run on a worker pool ([`Backend::install`]).
+pub trait Backend: Sync {
     /// A weight matrix in device memory.
-    type Matrix;
+    type Matrix: Send + Sync;
     /// A weight vector (length `C`, or `H·N` for `r_k`), always f32.
-    type Vector;
+    type Vector: Send + Sync;
     /// Activations `[T, width]`, f32. Cloned once per forward call (`v_first`).
-    type Act: Clone;
+    type Act: Clone + Send;
     /// The recurrent state of one session.
-    type State;
+    type State: Send;
 
     /// A short name for reports (`cpu`, `gpu`).
     fn name(&self) -> String;
+
+    /// Run a whole forward call in the backend's execution context (the CPU backend runs it on
+    /// its worker pool, so the calling thread sleeps instead of competing for a core).
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
+
+    /// Bytes a matrix occupies (for bandwidth bounds in benchmarks).
+    fn matrix_bytes(&self, m: &Self::Matrix) -> usize;
 
     fn matrix(&self, m: HostMatrix) -> Result<Self::Matrix>;
     fn vector(&self, v: Vec<f32>) -> Result<Self::Vector>;

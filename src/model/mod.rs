@@ -90,9 +90,30 @@ impl<B: Backend> Model<B> {
         Ok(())
     }
 
+    /// Bytes of weights read per decoded token: every matrix except the embedding (one row).
+    pub fn decode_bytes_per_token(&self) -> usize {
+        let b = &self.backend;
+        let w = &self.weights;
+        let mut n = b.matrix_bytes(&w.head);
+        for blk in &w.blocks {
+            let a = &blk.att;
+            for m in [&a.receptance, &a.key, &a.value, &a.output, &a.w1, &a.w2, &a.a1, &a.a2, &a.g1, &a.g2, &blk.ffn.key, &blk.ffn.value] {
+                n += b.matrix_bytes(m);
+            }
+            if let Some(v) = &a.v {
+                n += b.matrix_bytes(&v.v1) + b.matrix_bytes(&v.v2);
+            }
+        }
+        n
+    }
+
     /// Feed `tokens` (sequence mode, in chunks of [`MAX_CHUNK`]) and return the logits after the
     /// last one (`V` floats).
     pub fn forward(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.backend.install(|| self.forward_inner(state, tokens))
+    }
+
+    fn forward_inner(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
         self.check_tokens(tokens)?;
         let mut last = Vec::new();
         let chunks: Vec<&[u32]> = tokens.chunks(MAX_CHUNK).collect();
@@ -108,10 +129,12 @@ impl<B: Backend> Model<B> {
     /// Advance the state over `tokens` without computing logits.
     pub fn prefill(&self, state: &mut B::State, tokens: &[u32]) -> Result<()> {
         self.check_tokens(tokens)?;
-        for chunk in tokens.chunks(MAX_CHUNK) {
-            forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::None)?;
-        }
-        Ok(())
+        self.backend.install(|| {
+            for chunk in tokens.chunks(MAX_CHUNK) {
+                forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::None)?;
+            }
+            Ok(())
+        })
     }
 
     /// Feed `tokens` and call `each(t, logits_after_token_t)` for every position, in order.
@@ -120,7 +143,8 @@ impl<B: Backend> Model<B> {
         let v = self.config.vocab;
         let mut base = 0;
         for chunk in tokens.chunks(MAX_CHUNK) {
-            if let Some(act) = forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::All)? {
+            let act = self.backend.install(|| forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::All))?;
+            if let Some(act) = act {
                 let all = self.backend.read(&act)?;
                 for (i, row) in all.chunks_exact(v).enumerate() {
                     each(base + i, row)?;

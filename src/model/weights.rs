@@ -109,19 +109,28 @@ impl<B: Backend> Loader<'_, B> {
         self.b.matrix(m)
     }
 
-    /// A LoRA factor stored `[in, out]`, transposed to `[out, in]`.
+    /// A LoRA factor stored `[in, out]`, transposed to `[out, in]`, keeping f16 storage as f16
+    /// (Gander's quantised files store LoRA factors in f16) and widening everything else to f32.
     fn lora(&mut self, name: &str) -> Result<B::Matrix> {
-        let t = self.src.read(name)?;
-        let (inp, out) = (t.info.shape[0], t.info.shape[1]);
-        let v = t.to_f32();
-        let mut tr = vec![0f32; v.len()];
-        for i in 0..inp {
-            for o in 0..out {
-                tr[o * inp + i] = v[i * out + o];
-            }
-        }
-        self.b.matrix(HostMatrix { rows: out, cols: inp, data: MatrixData::F32(tr) })
+        let m = self.src.read_matrix(name)?;
+        let (inp, out) = (m.rows, m.cols);
+        let data = match m.data {
+            MatrixData::F16(v) => MatrixData::F16(transpose(&v, inp, out)),
+            other => MatrixData::F32(transpose(&HostMatrix { rows: inp, cols: out, data: other }.to_f32(), inp, out)),
+        };
+        self.b.matrix(HostMatrix { rows: out, cols: inp, data })
     }
+}
+
+/// `[rows, cols]` row-major to `[cols, rows]`.
+fn transpose<T: Copy + Default>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::default(); v.len()];
+    for i in 0..rows {
+        for o in 0..cols {
+            out[o * rows + i] = v[i * cols + o];
+        }
+    }
+    out
 }
 
 impl<B: Backend> Weights<B> {

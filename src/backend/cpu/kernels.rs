@@ -1,8 +1,6 @@
-//! Scalar-plus-autovectorised fp32 kernels of the CPU backend: dot products, matrix products
-//! (threaded natively with rayon, sequential on wasm) and the WKV-7 scan.
+//! Portable fp32 kernels of the CPU backend: the autovectorised dot product and the WKV-7 scan.
+//! Matrix products are in [`super::matmul`].
 
-use super::{CpuMatrix, Tensor};
-use crate::format::quant::MatrixData;
 
 /// `Σ a_i·b_i` with 16 independent f32 accumulators, which the compiler turns into SIMD lanes.
 #[inline(always)]
@@ -32,89 +30,6 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc[0] + tail
 }
 
-/// Rows of output computed per parallel task.
-const ROWS_PER_TASK: usize = 32;
-
-/// Compute rows `o0..o0+n` of `W` against every token: result laid out `[n][T]`.
-/// Compiled twice: for the baseline target and, on x86-64, with AVX2/FMA/F16C, chosen at run
-/// time. Rust never contracts `a·b + c` into an FMA on its own, so both give identical results.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn rows_block(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<f32>, simd: bool) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let avx2 = *AVX2.get_or_init(|| {
-            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
-        });
-        if avx2 {
-            // Safety: the CPU supports the features this version was compiled for.
-            return unsafe { rows_block_avx2(x, w, o0, n, scratch) };
-        }
-    }
-    rows_block_generic(x, w, o0, n, scratch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows_block_avx2(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<f32>) -> Vec<f32> {
-    rows_block_generic(x, w, o0, n, scratch)
-}
-
-#[inline(always)]
-fn rows_block_generic(x: &Tensor, w: &CpuMatrix, o0: usize, n: usize, scratch: &mut Vec<f32>) -> Vec<f32> {
-    let t = x.rows;
-    let mut out = vec![0f32; n * t];
-    for i in 0..n {
-        let cols = w.cols;
-        let row: &[f32] = match &w.data {
-            MatrixData::F32(data) => &data[(o0 + i) * cols..(o0 + i + 1) * cols],
-            _ => {
-                scratch.resize(cols, 0.0);
-                w.row_into(o0 + i, scratch);
-                scratch
-            }
-        };
-        for tt in 0..t {
-            out[i * t + tt] = dot(&x.data[tt * x.cols..(tt + 1) * x.cols], row);
-        }
-    }
-    out
-}
-
-/// `y = x·Wᵀ`: x `[T, in]`, W `[out, in]`, y `[T, out]`. Each weight row is read once for all
-/// `T` tokens (batched prefill).
-pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
-    matmul_with(x, w, true)
-}
-
-/// [`matmul`] with the run-time SIMD selection switchable, so tests cover the baseline path too.
-pub fn matmul_with(x: &Tensor, w: &CpuMatrix, simd: bool) -> Tensor {
-    let rows = w.rows;
-    let t = x.rows;
-    let starts: Vec<usize> = (0..rows).step_by(ROWS_PER_TASK).collect();
-    let job = |&o0: &usize| {
-        let n = ROWS_PER_TASK.min(rows - o0);
-        let mut scratch = Vec::new();
-        (o0, n, rows_block(x, w, o0, n, &mut scratch, simd))
-    };
-    #[cfg(not(target_arch = "wasm32"))]
-    let blocks: Vec<_> = {
-        use rayon::prelude::*;
-        starts.par_iter().map(job).collect()
-    };
-    #[cfg(target_arch = "wasm32")]
-    let blocks: Vec<_> = starts.iter().map(job).collect();
-    let mut y = Tensor::zeros(t, rows);
-    for (o0, n, block) in blocks {
-        for i in 0..n {
-            for tt in 0..t {
-                y.data[tt * rows + o0 + i] = block[i * t + tt];
-            }
-        }
-    }
-    y
-}
-
 /// `e^{−1/2}`: the decay is `exp(−e^{−1/2}·σ(z))` (spec §2.3 step 5).
 const DECAY_SCALE: f32 = 0.606_530_66;
 
@@ -129,17 +44,14 @@ pub struct WkvRow<'a> {
 }
 
 /// One token of the WKV-7 recurrence for one head (spec §2.3 step 11), state `s` is `[N][N]`
-/// indexed `[value i][key j]`. Writes `y` (length N).
-pub fn wkv_head_step(s: &mut [f32], x: &WkvRow, y: &mut [f32]) {
+/// indexed `[value i][key j]`. Writes `y` (length N). `decay`/`b` are scratch of length N.
+///
+/// The two reductions (`sa = Σ_j S[i][j]·(−κ̂_j)` and `y_i = Σ_j S'[i][j]·r_j`) go through
+/// [`dot`], whose explicit lanes let the compiler vectorise them (a plain float sum would stay
+/// scalar, as float addition is not associative).
+#[inline(always)]
+pub fn wkv_head_step(s: &mut [f32], x: &WkvRow, y: &mut [f32], decay: &mut [f32], b: &mut [f32]) {
     let n = x.r.len();
-    let mut decay = [0f32; 256];
-    let mut b = [0f32; 256];
-    let (decay, b) = if n <= 256 {
-        (&mut decay[..n], &mut b[..n])
-    } else {
-        // Head sizes above 256 do not occur in released models; fall back to the heap.
-        return wkv_head_step_large(s, x, y);
-    };
     for j in 0..n {
         let sig = 1.0 / (1.0 + (-x.z[j]).exp());
         decay[j] = (-DECAY_SCALE * sig).exp();
@@ -147,32 +59,38 @@ pub fn wkv_head_step(s: &mut [f32], x: &WkvRow, y: &mut [f32]) {
     }
     for i in 0..n {
         let row = &mut s[i * n..(i + 1) * n];
-        let mut sa = 0f32;
-        for j in 0..n {
-            sa -= row[j] * x.kk[j];
-        }
+        let sa = -dot(row, x.kk);
         let vi = x.v[i];
-        let mut acc = 0f32;
         for j in 0..n {
-            let nv = row[j] * decay[j] + sa * b[j] + vi * x.k[j];
-            row[j] = nv;
-            acc += nv * x.r[j];
+            row[j] = row[j] * decay[j] + sa * b[j] + vi * x.k[j];
         }
-        y[i] = acc;
+        y[i] = dot(row, x.r);
     }
 }
 
-fn wkv_head_step_large(s: &mut [f32], x: &WkvRow, y: &mut [f32]) {
-    let n = x.r.len();
-    let decay: Vec<f32> = x.z.iter().map(|z| (-DECAY_SCALE / (1.0 + (-z).exp())).exp()).collect();
-    for i in 0..n {
-        let row = &mut s[i * n..(i + 1) * n];
-        let sa: f32 = -row.iter().zip(x.kk).map(|(a, b)| a * b).sum::<f32>();
-        let mut acc = 0f32;
-        for j in 0..n {
-            row[j] = row[j] * decay[j] + sa * x.kk[j] * x.alpha[j] + x.v[i] * x.k[j];
-            acc += row[j] * x.r[j];
+/// Scan one head over `T` tokens: `rows(t)` gives token `t`'s inputs, `ys` is `[T][N]`.
+/// Compiled for the baseline and, on x86-64, with AVX2/FMA (chosen at run time); both give the
+/// same numbers (no FMA contraction happens without an explicit intrinsic).
+pub fn wkv_scan_head<'a>(s: &mut [f32], t_len: usize, rows: impl Fn(usize) -> WkvRow<'a>, ys: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::matmul::best_isa() == super::matmul::Isa::Avx2 {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<'a>(s: &mut [f32], t_len: usize, rows: &dyn Fn(usize) -> WkvRow<'a>, ys: &mut [f32]) {
+            scan(s, t_len, rows, ys)
         }
-        y[i] = acc;
+        // Safety: the CPU has AVX2 and FMA (checked by best_isa).
+        return unsafe { avx2(s, t_len, &rows, ys) };
+    }
+    scan(s, t_len, &rows, ys)
+}
+
+#[inline(always)]
+fn scan<'a>(s: &mut [f32], t_len: usize, rows: &dyn Fn(usize) -> WkvRow<'a>, ys: &mut [f32]) {
+    let n = ys.len() / t_len.max(1);
+    let mut decay = vec![0f32; n];
+    let mut b = vec![0f32; n];
+    for t in 0..t_len {
+        let row = rows(t);
+        wkv_head_step(s, &row, &mut ys[t * n..(t + 1) * n], &mut decay, &mut b);
     }
 }

@@ -5,6 +5,9 @@
 //! other value, the state and all accumulations are f32.
 
 pub mod kernels;
+pub mod matmul;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use super::{Backend, HostMatrix, LoraMid, Shift};
 use crate::error::{Error, Result};
@@ -53,6 +56,21 @@ fn norm_into(x: &[f32], w: &[f32], b: &[f32], eps: f64, out: &mut [f32]) {
     }
 }
 
+/// The worker pool: one thread per core. Forward calls run inside it (see `install`), so the
+/// calling thread sleeps while the pool works instead of competing with it for a core.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("gander-cpu-{i}"))
+            .build()
+            .unwrap_or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a 1-thread pool"))
+    })
+}
+
 /// The exact fp32 CPU backend.
 #[derive(Default)]
 pub struct Cpu;
@@ -65,6 +83,21 @@ impl Backend for Cpu {
 
     fn name(&self) -> String {
         "cpu".into()
+    }
+
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            pool().install(f)
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            f()
+        }
+    }
+
+    fn matrix_bytes(&self, m: &CpuMatrix) -> usize {
+        m.byte_len()
     }
 
     fn matrix(&self, m: HostMatrix) -> Result<CpuMatrix> {
@@ -136,7 +169,7 @@ impl Backend for Cpu {
     }
 
     fn matmul(&self, x: &Tensor, w: &CpuMatrix) -> Result<Tensor> {
-        Ok(kernels::matmul(x, w))
+        Ok(matmul::matmul(x, w))
     }
 
     fn lora(
@@ -148,13 +181,13 @@ impl Backend for Cpu {
         bias: Option<&Vec<f32>>,
         sigmoid_out: bool,
     ) -> Result<Tensor> {
-        let h = kernels::matmul(x, down);
+        let h = matmul::matmul(x, down);
         let h = match mid {
             LoraMid::None => h,
             LoraMid::Tanh => h.map(f32::tanh),
             LoraMid::Sigmoid => h.map(sigmoid),
         };
-        let mut y = kernels::matmul(&h, up);
+        let mut y = matmul::matmul(&h, up);
         let c = y.cols;
         for (i, o) in y.data.iter_mut().enumerate() {
             if let Some(b) = bias {
@@ -215,18 +248,18 @@ impl Backend for Cpu {
         // Heads are independent: each scans all T tokens with its own N×N state.
         let per_head = |(h, sh): (usize, &mut [f32])| {
             let mut ys = vec![0f32; t_len * n];
-            for t in 0..t_len {
+            let rows = |t: usize| {
                 let sl = t * c + h * n..t * c + (h + 1) * n;
-                let row = kernels::WkvRow {
+                kernels::WkvRow {
                     r: &r.data[sl.clone()],
                     z: &z.data[sl.clone()],
                     k: &k.data[sl.clone()],
                     v: &v.data[sl.clone()],
                     kk: &kk.data[sl.clone()],
                     alpha: &alpha.data[sl],
-                };
-                kernels::wkv_head_step(sh, &row, &mut ys[t * n..(t + 1) * n]);
-            }
+                }
+            };
+            kernels::wkv_scan_head(sh, t_len, rows, &mut ys);
             (h, ys)
         };
         #[cfg(not(target_arch = "wasm32"))]

@@ -1,0 +1,218 @@
+//! Matrix products `y = x·Wᵀ` for every weight format, threaded natively (rayon) and SIMD where
+//! the CPU has it (chosen at run time).
+//!
+//! - Decode (`T < 4` tokens): one dot product per weight row, dequantising in registers; the
+//!   rows are split across threads. Memory-bound: each weight byte is read once per token.
+//! - Prefill (`T ≥ 4`): rows are split across threads in groups; each group's rows are
+//!   dequantised once into an f32 panel (a few KB, in L1/L2) and multiplied with blocks of tokens
+//!   by a 4-token × 3-row register-tiled FMA kernel, so every weight is read from memory once per
+//!   call and used `T` times. Token blocks are sized so the activations stay in L2.
+//!
+//! Activations are f32 throughout: results equal the scalar reference (`HostMatrix::row_into`
+//! then an f64 dot) up to the order of f32 additions (tests/quant.rs, `KERNEL_TOL`).
+
+use super::kernels::dot;
+use super::{CpuMatrix, Tensor};
+use crate::format::quant::{blocks_per_row, int8, q4, MatrixData};
+
+/// The instruction set a product runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable Rust (autovectorised for the build target: SSE2 on x86-64, simd128 on wasm).
+    Generic,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+}
+
+/// The best instruction set this CPU supports.
+pub fn best_isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Generic
+}
+
+/// Below this many weights a product runs on the calling thread: waking the pool costs more
+/// (tens of microseconds per fork-join, seen in `perf` as scheduler time) than it saves.
+const PARALLEL_MIN_WEIGHTS: usize = 1 << 18;
+
+/// Run `f(i)` for `i in 0..n`, in parallel natively when `parallel`, in order otherwise.
+fn par_map<R: Send>(n: usize, parallel: bool, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if parallel {
+        use rayon::prelude::*;
+        return (0..n).into_par_iter().map(f).collect();
+    }
+    let _ = parallel;
+    (0..n).map(f).collect()
+}
+
+/// `x · row r of W`, for one activation row `x` (length `cols`).
+#[inline]
+fn dot_row(isa: Isa, x: &[f32], w: &CpuMatrix, r: usize, scratch: &mut Vec<f32>) -> f32 {
+    let c = w.cols;
+    let nb = blocks_per_row(c);
+    match (isa, &w.data) {
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, data) => unsafe {
+            // Safety: Isa::Avx2 is only chosen when the CPU has AVX2, FMA and F16C.
+            match data {
+                MatrixData::F32(d) => super::x86::dot_f32(x, &d[r * c..(r + 1) * c]),
+                MatrixData::F16(d) => super::x86::dot_f16(x, &d[r * c..(r + 1) * c]),
+                MatrixData::Int8 { q, scale } => {
+                    let rb = int8::row_bytes(c);
+                    super::x86::dot_int8(x, &q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb])
+                }
+                MatrixData::Q4 { q, scale } => {
+                    let rb = q4::row_bytes(c);
+                    super::x86::dot_q4(x, &q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb])
+                }
+            }
+        },
+        (_, MatrixData::F32(d)) => dot(x, &d[r * c..(r + 1) * c]),
+        _ => {
+            scratch.resize(c, 0.0);
+            w.row_into(r, scratch);
+            dot(x, scratch)
+        }
+    }
+}
+
+/// Rows of output per parallel task when decoding.
+const DECODE_ROWS_PER_TASK: usize = 64;
+/// Weight rows per parallel task in prefill (a multiple of the tile's 3 rows).
+const PREFILL_ROWS_PER_TASK: usize = 12;
+/// Bytes of activations a prefill token block may occupy (half of a 1 MiB L2).
+const TOKEN_BLOCK_BYTES: usize = 512 * 1024;
+
+/// `y = x·Wᵀ`: x `[T, in]`, W `[out, in]`, y `[T, out]`, with the best instruction set.
+pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
+    matmul_with(x, w, best_isa())
+}
+
+/// [`matmul`] with a chosen instruction set (tests run every path against the reference).
+pub fn matmul_with(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
+    if x.rows < 4 {
+        decode(x, w, isa)
+    } else {
+        prefill(x, w, isa)
+    }
+}
+
+fn decode(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
+    let rows = w.rows;
+    let mut y = Tensor::zeros(x.rows, rows);
+    for t in 0..x.rows {
+        let xr = x.row(t);
+        let tasks = rows.div_ceil(DECODE_ROWS_PER_TASK);
+        let parts = par_map(tasks, rows * w.cols >= PARALLEL_MIN_WEIGHTS, |i| {
+            let r0 = i * DECODE_ROWS_PER_TASK;
+            let r1 = (r0 + DECODE_ROWS_PER_TASK).min(rows);
+            let mut scratch = Vec::new();
+            (r0..r1).map(|r| dot_row(isa, xr, w, r, &mut scratch)).collect::<Vec<f32>>()
+        });
+        let out = &mut y.data[t * rows..(t + 1) * rows];
+        for (i, part) in parts.into_iter().enumerate() {
+            let r0 = i * DECODE_ROWS_PER_TASK;
+            out[r0..r0 + part.len()].copy_from_slice(&part);
+        }
+    }
+    y
+}
+
+/// Dequantise rows `r0..r1` of `w` into a panel of rows of `kp` floats (zero padded).
+fn panel(w: &CpuMatrix, r0: usize, r1: usize, kp: usize) -> Vec<f32> {
+    let mut p = vec![0f32; (r1 - r0) * kp];
+    for r in r0..r1 {
+        w.row_into(r, &mut p[(r - r0) * kp..(r - r0) * kp + w.cols]);
+    }
+    p
+}
+
+fn prefill(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
+    let (t_len, k, rows) = (x.rows, x.cols, w.rows);
+    // The micro-kernel wants rows whose length is a multiple of 8: pad when needed
+    // (never for real models, whose widths are multiples of 32).
+    let kp = k.next_multiple_of(8);
+    let xpad;
+    let xs: &[f32] = if kp == k {
+        &x.data
+    } else {
+        let mut v = vec![0f32; t_len * kp];
+        for t in 0..t_len {
+            v[t * kp..t * kp + k].copy_from_slice(x.row(t));
+        }
+        xpad = v;
+        &xpad
+    };
+    let tb = (TOKEN_BLOCK_BYTES / (4 * kp)).clamp(4, 256) / 4 * 4;
+    let tasks = rows.div_ceil(PREFILL_ROWS_PER_TASK);
+    let parts = par_map(tasks, rows * k * t_len >= PARALLEL_MIN_WEIGHTS, |i| {
+        let r0 = i * PREFILL_ROWS_PER_TASK;
+        let r1 = (r0 + PREFILL_ROWS_PER_TASK).min(rows);
+        let n = r1 - r0;
+        let p = panel(w, r0, r1, kp);
+        // out[r][t] for this task's rows
+        let mut out = vec![0f32; n * t_len];
+        for t0 in (0..t_len).step_by(tb) {
+            let t1 = (t0 + tb).min(t_len);
+            let mut r = 0;
+            while r < n {
+                let nr = (n - r).min(3);
+                let mut t = t0;
+                while t < t1 {
+                    let nt = (t1 - t).min(4);
+                    let tile = tile(isa, xs, kp, t, nt, &p, r, nr);
+                    for (dt, row) in tile.iter().enumerate().take(nt) {
+                        for (dr, &v) in row.iter().enumerate().take(nr) {
+                            out[(r + dr) * t_len + t + dt] = v;
+                        }
+                    }
+                    t += nt;
+                }
+                r += nr;
+            }
+        }
+        (r0, n, out)
+    });
+    let mut y = Tensor::zeros(t_len, rows);
+    for (r0, n, out) in parts {
+        for r in 0..n {
+            for t in 0..t_len {
+                y.data[t * rows + r0 + r] = out[r * t_len + t];
+            }
+        }
+    }
+    y
+}
+
+/// Dot products of tokens `t..t+nt` (≤ 4) with panel rows `r..r+nr` (≤ 3).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn tile(isa: Isa, xs: &[f32], kp: usize, t: usize, nt: usize, p: &[f32], r: usize, nr: usize) -> [[f32; 3]; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 && nt == 4 && nr == 3 {
+        let xp = [0, 1, 2, 3].map(|d| xs[(t + d) * kp..].as_ptr());
+        let wp = [0, 1, 2].map(|d| p[(r + d) * kp..].as_ptr());
+        // Safety: AVX2/FMA are present (Isa::Avx2); every pointer has kp readable floats.
+        return unsafe { super::x86::tile_4x3(xp, wp, kp) };
+    }
+    let mut out = [[0f32; 3]; 4];
+    for dt in 0..nt {
+        for dr in 0..nr {
+            let xr = &xs[(t + dt) * kp..(t + dt + 1) * kp];
+            let pr = &p[(r + dr) * kp..(r + dr + 1) * kp];
+            out[dt][dr] = match isa {
+                #[cfg(target_arch = "x86_64")]
+                // Safety: as above.
+                Isa::Avx2 => unsafe { super::x86::dot_f32(xr, pr) },
+                _ => dot(xr, pr),
+            };
+        }
+    }
+    out
+}

@@ -1,0 +1,217 @@
+//! AVX2 + FMA + F16C kernels (x86-64), chosen at run time by [`super::matmul`].
+//!
+//! All work on f32 activations: quantised weights are widened to f32 in registers (decode) or
+//! by the caller into a panel (prefill), so results equal the scalar reference up to the order
+//! of f32 additions. Every function here is `unsafe` only because it needs those CPU features;
+//! callers check them once with `is_x86_feature_detected!`.
+
+use crate::format::quant::BLOCK;
+use half::f16;
+use std::arch::x86_64::*;
+
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    let hi = _mm256_extractf128_ps(v, 1);
+    let lo = _mm256_castps256_ps128(v);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// `Σ x·w` over f32 rows (length a multiple of 8 is fastest; any length works).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot_f32(x: &[f32], w: &[f32]) -> f32 {
+    let n = x.len().min(w.len());
+    let (xp, wp) = (x.as_ptr(), w.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(i + 8 * k)), _mm256_loadu_ps(wp.add(i + 8 * k)), *a);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(wp.add(i)), acc[0]);
+        i += 8;
+    }
+    let mut s = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    while i < n {
+        s += x[i] * w[i];
+        i += 1;
+    }
+    s
+}
+
+/// `Σ x·w` with w in f16.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_f16(x: &[f32], w: &[f16]) -> f32 {
+    let n = x.len().min(w.len());
+    let (xp, wp) = (x.as_ptr(), w.as_ptr() as *const u16);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, a) in acc.iter_mut().enumerate() {
+            let wv = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(i + 8 * k) as *const __m128i));
+            *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(i + 8 * k)), wv, *a);
+        }
+        i += 32;
+    }
+    let mut s = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    while i < n {
+        s += x[i] * w[i].to_f32();
+        i += 1;
+    }
+    s
+}
+
+/// Block scales `scale[b0..b0+8]` (fewer at the end) as f32, converted with F16C: `half`'s
+/// `to_f32` cannot use F16C here (it is enabled per function, not for the whole build) and its
+/// software path would cost more than the block's arithmetic.
+#[inline(always)]
+unsafe fn scales8(scale: &[f16], b0: usize) -> [f32; 8] {
+    let mut bits = [0u16; 8];
+    let n = (scale.len() - b0).min(8);
+    for (i, b) in bits.iter_mut().enumerate().take(n) {
+        *b = scale[b0 + i].to_bits();
+    }
+    let mut out = [0f32; 8];
+    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(bits.as_ptr() as *const __m128i)));
+    out
+}
+
+/// 8 int8 codes at `p` widened to f32.
+#[inline(always)]
+unsafe fn i8x8(p: *const i8) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+}
+
+/// `Σ x·w` with w an int8 row (padded to whole blocks; `x` holds `cols` values).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_int8(x: &[f32], q: &[i8], scale: &[f16]) -> f32 {
+    let n = x.len();
+    let full = n / BLOCK;
+    let (xp, qp) = (x.as_ptr(), q.as_ptr());
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut sc = [0f32; 8];
+    for b in 0..full {
+        let o = b * BLOCK;
+        let mut blk = _mm256_mul_ps(_mm256_loadu_ps(xp.add(o)), i8x8(qp.add(o)));
+        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 8)), i8x8(qp.add(o + 8)), blk);
+        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 16)), i8x8(qp.add(o + 16)), blk);
+        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 24)), i8x8(qp.add(o + 24)), blk);
+        if b % 8 == 0 {
+            sc = scales8(scale, b);
+        }
+        let s = _mm256_set1_ps(sc[b % 8]);
+        // Two accumulators alternate so consecutive blocks do not wait on each other.
+        if b % 2 == 0 {
+            acc0 = _mm256_fmadd_ps(blk, s, acc0);
+        } else {
+            acc1 = _mm256_fmadd_ps(blk, s, acc1);
+        }
+    }
+    let mut sum = hsum(_mm256_add_ps(acc0, acc1));
+    if full * BLOCK < n {
+        let s = scale[full].to_f32();
+        let mut t = 0f32;
+        for i in full * BLOCK..n {
+            t += x[i] * q[i] as f32;
+        }
+        sum += t * s;
+    }
+    sum
+}
+
+/// The 32 codes of a q4 block (16 bytes) as two vectors of 16 signed bytes: elements 0-15, 16-31.
+#[inline(always)]
+unsafe fn q4_block(p: *const u8) -> (__m128i, __m128i) {
+    let bytes = _mm_loadu_si128(p as *const __m128i);
+    let mask = _mm_set1_epi8(0x0f);
+    let eight = _mm_set1_epi8(8);
+    let lo = _mm_sub_epi8(_mm_and_si128(bytes, mask), eight);
+    let hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), eight);
+    (lo, hi)
+}
+
+/// 8 signed bytes (the low 8 of `v`) widened to f32.
+#[inline(always)]
+unsafe fn lo8(v: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
+}
+
+/// The high 8 signed bytes of `v` widened to f32.
+#[inline(always)]
+unsafe fn hi8(v: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(v, v)))
+}
+
+/// `Σ x·w` with w a q4 row (padded to whole blocks; `x` holds `cols` values).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4(x: &[f32], q: &[u8], scale: &[f16]) -> f32 {
+    let n = x.len();
+    let full = n / BLOCK;
+    let (xp, qp) = (x.as_ptr(), q.as_ptr());
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut sc = [0f32; 8];
+    for b in 0..full {
+        let o = b * BLOCK;
+        let (lo, hi) = q4_block(qp.add(b * BLOCK / 2));
+        let mut blk = _mm256_mul_ps(_mm256_loadu_ps(xp.add(o)), lo8(lo));
+        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 8)), hi8(lo), blk);
+        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 16)), lo8(hi), blk);
+        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 24)), hi8(hi), blk);
+        if b % 8 == 0 {
+            sc = scales8(scale, b);
+        }
+        let s = _mm256_set1_ps(sc[b % 8]);
+        // Two accumulators alternate so consecutive blocks do not wait on each other.
+        if b % 2 == 0 {
+            acc0 = _mm256_fmadd_ps(blk, s, acc0);
+        } else {
+            acc1 = _mm256_fmadd_ps(blk, s, acc1);
+        }
+    }
+    let mut sum = hsum(_mm256_add_ps(acc0, acc1));
+    if full * BLOCK < n {
+        let qb = &q[full * BLOCK / 2..];
+        let mut t = 0f32;
+        for (j, i) in (full * BLOCK..n).enumerate() {
+            let code = (qb[j % 16] >> (4 * (j / 16))) & 0x0f;
+            t += x[i] * (code as i32 - 8) as f32;
+        }
+        sum += t * scale[full].to_f32();
+    }
+    sum
+}
+
+/// Prefill micro-kernel: `out[t][r] = Σ_k x[t][k]·w[r][k]` for 4 tokens × 3 weight rows, all f32,
+/// `k` over `len` (a multiple of 8). 12 accumulators + 3 weight vectors + 1 activation = 16
+/// registers, 12 FMAs per 7 loads.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn tile_4x3(x: [*const f32; 4], w: [*const f32; 3], len: usize) -> [[f32; 3]; 4] {
+    let mut acc = [[_mm256_setzero_ps(); 3]; 4];
+    let mut k = 0;
+    while k < len {
+        let w0 = _mm256_loadu_ps(w[0].add(k));
+        let w1 = _mm256_loadu_ps(w[1].add(k));
+        let w2 = _mm256_loadu_ps(w[2].add(k));
+        for t in 0..4 {
+            let xv = _mm256_loadu_ps(x[t].add(k));
+            acc[t][0] = _mm256_fmadd_ps(xv, w0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(xv, w1, acc[t][1]);
+            acc[t][2] = _mm256_fmadd_ps(xv, w2, acc[t][2]);
+        }
+        k += 8;
+    }
+    let mut out = [[0f32; 3]; 4];
+    for t in 0..4 {
+        for r in 0..3 {
+            out[t][r] = hsum(acc[t][r]);
+        }
+    }
+    out
+}
