@@ -3,7 +3,8 @@
 
 mod common;
 use common::*;
-use gander::backend::cpu::{Cpu, Tensor};
+use gander::backend::cpu::matmul::{best_isa, matmul_with, Isa};
+use gander::backend::cpu::{w8a8, Cpu, Tensor};
 use gander::backend::Backend;
 use gander::format::quant::{int8, q4, HostMatrix, MatrixData, BLOCK};
 use gander::model::load_path;
@@ -78,22 +79,52 @@ fn kernels_match_reference_on_odd_shapes_and_token_counts() {
             let x = Tensor { rows: t, cols: c, data: rand_vec(t * c, 300 + i as u64 + t as u64) };
             for m in &mats {
                 let reference = m.to_f32();
-                let y = cpu.matmul(&x, &cpu.matrix(m.clone()).unwrap()).unwrap();
-                // Every instruction-set path is checked against the reference.
-                let generic = gander::backend::cpu::matmul::matmul_with(&x, m, gander::backend::cpu::matmul::Isa::Generic);
-                for y in [&y, &generic] {
-                for tt in 0..t {
-                    for o in 0..r {
-                        let (mut exact, mut mag) = (0f64, 0f64);
-                        for k in 0..c {
-                            let p = x.data[tt * c + k] as f64 * reference[o * c + k] as f64;
-                            exact += p;
-                            mag += p.abs();
+                let cm = cpu.matrix(m.clone()).unwrap();
+                let exact = |tt: usize, o: usize| {
+                    let (mut e, mut mag) = (0f64, 0f64);
+                    for k in 0..c {
+                        let p = x.data[tt * c + k] as f64 * reference[o * c + k] as f64;
+                        e += p;
+                        mag += p.abs();
+                    }
+                    (e, mag)
+                };
+                // The float paths: portable and (where the CPU has it) AVX2, against f64.
+                let mut isas = vec![Isa::Generic];
+                if best_isa() != Isa::Generic {
+                    isas.push(Isa::Avx2);
+                }
+                for isa in isas {
+                    let y = matmul_with(&x, &cm, isa);
+                    for tt in 0..t {
+                        for o in 0..r {
+                            let (e, mag) = exact(tt, o);
+                            let got = y.data[tt * r + o] as f64;
+                            assert!((got - e).abs() <= KERNEL_TOL * mag.max(1e-30), "{isa:?} {} {r}x{c} T={t}: {got} vs {e}", m.format_name());
                         }
-                        let got = y.data[tt * r + o] as f64;
-                        assert!((got - exact).abs() <= KERNEL_TOL * mag.max(1e-30), "{} {r}x{c} T={t}: {got} vs {exact}", m.format_name());
                     }
                 }
+                // The VNNI prompt path for quantised weights: exactly its scalar oracle, and
+                // within the W8A8 rounding bound of the f64 reference.
+                let quantised = matches!(m.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. });
+                if quantised && t >= 4 && w8a8::available() {
+                    let y = matmul_with(&x, &cm, Isa::Vnni);
+                    assert_eq!(y.data, w8a8::w8a8_reference(&x, &cm).data, "VNNI kernel vs its oracle");
+                    for tt in 0..t {
+                        let xr = &x.data[tt * c..(tt + 1) * c];
+                        let ax = xr.iter().fold(0f64, |a, v| a.max(v.abs() as f64));
+                        for o in 0..r {
+                            let wr = &reference[o * c..(o + 1) * c];
+                            let aw = wr.iter().fold(0f64, |a, v| a.max(v.abs() as f64));
+                            let sx: f64 = xr.iter().map(|v| v.abs() as f64).sum();
+                            let sw: f64 = wr.iter().map(|v| v.abs() as f64).sum();
+                            // |Δw| ≤ aw/254, |Δx| ≤ ax/254 per element (half a step of 127 levels)
+                            let bound = (aw * sx + ax * sw) / 254.0 + c as f64 * aw * ax / 254.0 / 254.0;
+                            let (e, mag) = exact(tt, o);
+                            let got = y.data[tt * r + o] as f64;
+                            assert!((got - e).abs() <= bound * 1.001 + KERNEL_TOL * mag, "W8A8 {r}x{c} T={t}: {got} vs {e}, bound {bound}");
+                        }
+                    }
                 }
             }
         }

@@ -22,6 +22,8 @@ pub enum Isa {
     Generic,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
+    /// AVX2 plus AVX512-VNNI: quantised prefill uses 8-bit dot products ([`super::w8a8`]).
+    Vnni,
 }
 
 /// The best instruction set this CPU supports.
@@ -30,7 +32,7 @@ pub fn best_isa() -> Isa {
     {
         static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         if *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
-            return Isa::Avx2;
+            return if super::w8a8::available() { Isa::Vnni } else { Isa::Avx2 };
         }
     }
     Isa::Generic
@@ -38,10 +40,10 @@ pub fn best_isa() -> Isa {
 
 /// Below this many weights a product runs on the calling thread: waking the pool costs more
 /// (tens of microseconds per fork-join, seen in `perf` as scheduler time) than it saves.
-const PARALLEL_MIN_WEIGHTS: usize = 1 << 18;
+pub(crate) const PARALLEL_MIN_WEIGHTS: usize = 1 << 18;
 
 /// Run `f(i)` for `i in 0..n`, in parallel natively when `parallel`, in order otherwise.
-fn par_map<R: Send>(n: usize, parallel: bool, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+pub(crate) fn par_map<R: Send>(n: usize, parallel: bool, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
     #[cfg(not(target_arch = "wasm32"))]
     if parallel {
         use rayon::prelude::*;
@@ -96,6 +98,12 @@ pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
 
 /// [`matmul`] with a chosen instruction set (tests run every path against the reference).
 pub fn matmul_with(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Vnni && x.rows >= 4 && matches!(w.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. }) {
+        return super::w8a8::matmul(x, w);
+    }
+    // Below, Vnni behaves as Avx2.
+    let isa = if isa == Isa::Vnni { Isa::Avx2 } else { isa };
     if x.rows < 4 {
         decode(x, w, isa)
     } else {
@@ -156,7 +164,7 @@ fn prefill(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
         let r1 = (r0 + PREFILL_ROWS_PER_TASK).min(rows);
         let n = r1 - r0;
         let p = panel(w, r0, r1, kp);
-        // out[r][t] for this task's rows
+        // out[t][r] for this task's rows (token-major: copied to `y` a token at a time)
         let mut out = vec![0f32; n * t_len];
         for t0 in (0..t_len).step_by(tb) {
             let t1 = (t0 + tb).min(t_len);
@@ -169,7 +177,7 @@ fn prefill(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
                     let tile = tile(isa, xs, kp, t, nt, &p, r, nr);
                     for (dt, row) in tile.iter().enumerate().take(nt) {
                         for (dr, &v) in row.iter().enumerate().take(nr) {
-                            out[(r + dr) * t_len + t + dt] = v;
+                            out[(t + dt) * n + r + dr] = v;
                         }
                     }
                     t += nt;
@@ -181,10 +189,8 @@ fn prefill(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
     });
     let mut y = Tensor::zeros(t_len, rows);
     for (r0, n, out) in parts {
-        for r in 0..n {
-            for t in 0..t_len {
-                y.data[t * rows + r0 + r] = out[r * t_len + t];
-            }
+        for t in 0..t_len {
+            y.data[t * rows + r0..t * rows + r0 + n].copy_from_slice(&out[t * n..(t + 1) * n]);
         }
     }
     y

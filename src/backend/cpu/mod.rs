@@ -6,6 +6,7 @@
 
 pub mod kernels;
 pub mod matmul;
+pub mod w8a8;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -38,8 +39,25 @@ impl Tensor {
 }
 
 /// A weight matrix `[rows = out, cols = in]` in its stored format; products dequantise one
-/// row at a time into a scratch buffer, never the whole matrix.
-pub type CpuMatrix = HostMatrix;
+/// row at a time, never the whole matrix. Quantised matrices may also hold their W8A8 prefill
+/// panel ([`w8a8`]), built on the first prompt that needs it (native VNNI machines only).
+pub struct CpuMatrix {
+    pub stored: HostMatrix,
+    pub(crate) w8a8: std::sync::OnceLock<w8a8::Panel>,
+}
+
+impl CpuMatrix {
+    pub fn new(stored: HostMatrix) -> Self {
+        CpuMatrix { stored, w8a8: std::sync::OnceLock::new() }
+    }
+}
+
+impl std::ops::Deref for CpuMatrix {
+    type Target = HostMatrix;
+    fn deref(&self) -> &HostMatrix {
+        &self.stored
+    }
+}
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -101,7 +119,7 @@ impl Backend for Cpu {
     }
 
     fn matrix(&self, m: HostMatrix) -> Result<CpuMatrix> {
-        Ok(m)
+        Ok(CpuMatrix::new(m))
     }
 
     fn vector(&self, v: Vec<f32>) -> Result<Vec<f32>> {

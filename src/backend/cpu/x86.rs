@@ -215,3 +215,67 @@ pub unsafe fn tile_4x3(x: [*const f32; 4], w: [*const f32; 3], len: usize) -> [[
     }
     out
 }
+
+/// W8A8 micro-kernel: `out[r][t] = Σ_k u[r][k]·q[t][k]` (u8 × i8, i32 sums) for 4 weight rows ×
+/// 4 tokens over `kp` bytes (a multiple of 32), with `vpdpbusd`: 16 accumulators, 8 loads and
+/// 16 dot-product instructions (512 multiply-adds) per 32 bytes.
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+pub unsafe fn tile_w8a8_4x4(w: [*const u8; 4], x: [*const i8; 4], kp: usize) -> [[i32; 4]; 4] {
+    let mut acc = [[_mm256_setzero_si256(); 4]; 4];
+    let mut k = 0;
+    while k < kp {
+        let xv = [0, 1, 2, 3].map(|t| _mm256_loadu_si256(x[t].add(k) as *const __m256i));
+        for r in 0..4 {
+            let wv = _mm256_loadu_si256(w[r].add(k) as *const __m256i);
+            for t in 0..4 {
+                acc[r][t] = _mm256_dpbusd_epi32(acc[r][t], wv, xv[t]);
+            }
+        }
+        k += 32;
+    }
+    let mut out = [[0i32; 4]; 4];
+    for r in 0..4 {
+        for t in 0..4 {
+            let v = acc[r][t];
+            let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+            out[r][t] = _mm_cvtsi128_si32(s);
+        }
+    }
+    out
+}
+
+/// One WKV-7 token for one head with FMA (spec §2.3 step 11): `s` is `[N][N]` (`[value][key]`),
+/// `decay` and `b = κ̂⊙α` are precomputed; N must be a multiple of 8. Same maths as
+/// `kernels::wkv_head_step`, with fused multiply-adds (fewer roundings, so it differs from the
+/// portable build by float rounding only).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn wkv_rows(s: &mut [f32], kk: &[f32], k: &[f32], v: &[f32], r: &[f32], decay: &[f32], b: &[f32], y: &mut [f32]) {
+    let n = r.len();
+    let sp = s.as_mut_ptr();
+    for i in 0..n {
+        let row = sp.add(i * n);
+        // sa = Σ_j S[i][j]·(−κ̂_j)
+        let mut acc = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < n {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(j)), _mm256_loadu_ps(kk.as_ptr().add(j)), acc);
+            j += 8;
+        }
+        let sa = _mm256_set1_ps(-hsum(acc));
+        let vi = _mm256_set1_ps(v[i]);
+        // S'[i][j] = S[i][j]·decay_j + sa·b_j + v_i·k_j;  y_i = Σ_j S'[i][j]·r_j
+        let mut yacc = _mm256_setzero_ps();
+        let mut j = 0;
+        while j < n {
+            let mut nv = _mm256_mul_ps(_mm256_loadu_ps(row.add(j)), _mm256_loadu_ps(decay.as_ptr().add(j)));
+            nv = _mm256_fmadd_ps(sa, _mm256_loadu_ps(b.as_ptr().add(j)), nv);
+            nv = _mm256_fmadd_ps(vi, _mm256_loadu_ps(k.as_ptr().add(j)), nv);
+            _mm256_storeu_ps(row.add(j), nv);
+            yacc = _mm256_fmadd_ps(nv, _mm256_loadu_ps(r.as_ptr().add(j)), yacc);
+            j += 8;
+        }
+        y[i] = hsum(yacc);
+    }
+}
