@@ -3,26 +3,44 @@
 
 CARGO ?= cargo
 BENCH_DIR := target/bench
+BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).safetensors)
+PYREF := target/pyref
+WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: test deps bench clean-bench
+.PHONY: test deps bench bench-all wasm-bench-build clean-bench
 
-# What the tests need: a Rust toolchain (present on the machines) and the crates (fetched by cargo).
+# What the tests need: Rust (on the machines), the wasm32-wasip1 standard library (for the wasm
+# kernel tests) and Node (on the machines; Debian's nodejs otherwise).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install Rust from rustup.rs"; exit 1; }
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs; }
 
 test: deps
 	$(CARGO) test --release --locked
+	$(WASI_RUNNER) $(CARGO) test --release --locked --target wasm32-wasip1 --test kernels --test tokenizer
 
 $(BENCH_DIR)/rwkv7-0.1b-random-%.safetensors:
 	@mkdir -p $(BENCH_DIR)
 	$(CARGO) run --release --locked -q --example random_model -- $@ --quant $*
 
-# 0.1B shape (C=768, L=12, V=65536) with random weights, in each format built so far.
-bench: deps $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).safetensors)
+wasm-bench-build: deps
+	$(CARGO) build --release --locked -q --example wasm_bench --target wasm32-wasip1
+
+# Native speed of every format on the 0.1B shape, with bandwidth bounds and peak fractions.
+bench: deps $(BENCH_FILES)
 	$(CARGO) build --release --locked -q
-	@for q in f32 f16 int8 q4; do \
-	  printf '%s ' $$q; ./target/release/gander bench --model $(BENCH_DIR)/rwkv7-0.1b-random-$$q.safetensors; \
-	done
+	python3 bench/report.py
+
+$(PYREF)/bin/python:
+	python3 -m venv $(PYREF)
+	$(PYREF)/bin/pip install -q rwkv==0.8.32 torch numpy safetensors
+
+# Everything of `make bench`, plus wasm in Node and the official rwkv package (a ~3 GB torch
+# install into target/pyref on first use), in one run.
+bench-all: deps $(BENCH_FILES) wasm-bench-build $(PYREF)/bin/python
+	$(CARGO) build --release --locked -q
+	python3 bench/report.py --wasm --official $(PYREF)/bin/python
 
 clean-bench:
 	rm -rf $(BENCH_DIR)

@@ -400,6 +400,13 @@ fn bench(path: &Path, backend: BackendArg, prompt_tokens: usize, gen_tokens: usi
     let bw = read_bandwidth_gb_s();
     let bytes = m.decode_bytes_per_token();
     let bound = bw * 1e9 / bytes as f64;
+    // Prefill work: one multiply-add per weight of every layer matrix per token (the head runs
+    // for the last token only; the embedding is a lookup).
+    let (c, f, l) = (m.config.embd, m.config.ffn, m.config.layers);
+    let lora = m.config.rank_w + m.config.rank_a + m.config.rank_v + m.config.rank_g;
+    let madds_per_token = (l * (4 * c * c + 2 * c * f + 2 * c * lora)) as f64;
+    let prefill_gmadd_s = prefill_best * madds_per_token / 1e9;
+    let (fma_peak, vnni_peak) = crate::backend::cpu::peak::multiply_add_rates();
     print_json(&serde_json::json!({
         "prefill_tok_s": prefill_best,
         "decode_tok_s": decode_best,
@@ -416,6 +423,11 @@ fn bench(path: &Path, backend: BackendArg, prompt_tokens: usize, gen_tokens: usi
         "mem_read_gb_s": bw,
         "decode_bound_tok_s": bound,
         "decode_fraction_of_bound": decode_best / bound,
+        "prefill_gmadd_s": prefill_gmadd_s,
+        "fma_peak_gmadd_s": fma_peak,
+        "vnni_peak_gmadd_s": vnni_peak,
+        "prefill_fraction_of_fma_peak": fma_peak.map(|p| prefill_gmadd_s / p),
+        "prefill_fraction_of_vnni_peak": vnni_peak.map(|p| prefill_gmadd_s / p),
         "load_s": load_s,
         "config": m.config,
     }))

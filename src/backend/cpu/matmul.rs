@@ -75,8 +75,24 @@ fn dot_row(isa: Isa, x: &[f32], w: &CpuMatrix, r: usize, scratch: &mut Vec<f32>)
                 }
             }
         },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        (_, data) => match data {
+            MatrixData::F32(d) => super::wasm::dot_f32(x, &d[r * c..(r + 1) * c]),
+            MatrixData::F16(d) => super::wasm::dot_f16(x, &d[r * c..(r + 1) * c]),
+            MatrixData::Int8 { q, scale } => {
+                let rb = int8::row_bytes(c);
+                super::wasm::dot_int8(x, &q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb])
+            }
+            MatrixData::Q4 { q, scale } => {
+                let rb = q4::row_bytes(c);
+                super::wasm::dot_q4(x, &q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb])
+            }
+        },
+        #[allow(unreachable_patterns)]
         (_, MatrixData::F32(d)) => dot(x, &d[r * c..(r + 1) * c]),
+        #[allow(unreachable_patterns)]
         _ => {
+            let _ = nb;
             scratch.resize(c, 0.0);
             w.row_into(r, scratch);
             dot(x, scratch)
@@ -116,6 +132,11 @@ fn decode(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
     let mut y = Tensor::zeros(x.rows, rows);
     for t in 0..x.rows {
         let xr = x.row(t);
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if isa == Isa::Generic && matches!(w.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. }) {
+            decode_a16(xr, w, &mut y.data[t * rows..(t + 1) * rows]);
+            continue;
+        }
         let tasks = rows.div_ceil(DECODE_ROWS_PER_TASK);
         let parts = par_map(tasks, rows * w.cols >= PARALLEL_MIN_WEIGHTS, |i| {
             let r0 = i * DECODE_ROWS_PER_TASK;
@@ -130,6 +151,27 @@ fn decode(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
         }
     }
     y
+}
+
+/// wasm decode for quantised weights through 16-bit activations ([`super::a16`]).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn decode_a16(x: &[f32], w: &CpuMatrix, out: &mut [f32]) {
+    let xa = super::a16::quantize(x);
+    let c = w.cols;
+    let nb = blocks_per_row(c);
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = match &w.data {
+            MatrixData::Int8 { q, scale } => {
+                let rb = int8::row_bytes(c);
+                super::wasm::dot_int8_a16(&xa, &q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb])
+            }
+            MatrixData::Q4 { q, scale } => {
+                let rb = q4::row_bytes(c);
+                super::wasm::dot_q4_a16(&xa, &q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb])
+            }
+            _ => 0.0,
+        };
+    }
 }
 
 /// Dequantise rows `r0..r1` of `w` into a panel of rows of `kp` floats (zero padded).
@@ -206,6 +248,12 @@ fn tile(isa: Isa, xs: &[f32], kp: usize, t: usize, nt: usize, p: &[f32], r: usiz
         let wp = [0, 1, 2].map(|d| p[(r + d) * kp..].as_ptr());
         // Safety: AVX2/FMA are present (Isa::Avx2); every pointer has kp readable floats.
         return unsafe { super::x86::tile_4x3(xp, wp, kp) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if nt == 4 && nr == 3 {
+        let xr = [0, 1, 2, 3].map(|d| &xs[(t + d) * kp..(t + d + 1) * kp]);
+        let wr = [0, 1, 2].map(|d| &p[(r + d) * kp..(r + d + 1) * kp]);
+        return super::wasm::tile_4x3(xr, wr, kp);
     }
     let mut out = [[0f32; 3]; 4];
     for dt in 0..nt {

@@ -4,11 +4,15 @@
 //! Matrices may be stored f32 or f16 (converted row by row to f32 inside the product); every
 //! other value, the state and all accumulations are f32.
 
+pub mod a16;
 pub mod kernels;
 pub mod matmul;
 pub mod w8a8;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+pub mod peak;
 
 use super::{Backend, HostMatrix, LoraMid, Shift};
 use crate::error::{Error, Result};

@@ -18,7 +18,7 @@
 //! [`w8a8_reference`] is the scalar oracle; the SIMD kernel must equal it exactly up to the
 //! final f32 products.
 
-use super::matmul::{par_map, PARALLEL_MIN_WEIGHTS};
+use super::matmul::par_map;
 use super::{CpuMatrix, Tensor};
 
 /// Whether this CPU has 256-bit VNNI (AVX512-VNNI with AVX512-VL).
@@ -216,7 +216,7 @@ pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
         }
         (r0, out)
     };
-    let parts = par_map(tasks, rows * kp * t_len >= PARALLEL_MIN_WEIGHTS, job);
+    let parts = par_map(tasks, rows * kp * t_len >= super::matmul::PARALLEL_MIN_WEIGHTS, job);
     // Each task's block is token-major, so it lands in `y` as one contiguous run per token.
     let mut y = Tensor::zeros(t_len, rows);
     for (r0, out) in parts {

@@ -279,3 +279,41 @@ pub unsafe fn wkv_rows(s: &mut [f32], kk: &[f32], k: &[f32], v: &[f32], r: &[f32
         y[i] = hsum(yacc);
     }
 }
+
+/// Peak-rate probes for `gander bench`: `iters` rounds of 12 independent FMA (or VNNI) chains,
+/// so the loop is limited by the units' throughput, not by latency. Returns the chains' sum so
+/// the work cannot be optimised away.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn fma_probe(iters: usize) -> f32 {
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    let a = _mm256_set1_ps(0.999_999);
+    let b = _mm256_set1_ps(1e-7);
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut s = _mm256_setzero_ps();
+    for v in acc {
+        s = _mm256_add_ps(s, v);
+    }
+    hsum(s)
+}
+
+/// See [`fma_probe`]; each `vpdpbusd` is 32 multiply-adds.
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+pub unsafe fn vnni_probe(iters: usize) -> i32 {
+    let mut acc = [_mm256_setzero_si256(); 12];
+    let a = _mm256_set1_epi8(1);
+    let b = _mm256_set1_epi8(1);
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm256_dpbusd_epi32(*v, a, b);
+        }
+    }
+    let mut s = _mm256_setzero_si256();
+    for v in acc {
+        s = _mm256_add_epi32(s, v);
+    }
+    _mm256_extract_epi32(s, 0)
+}
