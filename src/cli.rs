@@ -393,7 +393,7 @@ fn bench(path: &Path, backend: BackendArg, prompt_tokens: usize, gen_tokens: usi
         let t1 = Instant::now();
         for _ in 0..gen_tokens {
             let t = sampler.sample(&logits, |_| true)?;
-            logits = m.forward(&mut state, &[t])?;
+            m.forward_into(&mut state, &[t], &mut logits)?;
         }
         decode_best = decode_best.max(gen_tokens as f64 / t1.elapsed().as_secs_f64().max(1e-9));
     }

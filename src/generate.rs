@@ -75,7 +75,7 @@ pub fn generate<B: Backend>(
         }
         sampler.accept(t);
         tokens.push(t);
-        logits = model.forward(state, &[t])?;
+        model.forward_into(state, &[t], &mut logits)?;
         pending.push_str(&decoder.push(tok.token_bytes(t).unwrap_or_default()));
         if let Some(pos) = stops.iter().filter_map(|s| pending.find(s.as_str())).min() {
             on_text(t, &pending[..pos]);

@@ -94,13 +94,16 @@ pub struct Sampler {
     opts: SamplerOptions,
     rng: Rng,
     occurrences: Vec<f32>,
+    /// Reused between calls (512 KB for a 65536-row vocabulary).
+    cand: Vec<(u32, f64)>,
+    probs: Vec<f64>,
 }
 
 impl Sampler {
     pub fn new(opts: SamplerOptions, vocab: usize) -> Result<Sampler> {
         opts.validate()?;
         let rng = Rng::new(opts.seed);
-        Ok(Sampler { opts, rng, occurrences: vec![0.0; vocab] })
+        Ok(Sampler { opts, rng, occurrences: vec![0.0; vocab], cand: Vec::new(), probs: Vec::new() })
     }
 
     /// Record a generated token for the penalties.
@@ -116,7 +119,8 @@ impl Sampler {
     /// Pick the next token from `logits`; only ids with `allowed(id)` can be chosen.
     pub fn sample(&mut self, logits: &[f32], allowed: impl Fn(u32) -> bool) -> Result<u32> {
         let o = &self.opts;
-        let mut cand: Vec<(u32, f64)> = Vec::with_capacity(logits.len());
+        let cand = &mut self.cand;
+        cand.clear();
         for (i, &l) in logits.iter().enumerate() {
             if !allowed(i as u32) || !l.is_finite() {
                 continue;
@@ -136,7 +140,9 @@ impl Sampler {
         // Highest logit first; ties broken by the lower id, so runs are repeatable.
         cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let max = cand[0].1;
-        let mut probs: Vec<f64> = cand.iter().map(|c| (c.1 - max).exp()).collect();
+        let probs = &mut self.probs;
+        probs.clear();
+        probs.extend(cand.iter().map(|c| (c.1 - max).exp()));
         let sum: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= sum);
         // top-p: keep every token whose probability is >= the one where the mass reaches top_p.
@@ -144,7 +150,7 @@ impl Sampler {
         if o.top_p < 1.0 {
             let mut acc = 0.0;
             let mut cutoff = probs[0];
-            for &p in &probs {
+            for &p in probs.iter() {
                 acc += p;
                 cutoff = p;
                 if acc >= o.top_p as f64 {

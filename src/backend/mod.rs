@@ -120,6 +120,13 @@ pub trait Backend: Sync {
     fn add_assign(&self, x: &mut Self::Act, y: &Self::Act) -> Result<()>;
     /// The last row of `x`, as a `[1, width]` activation.
     fn last_row(&self, x: &Self::Act) -> Result<Self::Act>;
+    /// Rows of `x` read back to the host into `out` (resized), flattened row-major.
+    fn read_into(&self, x: &Self::Act, out: &mut Vec<f32>) -> Result<()>;
+
     /// Rows of `x` read back to the host, flattened row-major.
-    fn read(&self, x: &Self::Act) -> Result<Vec<f32>>;
+    fn read(&self, x: &Self::Act) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.read_into(x, &mut out)?;
+        Ok(out)
+    }
 }

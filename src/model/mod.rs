@@ -110,20 +110,24 @@ impl<B: Backend> Model<B> {
     /// Feed `tokens` (sequence mode, in chunks of [`MAX_CHUNK`]) and return the logits after the
     /// last one (`V` floats).
     pub fn forward(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
-        self.backend.install(|| self.forward_inner(state, tokens))
+        let mut out = Vec::new();
+        self.forward_into(state, tokens, &mut out)?;
+        Ok(out)
     }
 
-    fn forward_inner(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
+    /// [`Model::forward`] into a caller's buffer, so a decode loop reuses one logits buffer.
+    pub fn forward_into(&self, state: &mut B::State, tokens: &[u32], logits: &mut Vec<f32>) -> Result<()> {
         self.check_tokens(tokens)?;
-        let mut last = Vec::new();
-        let chunks: Vec<&[u32]> = tokens.chunks(MAX_CHUNK).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let want = if i + 1 == chunks.len() { Logits::Last } else { Logits::None };
-            if let Some(act) = forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, want)? {
-                last = self.backend.read(&act)?;
+        self.backend.install(|| {
+            let n_chunks = tokens.len().div_ceil(MAX_CHUNK);
+            for (i, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
+                let want = if i + 1 == n_chunks { Logits::Last } else { Logits::None };
+                if let Some(act) = forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, want)? {
+                    self.backend.read_into(&act, logits)?;
+                }
             }
-        }
-        Ok(last)
+            Ok(())
+        })
     }
 
     /// Advance the state over `tokens` without computing logits.

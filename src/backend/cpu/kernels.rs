@@ -69,8 +69,16 @@ pub fn wkv_head_step(s: &mut [f32], x: &WkvRow, y: &mut [f32], decay: &mut [f32]
 /// which rounds less often than the portable code; both stay within the golden tolerances.
 pub fn wkv_scan_head<'a>(s: &mut [f32], t_len: usize, rows: impl Fn(usize) -> WkvRow<'a>, ys: &mut [f32]) {
     let n = ys.len() / t_len.max(1);
-    let mut decay = vec![0f32; n];
-    let mut b = vec![0f32; n];
+    // Scratch on the stack for every released head size (64), on the heap beyond 256.
+    let (mut decay_a, mut b_a) = ([0f32; 256], [0f32; 256]);
+    let (mut decay_v, mut b_v) = (Vec::new(), Vec::new());
+    let (decay, b): (&mut [f32], &mut [f32]) = if n <= 256 {
+        (&mut decay_a[..n], &mut b_a[..n])
+    } else {
+        decay_v.resize(n, 0.0);
+        b_v.resize(n, 0.0);
+        (&mut decay_v, &mut b_v)
+    };
     #[cfg(target_arch = "x86_64")]
     let fma = n % 8 == 0 && super::matmul::best_isa() != super::matmul::Isa::Generic;
     for t in 0..t_len {
@@ -78,12 +86,12 @@ pub fn wkv_scan_head<'a>(s: &mut [f32], t_len: usize, rows: impl Fn(usize) -> Wk
         let y = &mut ys[t * n..(t + 1) * n];
         #[cfg(target_arch = "x86_64")]
         if fma {
-            wkv_coefficients(&x, &mut decay, &mut b);
+            wkv_coefficients(&x, decay, b);
             // Safety: AVX2/FMA are present (best_isa), N is a multiple of 8.
-            unsafe { super::x86::wkv_rows(s, x.kk, x.k, x.v, x.r, &decay, &b, y) };
+            unsafe { super::x86::wkv_rows(s, x.kk, x.k, x.v, x.r, decay, b, y) };
             continue;
         }
-        wkv_head_step(s, &x, y, &mut decay, &mut b);
+        wkv_head_step(s, &x, y, decay, b);
     }
 }
 

@@ -132,23 +132,27 @@ fn decode(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
     let mut y = Tensor::zeros(x.rows, rows);
     for t in 0..x.rows {
         let xr = x.row(t);
+        let out = &mut y.data[t * rows..(t + 1) * rows];
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         if isa == Isa::Generic && matches!(w.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. }) {
-            decode_a16(xr, w, &mut y.data[t * rows..(t + 1) * rows]);
+            decode_a16(xr, w, out);
             continue;
         }
-        let tasks = rows.div_ceil(DECODE_ROWS_PER_TASK);
-        let parts = par_map(tasks, rows * w.cols >= PARALLEL_MIN_WEIGHTS, |i| {
-            let r0 = i * DECODE_ROWS_PER_TASK;
-            let r1 = (r0 + DECODE_ROWS_PER_TASK).min(rows);
+        // Each task fills its own slice of the output: no per-task buffers, so decoding a token
+        // allocates nothing here (the portable path's dequantisation scratch aside).
+        let fill = |(i, chunk): (usize, &mut [f32])| {
             let mut scratch = Vec::new();
-            (r0..r1).map(|r| dot_row(isa, xr, w, r, &mut scratch)).collect::<Vec<f32>>()
-        });
-        let out = &mut y.data[t * rows..(t + 1) * rows];
-        for (i, part) in parts.into_iter().enumerate() {
-            let r0 = i * DECODE_ROWS_PER_TASK;
-            out[r0..r0 + part.len()].copy_from_slice(&part);
+            for (j, o) in chunk.iter_mut().enumerate() {
+                *o = dot_row(isa, xr, w, i * DECODE_ROWS_PER_TASK + j, &mut scratch);
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        if rows * w.cols >= PARALLEL_MIN_WEIGHTS {
+            use rayon::prelude::*;
+            out.par_chunks_mut(DECODE_ROWS_PER_TASK).enumerate().for_each(fill);
+            continue;
         }
+        out.chunks_mut(DECODE_ROWS_PER_TASK).enumerate().for_each(fill);
     }
     y
 }

@@ -19,26 +19,94 @@ use crate::error::{Error, Result};
 use crate::model::Config;
 use crate::state::State;
 
-/// A row-major `[rows, cols]` f32 activation.
-#[derive(Clone, Debug, PartialEq)]
+/// A row-major `[rows, cols]` f32 activation. Its buffer comes from, and returns to, a pool
+/// ([`buffers`]), so a forward pass in steady state reuses memory instead of allocating it.
+#[derive(Debug, PartialEq)]
 pub struct Tensor {
     pub rows: usize,
     pub cols: usize,
     pub data: Vec<f32>,
 }
 
+impl Clone for Tensor {
+    /// A copy in a pooled buffer.
+    fn clone(&self) -> Tensor {
+        self.copy()
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        buffers::give(std::mem::take(&mut self.data));
+    }
+}
+
+/// A recycling pool of activation buffers. Without it every operation of a prompt allocated
+/// fresh multi-megabyte tensors, which the allocator maps from the OS and the kernel zeroes
+/// page by page (14% of prefill time in `perf`, as `clear_page_erms`), and decoding allocated
+/// on every token.
+pub mod buffers {
+    use std::sync::Mutex;
+
+    static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+    /// Buffers kept at most (a layer needs about 30 live activations).
+    const MAX_KEPT: usize = 96;
+
+    /// A zeroed buffer of `len` floats, reused when one is free.
+    pub fn take(len: usize) -> Vec<f32> {
+        let reused = POOL.lock().ok().and_then(|mut p| {
+            let i = p.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i)?;
+            Some(p.swap_remove(i))
+        });
+        match reused {
+            Some(mut b) => {
+                b.clear();
+                b.resize(len, 0.0);
+                b
+            }
+            None => vec![0.0; len],
+        }
+    }
+
+    /// Return a buffer for reuse.
+    pub fn give(b: Vec<f32>) {
+        if b.capacity() == 0 {
+            return;
+        }
+        if let Ok(mut p) = POOL.lock() {
+            if p.len() < MAX_KEPT {
+                p.push(b);
+            } else if let Some(smallest) = p.iter_mut().min_by_key(|x| x.capacity()) {
+                if smallest.capacity() < b.capacity() {
+                    *smallest = b;
+                }
+            }
+        }
+    }
+}
+
 impl Tensor {
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Tensor { rows, cols, data: vec![0.0; rows * cols] }
+        Tensor { rows, cols, data: buffers::take(rows * cols) }
     }
     pub fn row(&self, t: usize) -> &[f32] {
         &self.data[t * self.cols..(t + 1) * self.cols]
     }
     fn map(&self, f: impl Fn(f32) -> f32) -> Tensor {
-        Tensor { rows: self.rows, cols: self.cols, data: self.data.iter().map(|&x| f(x)).collect() }
+        let mut out = Tensor::zeros(self.rows, self.cols);
+        out.data.iter_mut().zip(&self.data).for_each(|(o, &x)| *o = f(x));
+        out
     }
     fn zip(&self, o: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tensor {
-        Tensor { rows: self.rows, cols: self.cols, data: self.data.iter().zip(&o.data).map(|(&a, &b)| f(a, b)).collect() }
+        let mut out = Tensor::zeros(self.rows, self.cols);
+        out.data.iter_mut().zip(self.data.iter().zip(&o.data)).for_each(|(r, (&a, &b))| *r = f(a, b));
+        out
+    }
+    /// A pooled copy.
+    fn copy(&self) -> Tensor {
+        let mut out = Tensor::zeros(self.rows, self.cols);
+        out.data.copy_from_slice(&self.data);
+        out
     }
 }
 
@@ -183,9 +251,11 @@ impl Backend for Cpu {
 
     fn lerp(&self, u: &Tensor, d: &Tensor, mu: &Vec<f32>) -> Result<Tensor> {
         let c = u.cols;
-        let mut out = u.clone();
-        for (i, o) in out.data.iter_mut().enumerate() {
-            *o += d.data[i] * mu[i % c];
+        let mut out = u.copy();
+        for (row, drow) in out.data.chunks_exact_mut(c).zip(d.data.chunks_exact(c)) {
+            for ((o, &dv), &m) in row.iter_mut().zip(drow).zip(mu.iter()) {
+                *o += dv * m;
+            }
         }
         Ok(out)
     }
@@ -240,7 +310,7 @@ impl Backend for Cpu {
 
     fn write_key(&self, k: &Tensor, alpha: &Tensor, k_a: &Vec<f32>) -> Result<Tensor> {
         let c = k.cols;
-        let mut out = k.clone();
+        let mut out = k.copy();
         for (i, o) in out.data.iter_mut().enumerate() {
             *o *= 1.0 + (alpha.data[i] - 1.0) * k_a[i % c];
         }
@@ -267,10 +337,10 @@ impl Backend for Cpu {
         let c = r.cols;
         let t_len = r.rows;
         let s = &mut state.layers[layer].wkv;
+        let mut y = Tensor::zeros(t_len, c);
         // Heads are independent: each scans all T tokens with its own N×N state.
-        let per_head = |(h, sh): (usize, &mut [f32])| {
-            let mut ys = vec![0f32; t_len * n];
-            let rows = |t: usize| {
+        let rows_of = |h: usize| {
+            move |t: usize| {
                 let sl = t * c + h * n..t * c + (h + 1) * n;
                 kernels::WkvRow {
                     r: &r.data[sl.clone()],
@@ -280,8 +350,23 @@ impl Backend for Cpu {
                     kk: &kk.data[sl.clone()],
                     alpha: &alpha.data[sl],
                 }
-            };
-            kernels::wkv_scan_head(sh, t_len, rows, &mut ys);
+            }
+        };
+        if t_len == 1 {
+            // Decoding: head h writes y[h·N..(h+1)·N] directly (no per-head buffers).
+            let per_head = |(h, (sh, yh)): (usize, (&mut [f32], &mut [f32]))| kernels::wkv_scan_head(sh, 1, rows_of(h), yh);
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                use rayon::prelude::*;
+                s.par_chunks_mut(n * n).zip(y.data.par_chunks_mut(n)).enumerate().for_each(per_head);
+            }
+            #[cfg(target_arch = "wasm32")]
+            s.chunks_mut(n * n).zip(y.data.chunks_mut(n)).enumerate().for_each(per_head);
+            return Ok(y);
+        }
+        let per_head = |(h, sh): (usize, &mut [f32])| {
+            let mut ys = vec![0f32; t_len * n];
+            kernels::wkv_scan_head(sh, t_len, rows_of(h), &mut ys);
             (h, ys)
         };
         #[cfg(not(target_arch = "wasm32"))]
@@ -291,7 +376,6 @@ impl Backend for Cpu {
         };
         #[cfg(target_arch = "wasm32")]
         let outs: Vec<(usize, Vec<f32>)> = s.chunks_mut(n * n).enumerate().map(per_head).collect();
-        let mut y = Tensor::zeros(t_len, c);
         for (h, ys) in outs {
             for t in 0..t_len {
                 y.data[t * c + h * n..t * c + (h + 1) * n].copy_from_slice(&ys[t * n..(t + 1) * n]);
@@ -345,10 +429,14 @@ impl Backend for Cpu {
 
     fn last_row(&self, x: &Tensor) -> Result<Tensor> {
         let t = x.rows.checked_sub(1).ok_or_else(|| Error::BadInput("no tokens".into()))?;
-        Ok(Tensor { rows: 1, cols: x.cols, data: x.row(t).to_vec() })
+        let mut out = Tensor::zeros(1, x.cols);
+        out.data.copy_from_slice(x.row(t));
+        Ok(out)
     }
 
-    fn read(&self, x: &Tensor) -> Result<Vec<f32>> {
-        Ok(x.data.clone())
+    fn read_into(&self, x: &Tensor, out: &mut Vec<f32>) -> Result<()> {
+        out.clear();
+        out.extend_from_slice(&x.data);
+        Ok(())
     }
 }
