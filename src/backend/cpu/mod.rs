@@ -115,6 +115,7 @@ impl Tensor {
 /// panel ([`w8a8`]), built on the first prompt that needs it (native VNNI machines only).
 pub struct CpuMatrix {
     pub stored: HostMatrix,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) w8a8: std::sync::OnceLock<w8a8::Panel>,
 }
 

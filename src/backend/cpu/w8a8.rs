@@ -160,6 +160,7 @@ pub struct Panel {
 }
 
 /// The W8A8 panel of `w`, built once (in parallel) and kept with the matrix.
+#[cfg(target_arch = "x86_64")]
 fn panel(w: &CpuMatrix) -> &Panel {
     w.w8a8.get_or_init(|| {
         let kp = w.cols.next_multiple_of(LANE_BYTES);
@@ -179,6 +180,7 @@ fn panel(w: &CpuMatrix) -> &Panel {
 }
 
 /// Weight rows per parallel task (a multiple of the 4-row tile).
+#[cfg(target_arch = "x86_64")]
 const ROWS_PER_TASK: usize = 16;
 
 /// `y = x·Wᵀ` with VNNI; the caller checks [`available`] and that `W` is quantised.
