@@ -18,6 +18,7 @@
 //! [`w8a8_reference`] is the scalar oracle; the SIMD kernel must equal it exactly up to the
 //! final f32 products.
 
+#[cfg(target_arch = "x86_64")]
 use super::matmul::par_map;
 use super::{CpuMatrix, Tensor};
 
