@@ -25,6 +25,12 @@ pub enum Error {
     /// A state blob that belongs to another model or another format version.
     #[error("state does not fit this model: {0}")]
     StateMismatch(String),
+    /// No usable GPU adapter or device.
+    #[error("{0}")]
+    NoGpu(String),
+    /// The GPU device was lost or failed mid-call.
+    #[error("GPU device lost: {0}; the session state saved before this call can be loaded on the CPU")]
+    DeviceLost(String),
     /// A feature that has not been built yet.
     #[error("not available yet: {0}")]
     NotBuilt(String),
@@ -40,6 +46,8 @@ impl Error {
             Error::BadInput(_) => "BAD_INPUT",
             Error::StateMismatch(_) => "STATE_MISMATCH",
             Error::NotBuilt(_) => "NOT_BUILT",
+            Error::NoGpu(_) => "NO_WEBGPU",
+            Error::DeviceLost(_) => "DEVICE_LOST",
         }
     }
 

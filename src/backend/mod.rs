@@ -6,6 +6,8 @@
 //! decoding. Matrices are `[out, in]` row-major and applied as `y = x·Wᵀ`.
 
 pub mod cpu;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod gpu;
 
 use crate::error::Result;
 use crate::model::Config;

@@ -1,0 +1,23 @@
+// out[t][c] = W[tokens[t]][c]        (the embedding table in any FORMAT; see common.wgsl)
+//
+// bindings: p, tokens [t_len] u32, w packed rows of this part (rows row0 .. row0+rows),
+//           sc scales, out [t_len][k] f32. One invocation per (c, t); tokens outside this part
+// are left to the other parts' dispatches.
+override FORMAT: u32 = 0u;
+
+struct Params { t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<storage, read> sc: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    let c = id.x;
+    let t = id.y;
+    if (c >= p.k || t >= p.t_len) { return; }
+    let tok = tokens[t];
+    if (tok < p.row0 || tok >= p.row0 + p.rows) { return; }
+    out[t * p.k + c] = weight_at(tok - p.row0, c);
+}

@@ -1,0 +1,51 @@
+// Spec §2.3 steps 12-14 (before the output projection), per head h of N channels, per token:
+//   ŷ_i = (y_i − mean_h) / sqrt(var_h + 64e-5) · ln_w[c] + ln_b[c]
+//   β_h = Σ_j r_j·k̃_j·r_k[h·N + j];   o_i = (ŷ_i + β_h·ṽ_i) · g_i
+//
+// bindings: p, y, r, k, v, g [t_len][C]; r_k [C]; ln_w [C]; ln_b [C]; out [t_len][C].
+// One workgroup per (head, token), N ≤ 64 invocations; statistics in f32.
+struct Params { groups: u32, n: u32, cols: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> r: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read> g: array<f32>;
+@group(0) @binding(6) var<storage, read> r_k: array<f32>;
+@group(0) @binding(7) var<storage, read> ln_w: array<f32>;
+@group(0) @binding(8) var<storage, read> ln_b: array<f32>;
+@group(0) @binding(9) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, 64>;
+
+fn reduce(li: u32, x: f32) -> f32 {
+    red[li] = x;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s = s >> 1u) {
+        if (li < s) { red[li] += red[li + s]; }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = wg.x * p.n + li;
+    let live = li < p.n;
+    let c = idx % p.cols;
+    var yi = 0.0;
+    if (live) { yi = y[idx]; }
+    let mean = reduce(li, yi) / f32(p.n);
+    var d = 0.0;
+    if (live) { d = yi - mean; }
+    let var_ = reduce(li, d * d) / f32(p.n);
+    var bonus = 0.0;
+    if (live) { bonus = r[idx] * k[idx] * r_k[c]; }
+    let beta = reduce(li, bonus);
+    if (live) {
+        let yn = d * inverseSqrt(var_ + 64e-5) * ln_w[c] + ln_b[c];
+        out[idx] = (yn + beta * v[idx]) * g[idx];
+    }
+}

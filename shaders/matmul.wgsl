@@ -1,0 +1,40 @@
+// y[t][row0 + r] = Σ_k x[t][k] · W[r][k]        (W stored [rows, k], any FORMAT; see common.wgsl)
+//
+// bindings: p (uniform params), x [t_len][k] f32, w packed rows of this part, sc block scales,
+//           y [t_len][out_cols] f32
+// One workgroup of 64 invocations per (row, token); the invocations split k and reduce in
+// workgroup memory. Rows are dispatched as (x, y) = (r % 32768, r / 32768) because a dispatch
+// dimension is limited to 65535.
+override FORMAT: u32 = 0u;
+
+struct Params { t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<storage, read> sc: array<u32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let r = wg.x + wg.y * 32768u;
+    let t = wg.z;
+    var acc = 0.0;
+    if (r < p.rows) {
+        for (var k = li; k < p.k; k += 64u) {
+            acc += x[t * p.k + k] * weight_at(r, k);
+        }
+    }
+    partial[li] = acc;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s = s >> 1u) {
+        if (li < s) {
+            partial[li] += partial[li + s];
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u && r < p.rows) {
+        y[t * p.out_cols + p.row0 + r] = partial[0];
+    }
+}

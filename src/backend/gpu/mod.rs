@@ -1,0 +1,448 @@
+//! The GPU backend: the RWKV-7 ops as WGSL compute shaders (`shaders/`, one file per op)
+//! through wgpu, natively on Vulkan (lavapipe in tests) and, later, WebGPU in the browser.
+//!
+//! Every op records one or more dispatches into a single command encoder; nothing is submitted
+//! until a result is read back ([`Backend::read_into`]), so a forward call is one submission.
+//! Activations live in pooled storage buffers; weights of every format are `array<u32>` with the
+//! format as a pipeline-override constant (f16 is packed two per word, so `shader-f16` is not
+//! needed); a matrix larger than the adapter's storage-binding limit is split by rows.
+//! The CPU backend is the reference: tests/gpu.rs checks every op and the whole model against it.
+
+pub mod context;
+mod pipelines;
+
+use super::{Backend, HostMatrix, LoraMid, MatrixData, Shift};
+use crate::error::{Error, Result};
+use crate::format::quant::{blocks_per_row, int8, q4};
+use crate::model::Config;
+use crate::state::{LayerState, State};
+use context::Context;
+use pipelines::{ElementOp, Pipelines};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use wgpu::util::DeviceExt;
+
+/// Buffers waiting for reuse, by byte size.
+type Pool = Arc<Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>>;
+
+/// A pooled storage buffer; returns to the pool when the last handle drops.
+pub struct PooledBuffer {
+    buf: Option<wgpu::Buffer>,
+    pool: Pool,
+}
+
+impl PooledBuffer {
+    fn get(&self) -> &wgpu::Buffer {
+        // Only `Drop` takes the buffer out.
+        self.buf.as_ref().expect("buffer present until drop")
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let (Some(b), Ok(mut p)) = (self.buf.take(), self.pool.lock()) {
+            p.entry(b.size()).or_default().push(b);
+        }
+    }
+}
+
+/// Activations `[rows, cols]` f32 on the device. Clones share the buffer (the forward pass
+/// never writes an activation after cloning it).
+#[derive(Clone)]
+pub struct GpuAct {
+    buf: Arc<PooledBuffer>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// One part of a matrix: rows `row0 .. row0 + rows` packed in one buffer.
+pub struct MatrixPart {
+    buf: wgpu::Buffer,
+    scale: wgpu::Buffer,
+    row0: usize,
+    rows: usize,
+}
+
+/// A weight matrix on the device.
+pub struct GpuMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    format: u32,
+    row_words: usize,
+    parts: Vec<MatrixPart>,
+    bytes: usize,
+}
+
+/// The recurrent state on the device: per layer the two shift vectors and the WKV matrices.
+pub struct GpuState {
+    att: Vec<wgpu::Buffer>,
+    wkv: Vec<wgpu::Buffer>,
+    ffn: Vec<wgpu::Buffer>,
+    embd: usize,
+    heads: usize,
+    head_size: usize,
+    fingerprint: [u8; 32],
+}
+
+/// The GPU backend: a cheap handle; clones share one device (several models can use it).
+#[derive(Clone)]
+pub struct Gpu(Arc<Shared>);
+
+impl std::ops::Deref for Gpu {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What the handles of one device share.
+pub struct Shared {
+    pub ctx: Context,
+    pipes: Pipelines,
+    encoder: Mutex<Option<wgpu::CommandEncoder>>,
+    pool: Pool,
+    dispatches: AtomicUsize,
+    dummy: wgpu::Buffer,
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+
+fn words(bytes: &[u8]) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    while v.len() % 4 != 0 || v.is_empty() {
+        v.push(0);
+    }
+    v
+}
+
+impl Gpu {
+    /// Open the best adapter.
+    pub fn new() -> Result<Gpu> {
+        let ctx = Context::new()?;
+        let pipes = Pipelines::new(&ctx.device);
+        let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("dummy"), size: 16, usage: STORAGE, mapped_at_creation: false });
+        ctx.check()?;
+        Ok(Gpu(Arc::new(Shared { ctx, pipes, encoder: Mutex::new(None), pool: Arc::default(), dispatches: AtomicUsize::new(0), dummy })))
+    }
+
+    /// Dispatches recorded since the counter was last reset.
+    pub fn take_dispatch_count(&self) -> usize {
+        self.dispatches.swap(0, Ordering::Relaxed)
+    }
+
+    fn buffer(&self, bytes: u64) -> Arc<PooledBuffer> {
+        let size = bytes.max(16).next_multiple_of(16);
+        let reused = self.pool.lock().ok().and_then(|mut p| p.get_mut(&size).and_then(Vec::pop));
+        let buf = reused.unwrap_or_else(|| {
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("act"), size, usage: STORAGE, mapped_at_creation: false })
+        });
+        Arc::new(PooledBuffer { buf: Some(buf), pool: self.pool.clone() })
+    }
+
+    fn act(&self, rows: usize, cols: usize) -> GpuAct {
+        GpuAct { buf: self.buffer((rows * cols * 4) as u64), rows, cols }
+    }
+
+    fn upload(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: &words(bytes), usage: STORAGE })
+    }
+
+    /// Record one dispatch of `pipe` with a uniform block `params` and storage `buffers`.
+    fn dispatch(&self, pipe: &wgpu::ComputePipeline, params: &[u32], buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) -> Result<()> {
+        let dev = &self.ctx.device;
+        let mut p = params.to_vec();
+        while p.len() % 4 != 0 {
+            p.push(0);
+        }
+        let ubuf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("params"), contents: bytemuck::cast_slice(&p), usage: wgpu::BufferUsages::UNIFORM });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: ubuf.as_entire_binding() }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        }
+        let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &pipe.get_bind_group_layout(0), entries: &entries });
+        let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
+        let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            pass.set_pipeline(pipe);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        }
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn elementwise(&self, op: ElementOp, a: &GpuAct, b: Option<&GpuAct>, c: Option<&GpuAct>, vec: Option<&wgpu::Buffer>) -> Result<GpuAct> {
+        let out = self.act(a.rows, a.cols);
+        let n = (a.rows * a.cols) as u32;
+        let groups = n.div_ceil(256);
+        let (gx, gy) = if groups > 65535 { (65535, groups.div_ceil(65535)) } else { (groups, 1) };
+        let d = &self.dummy;
+        self.dispatch(
+            &self.pipes.elementwise,
+            &[n, a.cols as u32, op as u32],
+            &[a.buf.get(), b.map(|x| x.buf.get()).unwrap_or(d), c.map(|x| x.buf.get()).unwrap_or(d), vec.unwrap_or(d), out.buf.get()],
+            (gx, gy, 1),
+        )?;
+        Ok(out)
+    }
+
+    /// Submit everything recorded so far.
+    fn submit(&self) -> Result<()> {
+        let enc = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?.take();
+        if let Some(enc) = enc {
+            self.ctx.queue.submit([enc.finish()]);
+        }
+        self.ctx.check()
+    }
+
+    /// Copy `bytes` from `src` to the host.
+    fn read_buffer(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+        let dev = &self.ctx.device;
+        let staging = dev.create_buffer(&wgpu::BufferDescriptor { label: Some("readback"), size: bytes.max(4), usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        {
+            let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
+            let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") }));
+            enc.copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
+        }
+        self.submit()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx.wait()?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::DeviceLost(format!("reading back results failed: {e}"))),
+            Err(_) => return Err(Error::DeviceLost("the device never answered the read-back".into())),
+        }
+        let data = staging.slice(..bytes).get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapping read-back failed: {e}")))?.to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+
+    fn floats(bytes: &[u8]) -> Vec<f32> {
+        bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    }
+}
+
+impl Backend for Gpu {
+    type Matrix = GpuMatrix;
+    type Vector = wgpu::Buffer;
+    type Act = GpuAct;
+    type State = GpuState;
+
+    fn name(&self) -> String {
+        "gpu".into()
+    }
+
+    fn matrix_bytes(&self, m: &GpuMatrix) -> usize {
+        m.bytes
+    }
+
+    fn matrix(&self, m: HostMatrix) -> Result<GpuMatrix> {
+        let (rows, cols) = (m.rows, m.cols);
+        let nb = blocks_per_row(cols);
+        // Bytes of one packed row, and the row as bytes padded to whole words.
+        let (format, row_bytes): (u32, usize) = match &m.data {
+            MatrixData::F32(_) => (0, cols * 4),
+            MatrixData::F16(_) => (1, cols.div_ceil(2) * 4),
+            MatrixData::Int8 { .. } => (2, int8::row_bytes(cols)),
+            MatrixData::Q4 { .. } => (3, q4::row_bytes(cols)),
+        };
+        let row_words = row_bytes.div_ceil(4);
+        let max_rows = ((self.ctx.max_binding as usize) / (row_words * 4)).max(1);
+        let mut parts = Vec::new();
+        let mut bytes_total = 0;
+        let mut row0 = 0;
+        while row0 < rows {
+            let n = max_rows.min(rows - row0);
+            let mut data = Vec::with_capacity(n * row_words * 4);
+            let mut scales: Vec<u8> = Vec::new();
+            for r in row0..row0 + n {
+                let start = data.len();
+                match &m.data {
+                    MatrixData::F32(d) => data.extend(d[r * cols..(r + 1) * cols].iter().flat_map(|x| x.to_le_bytes())),
+                    MatrixData::F16(d) => data.extend(d[r * cols..(r + 1) * cols].iter().flat_map(|x| x.to_le_bytes())),
+                    MatrixData::Int8 { q, scale } => {
+                        data.extend(q[r * row_bytes..(r + 1) * row_bytes].iter().map(|&b| b as u8));
+                        scales.extend(scale[r * nb..(r + 1) * nb].iter().flat_map(|x| x.to_le_bytes()));
+                    }
+                    MatrixData::Q4 { q, scale } => {
+                        data.extend_from_slice(&q[r * row_bytes..(r + 1) * row_bytes]);
+                        scales.extend(scale[r * nb..(r + 1) * nb].iter().flat_map(|x| x.to_le_bytes()));
+                    }
+                }
+                data.resize(start + row_words * 4, 0);
+            }
+            bytes_total += data.len() + scales.len();
+            let buf = self.upload("weights", &data);
+            let scale = self.upload("scales", &scales);
+            parts.push(MatrixPart { buf, scale, row0, rows: n });
+            row0 += n;
+        }
+        self.ctx.check()?;
+        Ok(GpuMatrix { rows, cols, format, row_words, parts, bytes: bytes_total })
+    }
+
+    fn vector(&self, v: Vec<f32>) -> Result<wgpu::Buffer> {
+        Ok(self.upload("vector", bytemuck::cast_slice(&v)))
+    }
+
+    fn new_state(&self, cfg: &Config, fingerprint: [u8; 32]) -> Result<GpuState> {
+        self.state_from_host(&State::zeros(cfg, fingerprint))
+    }
+
+    fn state_to_host(&self, s: &GpuState) -> Result<State> {
+        let mut layers = Vec::with_capacity(s.att.len());
+        for l in 0..s.att.len() {
+            let rd = |b: &wgpu::Buffer| self.read_buffer(b, 0, b.size()).map(|v| Self::floats(&v));
+            let mut att = rd(&s.att[l])?;
+            let mut wkv = rd(&s.wkv[l])?;
+            let mut ffn = rd(&s.ffn[l])?;
+            att.truncate(s.embd);
+            ffn.truncate(s.embd);
+            wkv.truncate(s.heads * s.head_size * s.head_size);
+            layers.push(LayerState { att_shift: att, wkv, ffn_shift: ffn });
+        }
+        Ok(State { embd: s.embd, heads: s.heads, head_size: s.head_size, fingerprint: s.fingerprint, layers })
+    }
+
+    fn state_from_host(&self, s: &State) -> Result<GpuState> {
+        let up = |v: &[f32]| self.upload("state", bytemuck::cast_slice(v));
+        Ok(GpuState {
+            att: s.layers.iter().map(|l| up(&l.att_shift)).collect(),
+            wkv: s.layers.iter().map(|l| up(&l.wkv)).collect(),
+            ffn: s.layers.iter().map(|l| up(&l.ffn_shift)).collect(),
+            embd: s.embd,
+            heads: s.heads,
+            head_size: s.head_size,
+            fingerprint: s.fingerprint,
+        })
+    }
+
+    fn embed(&self, emb: &GpuMatrix, tokens: &[u32]) -> Result<GpuAct> {
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= emb.rows) {
+            return Err(Error::BadInput(format!("token id {t} is out of range (vocabulary has {} rows)", emb.rows)));
+        }
+        let out = self.act(tokens.len(), emb.cols);
+        let tok = self.upload("tokens", bytemuck::cast_slice(tokens));
+        let nb = blocks_per_row(emb.cols) as u32;
+        for part in &emb.parts {
+            let params = [tokens.len() as u32, emb.cols as u32, part.rows as u32, emb.cols as u32, part.row0 as u32, emb.row_words as u32, nb];
+            self.dispatch(self.pipes.embed(emb.format), &params, &[&tok, &part.buf, &part.scale, out.buf.get()], ((emb.cols as u32).div_ceil(64), tokens.len() as u32, 1))?;
+        }
+        Ok(out)
+    }
+
+    fn layer_norm(&self, x: &GpuAct, w: &wgpu::Buffer, b: &wgpu::Buffer) -> Result<GpuAct> {
+        let out = self.act(x.rows, x.cols);
+        let groups = x.rows as u32;
+        let params = [groups, x.cols as u32, x.cols as u32, 1e-5f32.to_bits()];
+        self.dispatch(&self.pipes.norm, &params, &[x.buf.get(), w, b, out.buf.get()], (groups.min(32768), groups.div_ceil(32768), 1))?;
+        Ok(out)
+    }
+
+    fn token_shift(&self, u: &GpuAct, state: &mut GpuState, layer: usize, which: Shift) -> Result<GpuAct> {
+        let d = self.act(u.rows, u.cols);
+        let st = match which {
+            Shift::TimeMix => &state.att[layer],
+            Shift::ChannelMix => &state.ffn[layer],
+        };
+        self.dispatch(&self.pipes.token_shift, &[u.rows as u32, u.cols as u32], &[u.buf.get(), st, d.buf.get()], ((u.cols as u32).div_ceil(64), 1, 1))?;
+        Ok(d)
+    }
+
+    fn lerp(&self, u: &GpuAct, d: &GpuAct, mu: &wgpu::Buffer) -> Result<GpuAct> {
+        self.elementwise(ElementOp::Lerp, u, Some(d), None, Some(mu))
+    }
+
+    fn matmul(&self, x: &GpuAct, w: &GpuMatrix) -> Result<GpuAct> {
+        let y = self.act(x.rows, w.rows);
+        let nb = blocks_per_row(w.cols) as u32;
+        for part in &w.parts {
+            let rows = part.rows as u32;
+            let params = [x.rows as u32, w.cols as u32, rows, w.rows as u32, part.row0 as u32, w.row_words as u32, nb];
+            self.dispatch(self.pipes.matmul(w.format), &params, &[x.buf.get(), &part.buf, &part.scale, y.buf.get()], (rows.min(32768), rows.div_ceil(32768), x.rows as u32))?;
+        }
+        Ok(y)
+    }
+
+    fn lora(&self, x: &GpuAct, down: &GpuMatrix, mid: LoraMid, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
+        let h = self.matmul(x, down)?;
+        let h = match mid {
+            LoraMid::None => h,
+            LoraMid::Tanh => self.elementwise(ElementOp::Tanh, &h, None, None, None)?,
+            LoraMid::Sigmoid => self.elementwise(ElementOp::Sigmoid, &h, None, None, None)?,
+        };
+        let y = self.matmul(&h, up)?;
+        match (bias, sigmoid_out) {
+            (Some(b), true) => self.elementwise(ElementOp::BiasSigmoid, &y, None, None, Some(b)),
+            (Some(b), false) => self.elementwise(ElementOp::Bias, &y, None, None, Some(b)),
+            (None, true) => self.elementwise(ElementOp::Sigmoid, &y, None, None, None),
+            (None, false) => Ok(y),
+        }
+    }
+
+    fn removal_key(&self, k: &GpuAct, k_k: &wgpu::Buffer, head_size: usize) -> Result<GpuAct> {
+        let out = self.act(k.rows, k.cols);
+        let groups = (k.rows * k.cols / head_size) as u32;
+        self.dispatch(&self.pipes.removal_key, &[groups, head_size as u32, k.cols as u32], &[k.buf.get(), k_k, out.buf.get()], (groups, 1, 1))?;
+        Ok(out)
+    }
+
+    fn write_key(&self, k: &GpuAct, alpha: &GpuAct, k_a: &wgpu::Buffer) -> Result<GpuAct> {
+        self.elementwise(ElementOp::WriteKey, k, Some(alpha), None, Some(k_a))
+    }
+
+    fn value_residual(&self, v: &GpuAct, v_first: &GpuAct, gate: &GpuAct) -> Result<GpuAct> {
+        self.elementwise(ElementOp::ValueResidual, v, Some(v_first), Some(gate), None)
+    }
+
+    fn wkv(&self, state: &mut GpuState, layer: usize, r: &GpuAct, z: &GpuAct, k: &GpuAct, v: &GpuAct, kk: &GpuAct, alpha: &GpuAct) -> Result<GpuAct> {
+        if state.head_size > 64 {
+            return Err(Error::Unsupported(format!("head size {} on the GPU (at most 64)", state.head_size)));
+        }
+        let y = self.act(r.rows, r.cols);
+        let params = [r.rows as u32, state.head_size as u32, r.cols as u32];
+        let bufs = [r.buf.get(), z.buf.get(), k.buf.get(), v.buf.get(), kk.buf.get(), alpha.buf.get(), &state.wkv[layer], y.buf.get()];
+        self.dispatch(&self.pipes.wkv, &params, &bufs, (state.heads as u32, 1, 1))?;
+        Ok(y)
+    }
+
+    fn group_norm_bonus_gate(&self, y: &GpuAct, r: &GpuAct, k: &GpuAct, v: &GpuAct, r_k: &wgpu::Buffer, ln_w: &wgpu::Buffer, ln_b: &wgpu::Buffer, g: &GpuAct, head_size: usize) -> Result<GpuAct> {
+        let out = self.act(y.rows, y.cols);
+        let groups = (y.rows * y.cols / head_size) as u32;
+        let bufs = [y.buf.get(), r.buf.get(), k.buf.get(), v.buf.get(), g.buf.get(), r_k, ln_w, ln_b, out.buf.get()];
+        self.dispatch(&self.pipes.gn_bonus_gate, &[groups, head_size as u32, y.cols as u32], &bufs, (groups, 1, 1))?;
+        Ok(out)
+    }
+
+    fn relu_sq(&self, x: &GpuAct) -> Result<GpuAct> {
+        self.elementwise(ElementOp::ReluSq, x, None, None, None)
+    }
+
+    fn add_assign(&self, x: &mut GpuAct, y: &GpuAct) -> Result<()> {
+        // A buffer cannot be read and written in one dispatch: write the sum to a new one.
+        *x = self.elementwise(ElementOp::Add, x, Some(y), None, None)?;
+        Ok(())
+    }
+
+    fn last_row(&self, x: &GpuAct) -> Result<GpuAct> {
+        let out = self.act(1, x.cols);
+        let bytes = (x.cols * 4) as u64;
+        let offset = ((x.rows.max(1) - 1) * x.cols * 4) as u64;
+        let dev = &self.ctx.device;
+        let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
+        let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
+        enc.copy_buffer_to_buffer(x.buf.get(), offset, out.buf.get(), 0, bytes);
+        Ok(out)
+    }
+
+    fn read_into(&self, x: &GpuAct, out: &mut Vec<f32>) -> Result<()> {
+        let bytes = self.read_buffer(x.buf.get(), 0, (x.rows * x.cols * 4) as u64)?;
+        out.clear();
+        out.extend(Self::floats(&bytes));
+        Ok(())
+    }
+}
