@@ -10,14 +10,17 @@ WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/t
 .PHONY: test deps bench bench-all wasm-bench-build clean-bench
 
 # What the tests need: Rust (on the machines), the wasm32-wasip1 standard library (for the wasm
-# kernel tests) and Node (on the machines; Debian's nodejs otherwise).
+# kernel tests), Node (on the machines; Debian's nodejs otherwise) and lavapipe, Mesa's software
+# Vulkan driver, for the GPU backend's tests (Debian's mesa-vulkan-drivers).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install Rust from rustup.rs"; exit 1; }
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs; }
+	@ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers libvulkan1; }
 
+# GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
 test: deps
-	$(CARGO) test --release --locked
+	GANDER_REQUIRE_GPU=1 XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(CARGO) test --release --locked
 	$(WASI_RUNNER) $(CARGO) test --release --locked --target wasm32-wasip1 --test kernels --test tokenizer
 
 $(BENCH_DIR)/rwkv7-0.1b-random-%.safetensors:

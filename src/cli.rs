@@ -3,7 +3,7 @@
 //! Every failure prints one line, `error: ...`, to stderr and exits non-zero; stdout carries
 //! only the command's result (JSON, or the generated text), so it can be piped.
 
-use crate::backend::cpu::Cpu;
+use crate::backend::gpu::Gpu;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::{self, gander};
@@ -145,16 +145,27 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-fn check_backend(b: BackendArg) -> Result<()> {
-    match b {
-        BackendArg::Cpu => Ok(()),
-        BackendArg::Gpu => Err(Error::NotBuilt("--backend gpu: the GPU backend is not built yet; use --backend cpu".into())),
-    }
+fn load_gpu(path: &Path) -> Result<Model<Gpu>> {
+    let gpu = Gpu::new()?;
+    let mut src = format::open_path(path)?;
+    Model::load(gpu, src.as_mut())
 }
 
-fn load(path: &Path, backend: BackendArg) -> Result<Model<Cpu>> {
-    check_backend(backend)?;
-    model::load_path(path)
+/// Run `$body` with `$m` bound to the model on the chosen backend (the body is compiled once
+/// per backend).
+macro_rules! with_model {
+    ($path:expr, $backend:expr, |$m:ident| $body:block) => {
+        match $backend {
+            BackendArg::Cpu => {
+                let $m = model::load_path($path)?;
+                $body
+            }
+            BackendArg::Gpu => {
+                let $m = load_gpu($path)?;
+                $body
+            }
+        }
+    };
 }
 
 fn read_text(path: &Path) -> Result<String> {
@@ -205,19 +216,20 @@ fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Logits { model, tokens, all, backend } => {
             let ids = parse_tokens(&tokens)?;
-            let m = load(&model, backend)?;
-            let mut state = m.new_state()?;
-            let rows: Vec<Vec<f32>> = if all {
-                let mut rows = Vec::new();
-                m.forward_all(&mut state, &ids, |_, l| {
-                    rows.push(l.to_vec());
-                    Ok(())
-                })?;
-                rows
-            } else {
-                vec![m.forward(&mut state, &ids)?]
-            };
-            print_json(&serde_json::json!({ "logits": rows }))
+            with_model!(&model, backend, |m| {
+                let mut state = m.new_state()?;
+                let rows: Vec<Vec<f32>> = if all {
+                    let mut rows = Vec::new();
+                    m.forward_all(&mut state, &ids, |_, l| {
+                        rows.push(l.to_vec());
+                        Ok(())
+                    })?;
+                    rows
+                } else {
+                    vec![m.forward(&mut state, &ids)?]
+                };
+                print_json(&serde_json::json!({ "logits": rows }))
+            })
         }
         Cmd::Generate {
             model, prompt, max_tokens, temperature, top_p, top_k, seed, presence_penalty,
@@ -228,54 +240,62 @@ fn run(cmd: Cmd) -> Result<()> {
             if prompt.is_empty() {
                 return Err(Error::BadInput("--prompt: empty prompt; give some text to continue".into()));
             }
-            let m = load(&model, backend)?;
-            let ids = m.tokenizer()?.encode(&prompt);
-            let mut state = m.new_state()?;
-            let t0 = Instant::now();
-            let logits = m.forward(&mut state, &ids)?;
-            let prefill_s = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            let mut out = std::io::stdout().lock();
-            let mut write_err = None;
-            let g = generate(&m, &mut state, logits, &GenerateOptions { max_tokens, sampler, stop }, |_, text| {
-                if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                    write_err = Some(e);
-                    return false;
+            with_model!(&model, backend, |m| {
+                let ids = m.tokenizer()?.encode(&prompt);
+                let mut state = m.new_state()?;
+                let t0 = Instant::now();
+                let logits = m.forward(&mut state, &ids)?;
+                let prefill_s = t0.elapsed().as_secs_f64();
+                let t1 = Instant::now();
+                let mut out = std::io::stdout().lock();
+                let mut write_err = None;
+                let g = generate(&m, &mut state, logits, &GenerateOptions { max_tokens, sampler, stop }, |_, text| {
+                    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                        write_err = Some(e);
+                        return false;
+                    }
+                    true
+                })?;
+                if let Some(e) = write_err {
+                    return Err(Error::io("stdout", e));
                 }
-                true
-            })?;
-            if let Some(e) = write_err {
-                return Err(Error::io("stdout", e));
-            }
-            let decode_s = t1.elapsed().as_secs_f64();
-            eprintln!(
-                "\n[gander] {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s ({}, finish: {:?})",
-                ids.len(),
-                ids.len() as f64 / prefill_s.max(1e-9),
-                g.tokens.len(),
-                g.tokens.len() as f64 / decode_s.max(1e-9),
-                m.backend.name(),
-                g.finish
-            );
-            Ok(())
+                let decode_s = t1.elapsed().as_secs_f64();
+                eprintln!(
+                    "\n[gander] {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s ({}, finish: {:?})",
+                    ids.len(),
+                    ids.len() as f64 / prefill_s.max(1e-9),
+                    g.tokens.len(),
+                    g.tokens.len() as f64 / decode_s.max(1e-9),
+                    m.backend.name(),
+                    g.finish
+                );
+                Ok(())
+            })
         }
         Cmd::Perplexity { model, text_file, backend } => {
             let text = read_text(&text_file)?;
-            let m = load(&model, backend)?;
-            let ids = m.tokenizer()?.encode(&text);
-            if ids.len() < 2 {
-                return Err(Error::BadInput(format!("{}: perplexity needs a text of at least 2 tokens", text_file.display())));
-            }
-            let mut state = m.new_state()?;
-            let mut nll = 0f64;
-            m.forward_all(&mut state, &ids[..ids.len() - 1], |i, logits| {
-                nll -= log_softmax_at(logits, ids[i + 1] as usize);
-                Ok(())
-            })?;
-            let scored = ids.len() - 1;
-            print_json(&serde_json::json!({ "tokens": ids.len(), "scored": scored, "ppl": (nll / scored as f64).exp() }))
+            with_model!(&model, backend, |m| {
+                let ids = m.tokenizer()?.encode(&text);
+                if ids.len() < 2 {
+                    return Err(Error::BadInput(format!("{}: perplexity needs a text of at least 2 tokens", text_file.display())));
+                }
+                let mut state = m.new_state()?;
+                let mut nll = 0f64;
+                m.forward_all(&mut state, &ids[..ids.len() - 1], |i, logits| {
+                    nll -= log_softmax_at(logits, ids[i + 1] as usize);
+                    Ok(())
+                })?;
+                let scored = ids.len() - 1;
+                print_json(&serde_json::json!({ "tokens": ids.len(), "scored": scored, "ppl": (nll / scored as f64).exp() }))
+            })
         }
-        Cmd::Bench { model, backend, prompt_tokens, gen_tokens, repeat } => bench(&model, backend, prompt_tokens, gen_tokens, repeat),
+        Cmd::Bench { model, backend, prompt_tokens, gen_tokens, repeat } => {
+            if prompt_tokens == 0 || repeat == 0 {
+                return Err(Error::BadInput("--prompt-tokens and --repeat must be at least 1".into()));
+            }
+            let t_load = Instant::now();
+            with_model!(&model, backend, |m| { bench(&model, m, t_load, prompt_tokens, gen_tokens, repeat) })
+        }
     }
 }
 
@@ -365,13 +385,9 @@ fn read_bandwidth_gb_s() -> f64 {
     best
 }
 
-fn bench(path: &Path, backend: BackendArg, prompt_tokens: usize, gen_tokens: usize, repeat: usize) -> Result<()> {
-    if prompt_tokens == 0 || repeat == 0 {
-        return Err(Error::BadInput("--prompt-tokens and --repeat must be at least 1".into()));
-    }
-    let t_load = Instant::now();
-    let m = load(path, backend)?;
+fn bench<B: Backend>(path: &Path, m: Model<B>, t_load: Instant, prompt_tokens: usize, gen_tokens: usize, repeat: usize) -> Result<()> {
     let load_s = t_load.elapsed().as_secs_f64();
+    let cpu = m.backend.name() == "cpu";
     // A fixed pseudo-random prompt over ids every tokenizer defines (1..min(V, 65530)).
     let hi = m.config.vocab.min(65530) as u64;
     let mut x = 0x2545_F491_4F6C_DD1Du64;
@@ -384,20 +400,25 @@ fn bench(path: &Path, backend: BackendArg, prompt_tokens: usize, gen_tokens: usi
         })
         .collect();
     let (mut prefill_best, mut decode_best) = (0f64, 0f64);
+    let mut dispatches = None;
     for _ in 0..repeat {
         let mut state = m.new_state()?;
         let t0 = Instant::now();
         let mut logits = m.forward(&mut state, &prompt)?;
         prefill_best = prefill_best.max(prompt_tokens as f64 / t0.elapsed().as_secs_f64());
         let mut sampler = Sampler::new(SamplerOptions { temperature: 0.0, ..Default::default() }, m.config.vocab)?;
+        m.backend.take_dispatch_count();
         let t1 = Instant::now();
         for _ in 0..gen_tokens {
             let t = sampler.sample(&logits, |_| true)?;
             m.forward_into(&mut state, &[t], &mut logits)?;
         }
+        dispatches = m.backend.take_dispatch_count().map(|n| n as f64 / gen_tokens.max(1) as f64);
         decode_best = decode_best.max(gen_tokens as f64 / t1.elapsed().as_secs_f64().max(1e-9));
     }
-    let bw = read_bandwidth_gb_s();
+    // Host-side bounds describe the CPU; for the GPU they are left out (its bandwidth is the
+    // device's, not measured here).
+    let bw = if cpu { read_bandwidth_gb_s() } else { f64::NAN };
     let bytes = m.decode_bytes_per_token();
     let bound = bw * 1e9 / bytes as f64;
     // Prefill work: one multiply-add per weight of every layer matrix per token (the head runs
@@ -406,7 +427,8 @@ fn bench(path: &Path, backend: BackendArg, prompt_tokens: usize, gen_tokens: usi
     let lora = m.config.rank_w + m.config.rank_a + m.config.rank_v + m.config.rank_g;
     let madds_per_token = (l * (4 * c * c + 2 * c * f + 2 * c * lora)) as f64;
     let prefill_gmadd_s = prefill_best * madds_per_token / 1e9;
-    let (fma_peak, vnni_peak) = crate::backend::cpu::peak::multiply_add_rates();
+    let (fma_peak, vnni_peak) = if cpu { crate::backend::cpu::peak::multiply_add_rates() } else { (None, None) };
+    let finite = |x: f64| x.is_finite().then_some(x);
     print_json(&serde_json::json!({
         "prefill_tok_s": prefill_best,
         "decode_tok_s": decode_best,
@@ -414,15 +436,18 @@ fn bench(path: &Path, backend: BackendArg, prompt_tokens: usize, gen_tokens: usi
         "gen_tokens": gen_tokens,
         "repeat": repeat,
         "backend": m.backend.name(),
-        "threads": crate::backend::cpu::pool().current_num_threads(),
-        "isa": format!("{:?}", crate::backend::cpu::matmul::best_isa()).to_lowercase(),
+        "threads": cpu.then(|| crate::backend::cpu::pool().current_num_threads()),
+        "isa": cpu.then(|| format!("{:?}", crate::backend::cpu::matmul::best_isa()).to_lowercase()),
         "quant": m.quant,
         "params": m.config.params(),
         "file_bytes": std::fs::metadata(path).map(|md| md.len()).unwrap_or(0),
         "decode_bytes_per_token": bytes,
-        "mem_read_gb_s": bw,
-        "decode_bound_tok_s": bound,
-        "decode_fraction_of_bound": decode_best / bound,
+        "mem_read_gb_s": finite(bw),
+        "decode_bound_tok_s": finite(bound),
+        "decode_fraction_of_bound": finite(decode_best / bound),
+        "dispatches_per_token": dispatches,
+        "dispatches_per_layer": dispatches.map(|d| d / m.config.layers as f64),
+        "adapter": m.backend.adapter_name(),
         "prefill_gmadd_s": prefill_gmadd_s,
         "fma_peak_gmadd_s": fma_peak,
         "vnni_peak_gmadd_s": vnni_peak,

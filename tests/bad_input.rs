@@ -177,7 +177,7 @@ fn bad_arguments() {
     fails_with(&["generate", "--model", m, "--prompt", "hi", "--temperature", "-1"], "temperature");
     fails_with(&["generate", "--model", m, "--prompt", "hi", "--top-p", "1.5"], "topP");
     fails_with(&["generate", "--model", m, "--prompt", "hi", "--max-tokens", "lots"], "invalid value");
-    fails_with(&["logits", "--model", m, "--tokens", "1", "--backend", "gpu"], "GPU backend is not built yet");
+    fails_with(&["logits", "--model", m, "--tokens", "1", "--backend", "tpu"], "invalid value 'tpu'");
     fails_with(&["convert", m, "/tmp/gander-never.safetensors", "--quant", "int9"], "expected one of");
     // A conversion that fails leaves nothing behind (it writes OUT.part and renames at the end).
     let dir = tmpdir("noleft");

@@ -51,6 +51,16 @@ pub trait Backend: Sync {
         f()
     }
 
+    /// Dispatches recorded since the last call, where the backend counts them (GPU).
+    fn take_dispatch_count(&self) -> Option<usize> {
+        None
+    }
+
+    /// The adapter's name, for GPU backends.
+    fn adapter_name(&self) -> Option<String> {
+        None
+    }
+
     /// Bytes a matrix occupies (for bandwidth bounds in benchmarks).
     fn matrix_bytes(&self, m: &Self::Matrix) -> usize;
 
@@ -60,6 +70,10 @@ pub trait Backend: Sync {
     fn new_state(&self, cfg: &Config, fingerprint: [u8; 32]) -> Result<Self::State>;
     fn state_to_host(&self, s: &Self::State) -> Result<State>;
     fn state_from_host(&self, s: &State) -> Result<Self::State>;
+
+    /// An activation from host data (`rows·cols` floats, row-major): for tests and for callers
+    /// that feed their own inputs.
+    fn act_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<Self::Act>;
 
     /// Rows `tokens` of the embedding table: `[T, C]`.
     fn embed(&self, emb: &Self::Matrix, tokens: &[u32]) -> Result<Self::Act>;

@@ -209,6 +209,15 @@ impl Backend for Cpu {
         Ok(s.clone())
     }
 
+    fn act_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<Tensor> {
+        if data.len() != rows * cols {
+            return Err(Error::BadInput(format!("{} values for a [{rows}, {cols}] activation", data.len())));
+        }
+        let mut t = Tensor::zeros(rows, cols);
+        t.data.copy_from_slice(data);
+        Ok(t)
+    }
+
     fn embed(&self, emb: &CpuMatrix, tokens: &[u32]) -> Result<Tensor> {
         let (rows, cols) = (emb.rows, emb.cols);
         let mut out = Tensor::zeros(tokens.len(), cols);

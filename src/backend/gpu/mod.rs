@@ -103,6 +103,10 @@ pub struct Shared {
     pool: Pool,
     dispatches: AtomicUsize,
     dummy: wgpu::Buffer,
+    /// Held for a whole forward call: one device runs one call at a time. (Interleaving two
+    /// threads' calls on one device gave nondeterministic results on lavapipe; serialising them
+    /// is the documented behaviour until that is understood.)
+    run: Mutex<()>,
 }
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
@@ -118,17 +122,20 @@ fn words(bytes: &[u8]) -> Vec<u8> {
 impl Gpu {
     /// Open the best adapter.
     pub fn new() -> Result<Gpu> {
-        let ctx = Context::new()?;
+        Self::with_binding_limit(u64::MAX)
+    }
+
+    /// Like [`Gpu::new`], but split matrices as if storage bindings were at most `limit` bytes
+    /// (tests use this to exercise row-split matrices on any adapter).
+    pub fn with_binding_limit(limit: u64) -> Result<Gpu> {
+        let mut ctx = Context::new()?;
+        ctx.max_binding = ctx.max_binding.min(limit);
         let pipes = Pipelines::new(&ctx.device);
         let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("dummy"), size: 16, usage: STORAGE, mapped_at_creation: false });
         ctx.check()?;
-        Ok(Gpu(Arc::new(Shared { ctx, pipes, encoder: Mutex::new(None), pool: Arc::default(), dispatches: AtomicUsize::new(0), dummy })))
+        Ok(Gpu(Arc::new(Shared { ctx, pipes, encoder: Mutex::new(None), pool: Arc::default(), dispatches: AtomicUsize::new(0), dummy, run: Mutex::new(()) })))
     }
 
-    /// Dispatches recorded since the counter was last reset.
-    pub fn take_dispatch_count(&self) -> usize {
-        self.dispatches.swap(0, Ordering::Relaxed)
-    }
 
     fn buffer(&self, bytes: u64) -> Arc<PooledBuffer> {
         let size = bytes.max(16).next_multiple_of(16);
@@ -240,6 +247,19 @@ impl Backend for Gpu {
         m.bytes
     }
 
+    fn take_dispatch_count(&self) -> Option<usize> {
+        Some(self.dispatches.swap(0, Ordering::Relaxed))
+    }
+
+    fn adapter_name(&self) -> Option<String> {
+        Some(self.ctx.adapter_name.clone())
+    }
+
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let _one_call_at_a_time = self.run.lock();
+        f()
+    }
+
     fn matrix(&self, m: HostMatrix) -> Result<GpuMatrix> {
         let (rows, cols) = (m.rows, m.cols);
         let nb = blocks_per_row(cols);
@@ -319,6 +339,17 @@ impl Backend for Gpu {
             head_size: s.head_size,
             fingerprint: s.fingerprint,
         })
+    }
+
+    fn act_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<GpuAct> {
+        if data.len() != rows * cols {
+            return Err(Error::BadInput(format!("{} values for a [{rows}, {cols}] activation", data.len())));
+        }
+        // Created with its contents, not `queue.write_buffer` into a pooled buffer: such a write
+        // lands at the next submit *before* every recorded command, including earlier ones that
+        // may still read that pooled buffer's previous contents.
+        let buf = self.upload("input", bytemuck::cast_slice(data));
+        Ok(GpuAct { buf: Arc::new(PooledBuffer { buf: Some(buf), pool: self.pool.clone() }), rows, cols })
     }
 
     fn embed(&self, emb: &GpuMatrix, tokens: &[u32]) -> Result<GpuAct> {
