@@ -24,16 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = Model::load(Cpu, src.as_mut())?;
     drop(src);
     let load_s = t.elapsed().as_secs_f64();
-    let hi = m.config.vocab.min(65530) as u64;
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let prompt: Vec<u32> = (0..prompt_tokens)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (1 + x % (hi - 1).max(1)) as u32
-        })
-        .collect();
+    let prompt = gander::model::bench_prompt(m.config.vocab, prompt_tokens);
     let mut state = m.new_state()?;
     let t0 = Instant::now();
     let mut logits = m.forward(&mut state, &prompt)?;

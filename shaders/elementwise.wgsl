@@ -4,10 +4,7 @@
 //   op 2  value residual  out = a + (b − a) ⊙ c            (step 10: a = v, b = v_first, c = gate)
 //   op 3  relu²           out = max(a, 0)²                  (channel mix)
 //   op 4  add             out = a + b                        (residual)
-//   op 5  tanh            out = tanh(a)
-//   op 6  sigmoid         out = σ(a)
-//   op 7  bias            out = a + vec
-//   op 8  bias, sigmoid   out = σ(a + vec)
+// (The LoRA activations are applied in the matmul epilogue, shaders/matmul.wgsl.)
 //
 // bindings: p, a, b, c, vec, out (unused operands bound to any buffer).
 struct Params { n: u32, cols: u32, op: u32, pad: u32 }
@@ -17,8 +14,6 @@ struct Params { n: u32, cols: u32, op: u32, pad: u32 }
 @group(0) @binding(3) var<storage, read> c: array<f32>;
 @group(0) @binding(4) var<storage, read> vec: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
-fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -30,10 +25,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         case 1u: { out[i] = a[i] * (1.0 + (b[i] - 1.0) * vec[j]); }
         case 2u: { out[i] = a[i] + (b[i] - a[i]) * c[i]; }
         case 3u: { let r = max(a[i], 0.0); out[i] = r * r; }
-        case 4u: { out[i] = a[i] + b[i]; }
-        case 5u: { out[i] = tanh(a[i]); }
-        case 6u: { out[i] = sigmoid(a[i]); }
-        case 7u: { out[i] = a[i] + vec[j]; }
-        default: { out[i] = sigmoid(a[i] + vec[j]); }
+        default: { out[i] = a[i] + b[i]; }
     }
 }

@@ -1,18 +1,22 @@
-// y[t][row0 + r] = Σ_k x[t][k] · W[r][k]        (W stored [rows, k], any FORMAT; see common.wgsl)
+// y[t][row0 + r] = epi(Σ_k x[t][k] · W[r][k])     (W stored [rows, k], any FORMAT; see common.wgsl)
+//   epi (p.epi): 0 none, 1 tanh, 2 sigmoid, 3 + bias[row0 + r], 4 sigmoid(· + bias[row0 + r])
+//   (the LoRA chains of spec §2.3 steps 5-7 and 10 take their activations here, not in
+//   separate dispatches)
 //
 // bindings: p (uniform params), x [t_len][k] f32, w packed rows of this part, sc block scales,
-//           y [t_len][out_cols] f32
+//           y [t_len][out_cols] f32, bias [out_cols] f32 (any buffer when unused)
 // One workgroup of 64 invocations per (row, token); the invocations split k and reduce in
 // workgroup memory. Rows are dispatched as (x, y) = (r % 32768, r / 32768) because a dispatch
 // dimension is limited to 65535.
 override FORMAT: u32 = 0u;
 
-struct Params { t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, pad: u32 }
+struct Params { t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, epi: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> sc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
 
 var<workgroup> partial: array<f32, 64>;
 
@@ -35,6 +39,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
     }
     if (li == 0u && r < p.rows) {
-        y[t * p.out_cols + p.row0 + r] = partial[0];
+        let o = p.row0 + r;
+        var v = partial[0];
+        switch p.epi {
+            case 1u: { v = tanh(v); }
+            case 2u: { v = 1.0 / (1.0 + exp(-v)); }
+            case 3u: { v = v + bias[o]; }
+            case 4u: { v = 1.0 / (1.0 + exp(-(v + bias[o]))); }
+            default: {}
+        }
+        y[t * p.out_cols + o] = v;
     }
 }

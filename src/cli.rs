@@ -388,17 +388,7 @@ fn read_bandwidth_gb_s() -> f64 {
 fn bench<B: Backend>(path: &Path, m: Model<B>, t_load: Instant, prompt_tokens: usize, gen_tokens: usize, repeat: usize) -> Result<()> {
     let load_s = t_load.elapsed().as_secs_f64();
     let cpu = m.backend.name() == "cpu";
-    // A fixed pseudo-random prompt over ids every tokenizer defines (1..min(V, 65530)).
-    let hi = m.config.vocab.min(65530) as u64;
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let prompt: Vec<u32> = (0..prompt_tokens)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (1 + x % (hi - 1).max(1)) as u32
-        })
-        .collect();
+    let prompt = model::bench_prompt(m.config.vocab, prompt_tokens);
     let (mut prefill_best, mut decode_best) = (0f64, 0f64);
     let mut dispatches = None;
     for _ in 0..repeat {

@@ -38,6 +38,22 @@ pub fn fingerprint(cfg: &Config, src: &mut dyn TensorSource) -> Result<[u8; 32]>
     Ok(h.finalize().into())
 }
 
+/// The fixed pseudo-random prompt of the benchmarks (`gander bench`, the wasm bench, and
+/// `bench/official.py`, which repeats this generator): `n` ids in `1..min(vocab, 65530)`, which
+/// every tokenizer defines.
+pub fn bench_prompt(vocab: usize, n: usize) -> Vec<u32> {
+    let hi = vocab.min(65530) as u64;
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (1 + x % (hi - 1).max(1)) as u32
+        })
+        .collect()
+}
+
 /// A loaded model on backend `B`.
 pub struct Model<B: Backend = Cpu> {
     pub backend: B,

@@ -22,6 +22,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
+/// What `shaders/matmul.wgsl` applies to each result (values match its `epi` switch).
+#[derive(Clone, Copy)]
+enum Epilogue {
+    None = 0,
+    Tanh = 1,
+    Sigmoid = 2,
+    Bias = 3,
+    BiasSigmoid = 4,
+}
+
 /// Buffers waiting for reuse, by byte size.
 type Pool = Arc<Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>>;
 
@@ -192,6 +202,19 @@ impl Gpu {
             (gx, gy, 1),
         )?;
         Ok(out)
+    }
+
+    /// `epi(x·Wᵀ)` in one dispatch per matrix part (`shaders/matmul.wgsl`).
+    fn matmul_epi(&self, x: &GpuAct, w: &GpuMatrix, epi: Epilogue, bias: Option<&wgpu::Buffer>) -> Result<GpuAct> {
+        let y = self.act(x.rows, w.rows);
+        let nb = blocks_per_row(w.cols) as u32;
+        for part in &w.parts {
+            let rows = part.rows as u32;
+            let params = [x.rows as u32, w.cols as u32, rows, w.rows as u32, part.row0 as u32, w.row_words as u32, nb, epi as u32];
+            let bufs = [x.buf.get(), &part.buf, &part.scale, y.buf.get(), bias.unwrap_or(&self.dummy)];
+            self.dispatch(self.pipes.matmul(w.format), &params, &bufs, (rows.min(32768), rows.div_ceil(32768), x.rows as u32))?;
+        }
+        Ok(y)
     }
 
     /// Submit everything recorded so far.
@@ -389,30 +412,24 @@ impl Backend for Gpu {
     }
 
     fn matmul(&self, x: &GpuAct, w: &GpuMatrix) -> Result<GpuAct> {
-        let y = self.act(x.rows, w.rows);
-        let nb = blocks_per_row(w.cols) as u32;
-        for part in &w.parts {
-            let rows = part.rows as u32;
-            let params = [x.rows as u32, w.cols as u32, rows, w.rows as u32, part.row0 as u32, w.row_words as u32, nb];
-            self.dispatch(self.pipes.matmul(w.format), &params, &[x.buf.get(), &part.buf, &part.scale, y.buf.get()], (rows.min(32768), rows.div_ceil(32768), x.rows as u32))?;
-        }
-        Ok(y)
+        self.matmul_epi(x, w, Epilogue::None, None)
     }
 
     fn lora(&self, x: &GpuAct, down: &GpuMatrix, mid: LoraMid, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
-        let h = self.matmul(x, down)?;
-        let h = match mid {
-            LoraMid::None => h,
-            LoraMid::Tanh => self.elementwise(ElementOp::Tanh, &h, None, None, None)?,
-            LoraMid::Sigmoid => self.elementwise(ElementOp::Sigmoid, &h, None, None, None)?,
+        // Two dispatches: the activations ride in the products' epilogues.
+        let mid = match mid {
+            LoraMid::None => Epilogue::None,
+            LoraMid::Tanh => Epilogue::Tanh,
+            LoraMid::Sigmoid => Epilogue::Sigmoid,
         };
-        let y = self.matmul(&h, up)?;
-        match (bias, sigmoid_out) {
-            (Some(b), true) => self.elementwise(ElementOp::BiasSigmoid, &y, None, None, Some(b)),
-            (Some(b), false) => self.elementwise(ElementOp::Bias, &y, None, None, Some(b)),
-            (None, true) => self.elementwise(ElementOp::Sigmoid, &y, None, None, None),
-            (None, false) => Ok(y),
-        }
+        let h = self.matmul_epi(x, down, mid, None)?;
+        let post = match (bias.is_some(), sigmoid_out) {
+            (true, true) => Epilogue::BiasSigmoid,
+            (true, false) => Epilogue::Bias,
+            (false, true) => Epilogue::Sigmoid,
+            (false, false) => Epilogue::None,
+        };
+        self.matmul_epi(&h, up, post, bias)
     }
 
     fn removal_key(&self, k: &GpuAct, k_k: &wgpu::Buffer, head_size: usize) -> Result<GpuAct> {

@@ -12,10 +12,6 @@ pub enum ElementOp {
     ValueResidual = 2,
     ReluSq = 3,
     Add = 4,
-    Tanh = 5,
-    Sigmoid = 6,
-    Bias = 7,
-    BiasSigmoid = 8,
 }
 
 pub struct Pipelines {
