@@ -131,7 +131,7 @@ fn patch_meta(src: &std::path::Path, dst: &std::path::Path, f: impl Fn(&mut serd
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     f(header["__metadata__"].as_object_mut().unwrap());
     let mut json = serde_json::to_vec(&header).unwrap();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = (json.len() as u64).to_le_bytes().to_vec();

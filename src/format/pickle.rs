@@ -175,7 +175,7 @@ impl Machine {
         Ok(Rc::make_mut(top))
     }
     fn set_items(&mut self, items: Vec<Rc<Value>>) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(bad("SETITEMS with an odd number of items"));
         }
         match self.top_mut()? {

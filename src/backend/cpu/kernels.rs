@@ -80,7 +80,7 @@ pub fn wkv_scan_head<'a>(s: &mut [f32], t_len: usize, rows: impl Fn(usize) -> Wk
         (&mut decay_v, &mut b_v)
     };
     #[cfg(target_arch = "x86_64")]
-    let fma = n % 8 == 0 && super::matmul::best_isa() != super::matmul::Isa::Generic;
+    let fma = n.is_multiple_of(8) && super::matmul::best_isa() != super::matmul::Isa::Generic;
     for t in 0..t_len {
         let x = rows(t);
         let y = &mut ys[t * n..(t + 1) * n];

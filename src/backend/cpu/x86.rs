@@ -251,6 +251,7 @@ pub unsafe fn tile_w8a8_4x4(w: [*const u8; 4], x: [*const i8; 4], kp: usize) -> 
 /// `kernels::wkv_head_step`, with fused multiply-adds (fewer roundings, so it differs from the
 /// portable build by float rounding only).
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn wkv_rows(s: &mut [f32], kk: &[f32], k: &[f32], v: &[f32], r: &[f32], decay: &[f32], b: &[f32], y: &mut [f32]) {
     let n = r.len();
     let sp = s.as_mut_ptr();

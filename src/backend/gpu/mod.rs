@@ -123,7 +123,7 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::Buff
 
 fn words(bytes: &[u8]) -> Vec<u8> {
     let mut v = bytes.to_vec();
-    while v.len() % 4 != 0 || v.is_empty() {
+    while !v.len().is_multiple_of(4) || v.is_empty() {
         v.push(0);
     }
     v
@@ -168,7 +168,7 @@ impl Gpu {
     fn dispatch(&self, pipe: &wgpu::ComputePipeline, params: &[u32], buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) -> Result<()> {
         let dev = &self.ctx.device;
         let mut p = params.to_vec();
-        while p.len() % 4 != 0 {
+        while !p.len().is_multiple_of(4) {
             p.push(0);
         }
         let ubuf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("params"), contents: bytemuck::cast_slice(&p), usage: wgpu::BufferUsages::UNIFORM });
