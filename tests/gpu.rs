@@ -331,3 +331,23 @@ fn concurrent_models_on_one_device_are_deterministic() {
         assert_eq!(h.join().unwrap(), alone);
     }
 }
+
+/// Every shader stays within WebGPU's default limits, so it also runs in browsers that grant
+/// no more than the defaults: at most 8 storage buffers per stage, 256 invocations per workgroup.
+#[test]
+fn shaders_fit_webgpu_default_limits() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let src = std::fs::read_to_string(&path).unwrap();
+        let storage = src.matches("var<storage").count();
+        assert!(storage <= 8, "{}: {storage} storage buffers", path.display());
+        for size in src.split("@workgroup_size(").skip(1) {
+            let n: u32 = size.split(')').next().unwrap().split(',').map(|d| d.trim().parse::<u32>().unwrap_or(1)).product();
+            assert!(n <= 256, "{}: workgroup of {n}", path.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 8, "shaders found: {n}");
+}

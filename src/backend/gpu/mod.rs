@@ -461,7 +461,18 @@ impl Backend for Gpu {
     fn group_norm_bonus_gate(&self, y: &GpuAct, r: &GpuAct, k: &GpuAct, v: &GpuAct, r_k: &wgpu::Buffer, ln_w: &wgpu::Buffer, ln_b: &wgpu::Buffer, g: &GpuAct, head_size: usize) -> Result<GpuAct> {
         let out = self.act(y.rows, y.cols);
         let groups = (y.rows * y.cols / head_size) as u32;
-        let bufs = [y.buf.get(), r.buf.get(), k.buf.get(), v.buf.get(), g.buf.get(), r_k, ln_w, ln_b, out.buf.get()];
+        // r_k ‖ ln_w ‖ ln_b in one binding (copies, not dispatches).
+        let c = (y.cols * 4) as u64;
+        let packed = self.buffer(3 * c);
+        {
+            let dev = &self.ctx.device;
+            let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
+            let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
+            for (i, v) in [r_k, ln_w, ln_b].into_iter().enumerate() {
+                enc.copy_buffer_to_buffer(v, 0, packed.get(), i as u64 * c, c);
+            }
+        }
+        let bufs = [y.buf.get(), r.buf.get(), k.buf.get(), v.buf.get(), g.buf.get(), packed.get(), out.buf.get()];
         self.dispatch(&self.pipes.gn_bonus_gate, &[groups, head_size as u32, y.cols as u32], &bufs, (groups, 1, 1))?;
         Ok(out)
     }
