@@ -1,5 +1,6 @@
 // y[t][row0 + r] = epi(Σ_k x[t][k] · W[r][k])     (W stored [rows, k], any FORMAT; see common.wgsl)
-//   epi (p.epi): 0 none, 1 tanh, 2 sigmoid, 3 + bias[row0 + r], 4 sigmoid(· + bias[row0 + r])
+//   epi (p.epi): 0 none, 1 tanh, 2 sigmoid, 3 + bias[row0 + r], 4 sigmoid(· + bias[row0 + r]),
+//                5 accumulate (y += ·: the residual add), 6 relu(·)²
 //   (the LoRA chains of spec §2.3 steps 5-7 and 10 take their activations here, not in
 //   separate dispatches)
 //
@@ -46,6 +47,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             case 2u: { v = 1.0 / (1.0 + exp(-v)); }
             case 3u: { v = v + bias[o]; }
             case 4u: { v = 1.0 / (1.0 + exp(-(v + bias[o]))); }
+            case 5u: { v = y[t * p.out_cols + o] + v; }
+            case 6u: { let q = max(v, 0.0); v = q * q; }
             default: {}
         }
         y[t * p.out_cols + o] = v;

@@ -86,6 +86,15 @@ pub trait Backend: Sync {
     fn lerp(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector) -> Result<Self::Act>;
     /// `x·Wᵀ` (W stored `[out, in]`).
     fn matmul(&self, x: &Self::Act, w: &Self::Matrix) -> Result<Self::Act>;
+    /// `acc += x·Wᵀ` (the residual update after a block's output projection).
+    fn matmul_add(&self, x: &Self::Act, w: &Self::Matrix, acc: &mut Self::Act) -> Result<()> {
+        let y = self.matmul(x, w)?;
+        self.add_assign(acc, &y)
+    }
+    /// `relu(x·Wᵀ)²` (the channel mix's key product).
+    fn matmul_relu_sq(&self, x: &Self::Act, w: &Self::Matrix) -> Result<Self::Act> {
+        self.relu_sq(&self.matmul(x, w)?)
+    }
     /// `post(bias + mid(x·Downᵀ)·Upᵀ)`, `post` = sigmoid if `sigmoid_out`.
     fn lora(
         &self,

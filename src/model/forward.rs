@@ -20,7 +20,7 @@ pub enum Logits {
     All,
 }
 
-/// Spec §2.3: the time mix of layer `l`. Returns the residual update `W_output·(o ⊙ g)`.
+/// Spec §2.3: the time mix of layer `l`; adds `W_output·(o ⊙ g)` to the residual stream `x`.
 #[allow(clippy::too_many_arguments)]
 fn time_mix<B: Backend>(
     b: &B,
@@ -29,11 +29,11 @@ fn time_mix<B: Backend>(
     state: &mut B::State,
     l: usize,
     head_size: usize,
-    x: &B::Act,
+    x: &mut B::Act,
     v_first: &mut Option<B::Act>,
-) -> Result<B::Act> {
+) -> Result<()> {
     // 1. pre-norm
-    let u = b.layer_norm(x, &ln1.weight, &ln1.bias)?;
+    let u = b.layer_norm(&*x, &ln1.weight, &ln1.bias)?;
     // 2. token shift: d = previous u − u; the state keeps this token's u
     let d = b.token_shift(&u, state, l, Shift::TimeMix)?;
     // 3. six lerps
@@ -72,17 +72,17 @@ fn time_mix<B: Backend>(
     let y = b.wkv(state, l, &r, &z, &k, &v, &kk, &alpha)?;
     // 12-14. GroupNorm per head, bonus β_h·ṽ, gate
     let o = b.group_norm_bonus_gate(&y, &r, &k, &v, &att.r_k, &att.ln_x.weight, &att.ln_x.bias, &g, head_size)?;
-    // 14. output projection (the caller adds the residual)
-    b.matmul(&o, &att.output)
+    // 14. output projection, added to the residual stream
+    b.matmul_add(&o, &att.output, x)
 }
 
-/// Spec §2.4: the channel mix of layer `l`. Returns the residual update.
-fn channel_mix<B: Backend>(b: &B, ffn: &ChannelMix<B>, ln2: &Norm<B>, state: &mut B::State, l: usize, x: &B::Act) -> Result<B::Act> {
+/// Spec §2.4: the channel mix of layer `l`; adds `W_value·relu(W_key·x_k)²` to `x`.
+fn channel_mix<B: Backend>(b: &B, ffn: &ChannelMix<B>, ln2: &Norm<B>, state: &mut B::State, l: usize, x: &mut B::Act) -> Result<()> {
     let u = b.layer_norm(x, &ln2.weight, &ln2.bias)?;
     let d = b.token_shift(&u, state, l, Shift::ChannelMix)?;
     let xk = b.lerp(&u, &d, &ffn.x_k)?;
-    let h = b.relu_sq(&b.matmul(&xk, &ffn.key)?)?;
-    b.matmul(&h, &ffn.value)
+    let h = b.matmul_relu_sq(&xk, &ffn.key)?;
+    b.matmul_add(&h, &ffn.value, x)
 }
 
 /// Run `tokens` through the model from `state` (which is advanced) and return the requested
@@ -100,10 +100,8 @@ pub fn forward<B: Backend>(
     let mut x = b.layer_norm(&x, &w.ln0.weight, &w.ln0.bias)?;
     let mut v_first = None;
     for (l, blk) in w.blocks.iter().enumerate() {
-        let dx = time_mix(b, &blk.att, &blk.ln1, state, l, head_size, &x, &mut v_first)?;
-        b.add_assign(&mut x, &dx)?;
-        let dx = channel_mix(b, &blk.ffn, &blk.ln2, state, l, &x)?;
-        b.add_assign(&mut x, &dx)?;
+        time_mix(b, &blk.att, &blk.ln1, state, l, head_size, &mut x, &mut v_first)?;
+        channel_mix(b, &blk.ffn, &blk.ln2, state, l, &mut x)?;
     }
     // 2.5 head
     let x = match want {

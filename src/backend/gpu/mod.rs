@@ -30,6 +30,8 @@ enum Epilogue {
     Sigmoid = 2,
     Bias = 3,
     BiasSigmoid = 4,
+    Accumulate = 5,
+    ReluSq = 6,
 }
 
 /// Buffers waiting for reuse, by byte size.
@@ -207,6 +209,12 @@ impl Gpu {
     /// `epi(x·Wᵀ)` in one dispatch per matrix part (`shaders/matmul.wgsl`).
     fn matmul_epi(&self, x: &GpuAct, w: &GpuMatrix, epi: Epilogue, bias: Option<&wgpu::Buffer>) -> Result<GpuAct> {
         let y = self.act(x.rows, w.rows);
+        self.matmul_into(x, w, epi, bias, &y)?;
+        Ok(y)
+    }
+
+    /// Record `y = epi(x·Wᵀ)` (with `Epilogue::Accumulate`, `y += x·Wᵀ`).
+    fn matmul_into(&self, x: &GpuAct, w: &GpuMatrix, epi: Epilogue, bias: Option<&wgpu::Buffer>, y: &GpuAct) -> Result<()> {
         let nb = blocks_per_row(w.cols) as u32;
         for part in &w.parts {
             let rows = part.rows as u32;
@@ -214,7 +222,7 @@ impl Gpu {
             let bufs = [x.buf.get(), &part.buf, &part.scale, y.buf.get(), bias.unwrap_or(&self.dummy)];
             self.dispatch(self.pipes.matmul(w.format), &params, &bufs, (rows.min(32768), rows.div_ceil(32768), x.rows as u32))?;
         }
-        Ok(y)
+        Ok(())
     }
 
     /// Submit everything recorded so far.
@@ -413,6 +421,16 @@ impl Backend for Gpu {
 
     fn matmul(&self, x: &GpuAct, w: &GpuMatrix) -> Result<GpuAct> {
         self.matmul_epi(x, w, Epilogue::None, None)
+    }
+
+    fn matmul_add(&self, x: &GpuAct, w: &GpuMatrix, acc: &mut GpuAct) -> Result<()> {
+        // The residual is read and written by the same invocation, in one dispatch. The stream
+        // is never shared with a clone (only v_first is cloned), so updating it in place is safe.
+        self.matmul_into(x, w, Epilogue::Accumulate, None, acc)
+    }
+
+    fn matmul_relu_sq(&self, x: &GpuAct, w: &GpuMatrix) -> Result<GpuAct> {
+        self.matmul_epi(x, w, Epilogue::ReluSq, None)
     }
 
     fn lora(&self, x: &GpuAct, down: &GpuMatrix, mid: LoraMid, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
