@@ -1,23 +1,28 @@
-// y[t][row0 + r] = epi(Σ_k x[t][k] · W[r][k])     (W stored [rows, k], any FORMAT; see common.wgsl)
+// y[t][row0 + r] = epi(Σ_k in[t][k] · W[r][k])    (W stored [rows, k], any FORMAT; see common.wgsl)
+//   in = x, or with p.mix = 1 the token-shift lerp in = x + d ⊙ mu (spec §2.3 step 3), done
+//   while loading so the lerp costs no dispatch of its own
 //   epi (p.epi): 0 none, 1 tanh, 2 sigmoid, 3 + bias[row0 + r], 4 sigmoid(· + bias[row0 + r]),
 //                5 accumulate (y += ·: the residual add), 6 relu(·)²
 //   (the LoRA chains of spec §2.3 steps 5-7 and 10 take their activations here, not in
 //   separate dispatches)
 //
 // bindings: p (uniform params), x [t_len][k] f32, w packed rows of this part, sc block scales,
-//           y [t_len][out_cols] f32, bias [out_cols] f32 (any buffer when unused)
+//           y [t_len][out_cols] f32, bias [out_cols] f32, d [t_len][k] f32, mu [k] f32 (any
+//           buffer when unused)
 // One workgroup of 64 invocations per (row, token); the invocations split k and reduce in
 // workgroup memory. Rows are dispatched as (x, y) = (r % 32768, r / 32768) because a dispatch
 // dimension is limited to 65535.
 override FORMAT: u32 = 0u;
 
-struct Params { t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, epi: u32 }
+struct Params { t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, epi: u32, mix: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> sc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read> d: array<f32>;
+@group(0) @binding(7) var<storage, read> mu: array<f32>;
 
 var<workgroup> partial: array<f32, 64>;
 
@@ -28,7 +33,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var acc = 0.0;
     if (r < p.rows) {
         for (var k = li; k < p.k; k += 64u) {
-            acc += x[t * p.k + k] * weight_at(r, k);
+            var xin = x[t * p.k + k];
+            if (p.mix == 1u) { xin += d[t * p.k + k] * mu[k]; }
+            acc += xin * weight_at(r, k);
         }
     }
     partial[li] = acc;

@@ -180,12 +180,24 @@ fn elementwise_norm_and_mix_ops_match_cpu() {
         &be.act_from_host(t, c, &a)?, &be.act_from_host(t, c, &b)?, &be.act_from_host(t, c, &cc)?,
         &be.act_from_host(t, c, &b)?, &be.vector(v.clone())?, &be.vector(v2.clone())?, &be.vector(v.clone())?,
         &be.act_from_host(t, c, &a)?, n));
+    let wm = HostMatrix { rows: 40, cols: c, data: MatrixData::F32(rand_vec(40 * c, 9)) };
+    check!("matmul_mix", MATMUL_TOL * 10.0, |be| be.matmul_mix(&be.act_from_host(t, c, &a)?, &be.act_from_host(t, c, &b)?, &be.vector(v.clone())?, &be.matrix(wm.clone())?));
+    check!("matmul_mix_relu_sq", MATMUL_TOL * 10.0, |be| be.matmul_mix_relu_sq(&be.act_from_host(t, c, &a)?, &be.act_from_host(t, c, &b)?, &be.vector(v.clone())?, &be.matrix(wm.clone())?));
+    check!("matmul_add", MATMUL_TOL * 10.0, |be| {
+        let mut acc = be.act_from_host(t, 40, &cc[..t * 40])?;
+        be.matmul_add(&be.act_from_host(t, c, &a)?, &be.matrix(wm.clone())?, &mut acc)?;
+        Ok(acc)
+    });
     for (mid, bias, sig) in [(LoraMid::Tanh, true, false), (LoraMid::None, true, true), (LoraMid::Sigmoid, false, false)] {
         let down = HostMatrix { rows: 24, cols: c, data: MatrixData::F32(rand_vec(24 * c, 7)) };
         let up = HostMatrix { rows: c, cols: 24, data: MatrixData::F16(rand_vec(24 * c, 8).iter().map(|&x| half::f16::from_f32(x)).collect()) };
         check!(format!("lora {mid:?} {bias} {sig}"), MATMUL_TOL * 10.0, |be| {
             let bv = be.vector(v.clone())?;
             be.lora(&be.act_from_host(t, c, &a)?, &be.matrix(down.clone())?, mid, &be.matrix(up.clone())?, bias.then_some(&bv), sig)
+        });
+        check!(format!("lora_mix {mid:?} {bias} {sig}"), MATMUL_TOL * 10.0, |be| {
+            let bv = be.vector(v.clone())?;
+            be.lora_mix(&be.act_from_host(t, c, &a)?, &be.act_from_host(t, c, &b)?, &be.vector(v2.clone())?, &be.matrix(down.clone())?, mid, &be.matrix(up.clone())?, bias.then_some(&bv), sig)
         });
     }
 }

@@ -86,6 +86,30 @@ pub trait Backend: Sync {
     fn lerp(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector) -> Result<Self::Act>;
     /// `x·Wᵀ` (W stored `[out, in]`).
     fn matmul(&self, x: &Self::Act, w: &Self::Matrix) -> Result<Self::Act>;
+    /// `(u + d ⊙ mu)·Wᵀ`: a token-shift lerp feeding a matrix product (GPU: one dispatch, the
+    /// lerp done while loading the input).
+    fn matmul_mix(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector, w: &Self::Matrix) -> Result<Self::Act> {
+        self.matmul(&self.lerp(u, d, mu)?, w)
+    }
+    /// `relu((u + d ⊙ mu)·Wᵀ)²` (the channel mix's key product on its shifted input).
+    fn matmul_mix_relu_sq(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector, w: &Self::Matrix) -> Result<Self::Act> {
+        self.matmul_relu_sq(&self.lerp(u, d, mu)?, w)
+    }
+    /// [`Backend::lora`] on the lerped input `u + d ⊙ mu`.
+    #[allow(clippy::too_many_arguments)]
+    fn lora_mix(
+        &self,
+        u: &Self::Act,
+        d: &Self::Act,
+        mu: &Self::Vector,
+        down: &Self::Matrix,
+        mid: LoraMid,
+        up: &Self::Matrix,
+        bias: Option<&Self::Vector>,
+        sigmoid_out: bool,
+    ) -> Result<Self::Act> {
+        self.lora(&self.lerp(u, d, mu)?, down, mid, up, bias, sigmoid_out)
+    }
     /// `acc += x·Wᵀ` (the residual update after a block's output projection).
     fn matmul_add(&self, x: &Self::Act, w: &Self::Matrix, acc: &mut Self::Act) -> Result<()> {
         let y = self.matmul(x, w)?;

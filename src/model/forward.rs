@@ -36,23 +36,18 @@ fn time_mix<B: Backend>(
     let u = b.layer_norm(&*x, &ln1.weight, &ln1.bias)?;
     // 2. token shift: d = previous u − u; the state keeps this token's u
     let d = b.token_shift(&u, state, l, Shift::TimeMix)?;
-    // 3. six lerps
-    let xr = b.lerp(&u, &d, &att.x_r)?;
-    let xw = b.lerp(&u, &d, &att.x_w)?;
-    let xk = b.lerp(&u, &d, &att.x_k)?;
-    let xv = b.lerp(&u, &d, &att.x_v)?;
-    let xa = b.lerp(&u, &d, &att.x_a)?;
-    let xg = b.lerp(&u, &d, &att.x_g)?;
+    // 3. six lerps x_* = u + d ⊙ μ_*, each feeding its product: written as one op per
+    //    product so a backend can do the lerp while loading the product's input
     // 4. projections
-    let r = b.matmul(&xr, &att.receptance)?;
-    let k = b.matmul(&xk, &att.key)?;
-    let v = b.matmul(&xv, &att.value)?;
+    let r = b.matmul_mix(&u, &d, &att.x_r, &att.receptance)?;
+    let k = b.matmul_mix(&u, &d, &att.x_k, &att.key)?;
+    let v = b.matmul_mix(&u, &d, &att.x_v, &att.value)?;
     // 5. decay input z = w0 + tanh(x_w·w1)·w2 (the decay itself is formed in fp32 inside wkv)
-    let z = b.lora(&xw, &att.w1, LoraMid::Tanh, &att.w2, Some(&att.w0), false)?;
+    let z = b.lora_mix(&u, &d, &att.x_w, &att.w1, LoraMid::Tanh, &att.w2, Some(&att.w0), false)?;
     // 6. in-context learning rate α = σ(a0 + (x_a·a1)·a2)
-    let alpha = b.lora(&xa, &att.a1, LoraMid::None, &att.a2, Some(&att.a0), true)?;
+    let alpha = b.lora_mix(&u, &d, &att.x_a, &att.a1, LoraMid::None, &att.a2, Some(&att.a0), true)?;
     // 7. output gate g = σ(x_g·g1)·g2
-    let g = b.lora(&xg, &att.g1, LoraMid::Sigmoid, &att.g2, None, false)?;
+    let g = b.lora_mix(&u, &d, &att.x_g, &att.g1, LoraMid::Sigmoid, &att.g2, None, false)?;
     // 8. removal key κ̂ = normalize_per_head(k ⊙ k_k), from the unmodified k
     let kk = b.removal_key(&k, &att.k_k, head_size)?;
     // 9. write key k̃ = k ⊙ (1 + (α − 1) ⊙ k_a)
@@ -60,7 +55,7 @@ fn time_mix<B: Backend>(
     // 10. value residual: layer 0 defines v_first, later layers mix toward it
     let v = match (&att.v, v_first.as_ref()) {
         (Some(vr), Some(vf)) => {
-            let gate = b.lora(&xv, &vr.v1, LoraMid::None, &vr.v2, Some(&vr.v0), true)?;
+            let gate = b.lora_mix(&u, &d, &att.x_v, &vr.v1, LoraMid::None, &vr.v2, Some(&vr.v0), true)?;
             b.value_residual(&v, vf, &gate)?
         }
         _ => {
@@ -80,8 +75,7 @@ fn time_mix<B: Backend>(
 fn channel_mix<B: Backend>(b: &B, ffn: &ChannelMix<B>, ln2: &Norm<B>, state: &mut B::State, l: usize, x: &mut B::Act) -> Result<()> {
     let u = b.layer_norm(x, &ln2.weight, &ln2.bias)?;
     let d = b.token_shift(&u, state, l, Shift::ChannelMix)?;
-    let xk = b.lerp(&u, &d, &ffn.x_k)?;
-    let h = b.matmul_relu_sq(&xk, &ffn.key)?;
+    let h = b.matmul_mix_relu_sq(&u, &d, &ffn.x_k, &ffn.key)?;
     b.matmul_add(&h, &ffn.value, x)
 }
 

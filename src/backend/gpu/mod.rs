@@ -209,20 +209,34 @@ impl Gpu {
     /// `epi(x·Wᵀ)` in one dispatch per matrix part (`shaders/matmul.wgsl`).
     fn matmul_epi(&self, x: &GpuAct, w: &GpuMatrix, epi: Epilogue, bias: Option<&wgpu::Buffer>) -> Result<GpuAct> {
         let y = self.act(x.rows, w.rows);
-        self.matmul_into(x, w, epi, bias, &y)?;
+        self.matmul_into(x, None, w, epi, bias, &y)?;
         Ok(y)
     }
 
-    /// Record `y = epi(x·Wᵀ)` (with `Epilogue::Accumulate`, `y += x·Wᵀ`).
-    fn matmul_into(&self, x: &GpuAct, w: &GpuMatrix, epi: Epilogue, bias: Option<&wgpu::Buffer>, y: &GpuAct) -> Result<()> {
+    /// Record `y = epi(in·Wᵀ)`, `in = x` or `x + d ⊙ mu` when `mix` is given (with
+    /// `Epilogue::Accumulate`, `y += in·Wᵀ`).
+    fn matmul_into(&self, x: &GpuAct, mix: Option<(&GpuAct, &wgpu::Buffer)>, w: &GpuMatrix, epi: Epilogue, bias: Option<&wgpu::Buffer>, y: &GpuAct) -> Result<()> {
         let nb = blocks_per_row(w.cols) as u32;
+        let dummy = &self.dummy;
+        let (d, mu) = mix.map(|(d, mu)| (d.buf.get(), mu)).unwrap_or((dummy, dummy));
         for part in &w.parts {
             let rows = part.rows as u32;
-            let params = [x.rows as u32, w.cols as u32, rows, w.rows as u32, part.row0 as u32, w.row_words as u32, nb, epi as u32];
-            let bufs = [x.buf.get(), &part.buf, &part.scale, y.buf.get(), bias.unwrap_or(&self.dummy)];
+            let params = [x.rows as u32, w.cols as u32, rows, w.rows as u32, part.row0 as u32, w.row_words as u32, nb, epi as u32, mix.is_some() as u32];
+            let bufs = [x.buf.get(), &part.buf, &part.scale, y.buf.get(), bias.unwrap_or(dummy), d, mu];
             self.dispatch(self.pipes.matmul(w.format), &params, &bufs, (rows.min(32768), rows.div_ceil(32768), x.rows as u32))?;
         }
         Ok(())
+    }
+
+    /// The second half of a LoRA: `post(bias + h·Upᵀ)` in one dispatch.
+    fn lora_up(&self, h: &GpuAct, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
+        let post = match (bias.is_some(), sigmoid_out) {
+            (true, true) => Epilogue::BiasSigmoid,
+            (true, false) => Epilogue::Bias,
+            (false, true) => Epilogue::Sigmoid,
+            (false, false) => Epilogue::None,
+        };
+        self.matmul_epi(h, up, post, bias)
     }
 
     /// Submit everything recorded so far.
@@ -391,7 +405,8 @@ impl Backend for Gpu {
         let tok = self.upload("tokens", bytemuck::cast_slice(tokens));
         let nb = blocks_per_row(emb.cols) as u32;
         for part in &emb.parts {
-            let params = [tokens.len() as u32, emb.cols as u32, part.rows as u32, emb.cols as u32, part.row0 as u32, emb.row_words as u32, nb];
+            // The layout of matmul's Params (shared through common.wgsl's readers); epi and mix unused.
+            let params = [tokens.len() as u32, emb.cols as u32, part.rows as u32, emb.cols as u32, part.row0 as u32, emb.row_words as u32, nb, 0, 0];
             self.dispatch(self.pipes.embed(emb.format), &params, &[&tok, &part.buf, &part.scale, out.buf.get()], ((emb.cols as u32).div_ceil(64), tokens.len() as u32, 1))?;
         }
         Ok(out)
@@ -426,11 +441,34 @@ impl Backend for Gpu {
     fn matmul_add(&self, x: &GpuAct, w: &GpuMatrix, acc: &mut GpuAct) -> Result<()> {
         // The residual is read and written by the same invocation, in one dispatch. The stream
         // is never shared with a clone (only v_first is cloned), so updating it in place is safe.
-        self.matmul_into(x, w, Epilogue::Accumulate, None, acc)
+        self.matmul_into(x, None, w, Epilogue::Accumulate, None, acc)
     }
 
     fn matmul_relu_sq(&self, x: &GpuAct, w: &GpuMatrix) -> Result<GpuAct> {
         self.matmul_epi(x, w, Epilogue::ReluSq, None)
+    }
+
+    fn matmul_mix(&self, u: &GpuAct, d: &GpuAct, mu: &wgpu::Buffer, w: &GpuMatrix) -> Result<GpuAct> {
+        let y = self.act(u.rows, w.rows);
+        self.matmul_into(u, Some((d, mu)), w, Epilogue::None, None, &y)?;
+        Ok(y)
+    }
+
+    fn matmul_mix_relu_sq(&self, u: &GpuAct, d: &GpuAct, mu: &wgpu::Buffer, w: &GpuMatrix) -> Result<GpuAct> {
+        let y = self.act(u.rows, w.rows);
+        self.matmul_into(u, Some((d, mu)), w, Epilogue::ReluSq, None, &y)?;
+        Ok(y)
+    }
+
+    fn lora_mix(&self, u: &GpuAct, d: &GpuAct, mu: &wgpu::Buffer, down: &GpuMatrix, mid: LoraMid, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
+        let mid = match mid {
+            LoraMid::None => Epilogue::None,
+            LoraMid::Tanh => Epilogue::Tanh,
+            LoraMid::Sigmoid => Epilogue::Sigmoid,
+        };
+        let h = self.act(u.rows, down.rows);
+        self.matmul_into(u, Some((d, mu)), down, mid, None, &h)?;
+        self.lora_up(&h, up, bias, sigmoid_out)
     }
 
     fn lora(&self, x: &GpuAct, down: &GpuMatrix, mid: LoraMid, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
@@ -441,13 +479,7 @@ impl Backend for Gpu {
             LoraMid::Sigmoid => Epilogue::Sigmoid,
         };
         let h = self.matmul_epi(x, down, mid, None)?;
-        let post = match (bias.is_some(), sigmoid_out) {
-            (true, true) => Epilogue::BiasSigmoid,
-            (true, false) => Epilogue::Bias,
-            (false, true) => Epilogue::Sigmoid,
-            (false, false) => Epilogue::None,
-        };
-        self.matmul_epi(&h, up, post, bias)
+        self.lora_up(&h, up, bias, sigmoid_out)
     }
 
     fn removal_key(&self, k: &GpuAct, k_k: &wgpu::Buffer, head_size: usize) -> Result<GpuAct> {
