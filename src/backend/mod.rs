@@ -23,6 +23,24 @@ pub enum LoraMid {
     Sigmoid,
 }
 
+/// The inputs of spec §2.3 steps 8-13 for [`Backend::wkv_fused`].
+pub struct WkvInputs<'a, B: Backend + ?Sized> {
+    pub r: &'a B::Act,
+    pub z: &'a B::Act,
+    pub k: &'a B::Act,
+    pub v: &'a B::Act,
+    pub alpha: &'a B::Act,
+    pub g: &'a B::Act,
+    /// `(v_first, gate)` for the value residual of layers ≥ 1.
+    pub residual: Option<(&'a B::Act, &'a B::Act)>,
+    pub k_k: &'a B::Vector,
+    pub k_a: &'a B::Vector,
+    pub r_k: &'a B::Vector,
+    pub ln_w: &'a B::Vector,
+    pub ln_b: &'a B::Vector,
+    pub head_size: usize,
+}
+
 /// Which token-shift vector of a layer's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shift {
@@ -109,6 +127,12 @@ pub trait Backend: Sync {
         sigmoid_out: bool,
     ) -> Result<Self::Act> {
         self.lora(&self.lerp(u, d, mu)?, down, mid, up, bias, sigmoid_out)
+    }
+    /// Spec §2.3 steps 8-13 (removal key, write key, value residual, WKV scan, GroupNorm, bonus,
+    /// gate) as one fused op, returning `o`; `None` when the backend does not fuse them, and the
+    /// forward pass then runs the steps one by one.
+    fn wkv_fused(&self, _state: &mut Self::State, _layer: usize, _x: &WkvInputs<'_, Self>) -> Option<Result<Self::Act>> {
+        None
     }
     /// `acc += x·Wᵀ` (the residual update after a block's output projection).
     fn matmul_add(&self, x: &Self::Act, w: &Self::Matrix, acc: &mut Self::Act) -> Result<()> {

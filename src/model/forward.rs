@@ -6,7 +6,7 @@
 //! to rounding.
 
 use super::weights::{ChannelMix, Norm, TimeMix, Weights};
-use crate::backend::{Backend, LoraMid, Shift};
+use crate::backend::{Backend, LoraMid, Shift, WkvInputs};
 use crate::error::Result;
 
 /// Which logits a forward call should produce.
@@ -48,27 +48,53 @@ fn time_mix<B: Backend>(
     let alpha = b.lora_mix(&u, &d, &att.x_a, &att.a1, LoraMid::None, &att.a2, Some(&att.a0), true)?;
     // 7. output gate g = σ(x_g·g1)·g2
     let g = b.lora_mix(&u, &d, &att.x_g, &att.g1, LoraMid::Sigmoid, &att.g2, None, false)?;
-    // 8. removal key κ̂ = normalize_per_head(k ⊙ k_k), from the unmodified k
-    let kk = b.removal_key(&k, &att.k_k, head_size)?;
-    // 9. write key k̃ = k ⊙ (1 + (α − 1) ⊙ k_a)
-    let k = b.write_key(&k, &alpha, &att.k_a)?;
-    // 10. value residual: layer 0 defines v_first, later layers mix toward it
-    let v = match (&att.v, v_first.as_ref()) {
-        (Some(vr), Some(vf)) => {
-            let gate = b.lora_mix(&u, &d, &att.x_v, &vr.v1, LoraMid::None, &vr.v2, Some(&vr.v0), true)?;
-            b.value_residual(&v, vf, &gate)?
-        }
+    // 10 (its gate, layers ≥ 1): σ(v0 + (x_v·v1)·v2); layer 0 instead defines v_first = v
+    let gate = match (&att.v, v_first.as_ref()) {
+        (Some(vr), Some(_)) => Some(b.lora_mix(&u, &d, &att.x_v, &vr.v1, LoraMid::None, &vr.v2, Some(&vr.v0), true)?),
         _ => {
             *v_first = Some(v.clone());
-            v
+            None
         }
     };
-    // 11. WKV state update and read-out, per head, in fp32
-    let y = b.wkv(state, l, &r, &z, &k, &v, &kk, &alpha)?;
-    // 12-14. GroupNorm per head, bonus β_h·ṽ, gate
-    let o = b.group_norm_bonus_gate(&y, &r, &k, &v, &att.r_k, &att.ln_x.weight, &att.ln_x.bias, &g, head_size)?;
+    let inputs = WkvInputs {
+        r: &r,
+        z: &z,
+        k: &k,
+        v: &v,
+        alpha: &alpha,
+        g: &g,
+        residual: v_first.as_ref().zip(gate.as_ref()),
+        k_k: &att.k_k,
+        k_a: &att.k_a,
+        r_k: &att.r_k,
+        ln_w: &att.ln_x.weight,
+        ln_b: &att.ln_x.bias,
+        head_size,
+    };
+    // 8-13: one fused op where the backend has it (the GPU), else step by step (wkv_steps)
+    let o = match b.wkv_fused(state, l, &inputs) {
+        Some(o) => o?,
+        None => wkv_steps(b, state, l, &inputs)?,
+    };
     // 14. output projection, added to the residual stream
     b.matmul_add(&o, &att.output, x)
+}
+
+/// Spec §2.3 steps 8-13, one op each.
+fn wkv_steps<B: Backend>(b: &B, state: &mut B::State, l: usize, x: &WkvInputs<'_, B>) -> Result<B::Act> {
+    // 8. removal key κ̂ = normalize_per_head(k ⊙ k_k), from the unmodified k
+    let kk = b.removal_key(x.k, x.k_k, x.head_size)?;
+    // 9. write key k̃ = k ⊙ (1 + (α − 1) ⊙ k_a)
+    let k = b.write_key(x.k, x.alpha, x.k_a)?;
+    // 10. value residual (layers ≥ 1): ṽ = v + (v_first − v) ⊙ σ(v0 + (x_v·v1)·v2)
+    let v = match x.residual {
+        Some((vf, gate)) => b.value_residual(x.v, vf, gate)?,
+        None => x.v.clone(),
+    };
+    // 11. WKV state update and read-out, per head, in fp32 (decay formed from z inside)
+    let y = b.wkv(state, l, x.r, x.z, &k, &v, &kk, x.alpha)?;
+    // 12-13. GroupNorm per head, bonus β_h·ṽ, gate
+    b.group_norm_bonus_gate(&y, x.r, &k, &v, x.r_k, x.ln_w, x.ln_b, x.g, x.head_size)
 }
 
 /// Spec §2.4: the channel mix of layer `l`; adds `W_value·relu(W_key·x_k)²` to `x`.

@@ -228,6 +228,38 @@ impl Gpu {
         Ok(())
     }
 
+    /// `shaders/wkv_fused.wgsl`: activations and per-channel constants packed by copies into two
+    /// buffers (copies are not dispatches), so the kernel needs 4 storage bindings.
+    fn wkv_fused_impl(&self, state: &mut GpuState, layer: usize, x: &super::WkvInputs<'_, Self>) -> Result<GpuAct> {
+        if state.head_size > 64 {
+            return Err(Error::Unsupported(format!("head size {} on the GPU (at most 64)", state.head_size)));
+        }
+        let (t, c) = (x.r.rows, x.r.cols);
+        let act_bytes = (t * c * 4) as u64;
+        let vec_bytes = (c * 4) as u64;
+        let acts = self.buffer(8 * act_bytes);
+        let consts = self.buffer(5 * vec_bytes);
+        {
+            let dev = &self.ctx.device;
+            let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
+            let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
+            let mut slots = vec![x.r, x.z, x.k, x.v, x.alpha, x.g];
+            if let Some((vf, gate)) = x.residual {
+                slots.extend([vf, gate]);
+            }
+            for (i, a) in slots.into_iter().enumerate() {
+                enc.copy_buffer_to_buffer(a.buf.get(), 0, acts.get(), i as u64 * act_bytes, act_bytes);
+            }
+            for (i, v) in [x.k_k, x.k_a, x.r_k, x.ln_w, x.ln_b].into_iter().enumerate() {
+                enc.copy_buffer_to_buffer(v, 0, consts.get(), i as u64 * vec_bytes, vec_bytes);
+            }
+        }
+        let out = self.act(t, c);
+        let params = [t as u32, state.head_size as u32, c as u32, x.residual.is_some() as u32];
+        self.dispatch(&self.pipes.wkv_fused, &params, &[acts.get(), consts.get(), &state.wkv[layer], out.buf.get()], (state.heads as u32, 1, 1))?;
+        Ok(out)
+    }
+
     /// The second half of a LoRA: `post(bias + h·Upᵀ)` in one dispatch.
     fn lora_up(&self, h: &GpuAct, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
         let post = match (bias.is_some(), sigmoid_out) {
@@ -436,6 +468,10 @@ impl Backend for Gpu {
 
     fn matmul(&self, x: &GpuAct, w: &GpuMatrix) -> Result<GpuAct> {
         self.matmul_epi(x, w, Epilogue::None, None)
+    }
+
+    fn wkv_fused(&self, state: &mut GpuState, layer: usize, x: &super::WkvInputs<'_, Self>) -> Option<Result<GpuAct>> {
+        Some(self.wkv_fused_impl(state, layer, x))
     }
 
     fn matmul_add(&self, x: &GpuAct, w: &GpuMatrix, acc: &mut GpuAct) -> Result<()> {

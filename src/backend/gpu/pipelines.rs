@@ -22,6 +22,7 @@ pub struct Pipelines {
     pub token_shift: wgpu::ComputePipeline,
     pub removal_key: wgpu::ComputePipeline,
     pub wkv: wgpu::ComputePipeline,
+    pub wkv_fused: wgpu::ComputePipeline,
     pub gn_bonus_gate: wgpu::ComputePipeline,
 }
 
@@ -54,6 +55,7 @@ impl Pipelines {
             token_shift: pipeline(dev, "token_shift", include_str!("../../../shaders/token_shift.wgsl"), &[]),
             removal_key: pipeline(dev, "removal_key", include_str!("../../../shaders/removal_key.wgsl"), &[]),
             wkv: pipeline(dev, "wkv", include_str!("../../../shaders/wkv.wgsl"), &[]),
+            wkv_fused: pipeline(dev, "wkv_fused", include_str!("../../../shaders/wkv_fused.wgsl"), &[]),
             gn_bonus_gate: pipeline(dev, "gn_bonus_gate", include_str!("../../../shaders/gn_bonus_gate.wgsl"), &[]),
         }
     }
