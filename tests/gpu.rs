@@ -235,6 +235,15 @@ fn token_shift_and_wkv_match_cpu() {
         let (d0, y0, s0) = run(&cpu, &host, t, &ins, &kk, &alpha);
         let (d1, y1, s1) = run(g, &host, t, &ins, &kk, &alpha);
         assert!(max_rel(&d1, &d0) <= OP_TOL, "token_shift T={t}");
+        // norm_shift: LN and token shift in one op
+        fn ns<B: Backend>(b: &B, host: &State, t: usize, x: &[f32], w: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+            let mut st = b.state_from_host(host).unwrap();
+            let (u, d) = b.norm_shift(&b.act_from_host(t, 128, x).unwrap(), &b.vector(w.to_vec()).unwrap(), &b.vector(w.to_vec()).unwrap(), &mut st, 0, Shift::ChannelMix).unwrap();
+            (b.read(&u).unwrap(), b.read(&d).unwrap(), b.state_to_host(&st).unwrap().layers[0].ffn_shift.clone())
+        }
+        let (u0, dd0, f0) = ns(&cpu, &host, t, &ins[1], &ins[2][..128]);
+        let (u1, dd1, f1) = ns(g, &host, t, &ins[1], &ins[2][..128]);
+        assert!(max_rel(&u1, &u0) <= OP_TOL && max_rel(&dd1, &dd0) <= OP_TOL && max_rel(&f1, &f0) <= OP_TOL, "norm_shift T={t}");
         assert_eq!(s1.layers[0].att_shift, s0.layers[0].att_shift, "shift state T={t}");
         let ey = max_rel(&y1, &y0);
         let es = max_rel(&s1.layers[0].wkv, &s0.layers[0].wkv);

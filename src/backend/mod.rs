@@ -104,6 +104,22 @@ pub trait Backend: Sync {
     fn lerp(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector) -> Result<Self::Act>;
     /// `x·Wᵀ` (W stored `[out, in]`).
     fn matmul(&self, x: &Self::Act, w: &Self::Matrix) -> Result<Self::Act>;
+    /// `u = LN(x)` and the token shift `d` (spec §2.3 steps 1-2) as one op: returns `(u, d)` and
+    /// advances the shift state.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_shift(
+        &self,
+        x: &Self::Act,
+        w: &Self::Vector,
+        b: &Self::Vector,
+        state: &mut Self::State,
+        layer: usize,
+        which: Shift,
+    ) -> Result<(Self::Act, Self::Act)> {
+        let u = self.layer_norm(x, w, b)?;
+        let d = self.token_shift(&u, state, layer, which)?;
+        Ok((u, d))
+    }
     /// `(u + d ⊙ mu)·Wᵀ`: a token-shift lerp feeding a matrix product (GPU: one dispatch, the
     /// lerp done while loading the input).
     fn matmul_mix(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector, w: &Self::Matrix) -> Result<Self::Act> {

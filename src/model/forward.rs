@@ -32,10 +32,8 @@ fn time_mix<B: Backend>(
     x: &mut B::Act,
     v_first: &mut Option<B::Act>,
 ) -> Result<()> {
-    // 1. pre-norm
-    let u = b.layer_norm(&*x, &ln1.weight, &ln1.bias)?;
-    // 2. token shift: d = previous u − u; the state keeps this token's u
-    let d = b.token_shift(&u, state, l, Shift::TimeMix)?;
+    // 1. pre-norm u = LN(x), and 2. token shift: d = previous u − u; the state keeps this u
+    let (u, d) = b.norm_shift(&*x, &ln1.weight, &ln1.bias, state, l, Shift::TimeMix)?;
     // 3. six lerps x_* = u + d ⊙ μ_*, each feeding its product: written as one op per
     //    product so a backend can do the lerp while loading the product's input
     // 4. projections
@@ -99,8 +97,7 @@ fn wkv_steps<B: Backend>(b: &B, state: &mut B::State, l: usize, x: &WkvInputs<'_
 
 /// Spec §2.4: the channel mix of layer `l`; adds `W_value·relu(W_key·x_k)²` to `x`.
 fn channel_mix<B: Backend>(b: &B, ffn: &ChannelMix<B>, ln2: &Norm<B>, state: &mut B::State, l: usize, x: &mut B::Act) -> Result<()> {
-    let u = b.layer_norm(x, &ln2.weight, &ln2.bias)?;
-    let d = b.token_shift(&u, state, l, Shift::ChannelMix)?;
+    let (u, d) = b.norm_shift(&*x, &ln2.weight, &ln2.bias, state, l, Shift::ChannelMix)?;
     let h = b.matmul_mix_relu_sq(&u, &d, &ffn.x_k, &ffn.key)?;
     b.matmul_add(&h, &ffn.value, x)
 }

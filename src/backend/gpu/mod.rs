@@ -470,6 +470,23 @@ impl Backend for Gpu {
         self.matmul_epi(x, w, Epilogue::None, None)
     }
 
+    fn norm_shift(&self, x: &GpuAct, w: &wgpu::Buffer, b: &wgpu::Buffer, state: &mut GpuState, layer: usize, which: Shift) -> Result<(GpuAct, GpuAct)> {
+        let (u, d) = (self.act(x.rows, x.cols), self.act(x.rows, x.cols));
+        let st = match which {
+            Shift::TimeMix => &state.att[layer],
+            Shift::ChannelMix => &state.ffn[layer],
+        };
+        let t = x.rows as u32;
+        self.dispatch(&self.pipes.norm_shift, &[t, x.cols as u32], &[x.buf.get(), w, b, st, u.buf.get(), d.buf.get()], (t.min(32768), t.div_ceil(32768), 1))?;
+        // The state keeps the last token's u: a copy recorded after the dispatch.
+        let bytes = (x.cols * 4) as u64;
+        let dev = &self.ctx.device;
+        let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
+        let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
+        enc.copy_buffer_to_buffer(u.buf.get(), (x.rows as u64 - 1) * bytes, st, 0, bytes);
+        Ok((u, d))
+    }
+
     fn wkv_fused(&self, state: &mut GpuState, layer: usize, x: &super::WkvInputs<'_, Self>) -> Option<Result<GpuAct>> {
         Some(self.wkv_fused_impl(state, layer, x))
     }

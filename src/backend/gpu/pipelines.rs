@@ -23,6 +23,7 @@ pub struct Pipelines {
     pub removal_key: wgpu::ComputePipeline,
     pub wkv: wgpu::ComputePipeline,
     pub wkv_fused: wgpu::ComputePipeline,
+    pub norm_shift: wgpu::ComputePipeline,
     pub gn_bonus_gate: wgpu::ComputePipeline,
 }
 
@@ -56,6 +57,7 @@ impl Pipelines {
             removal_key: pipeline(dev, "removal_key", include_str!("../../../shaders/removal_key.wgsl"), &[]),
             wkv: pipeline(dev, "wkv", include_str!("../../../shaders/wkv.wgsl"), &[]),
             wkv_fused: pipeline(dev, "wkv_fused", include_str!("../../../shaders/wkv_fused.wgsl"), &[]),
+            norm_shift: pipeline(dev, "norm_shift", include_str!("../../../shaders/norm_shift.wgsl"), &[]),
             gn_bonus_gate: pipeline(dev, "gn_bonus_gate", include_str!("../../../shaders/gn_bonus_gate.wgsl"), &[]),
         }
     }
