@@ -1,6 +1,9 @@
 // y[t][row0 + r] = epi(Σ_k in[t][k] · W[r][k])    (W stored [rows, k], any FORMAT; see common.wgsl)
 //   in = x, or with p.mix = 1 the token-shift lerp in = x + d ⊙ mu (spec §2.3 step 3), done
-//   while loading so the lerp costs no dispatch of its own
+//   while loading so the lerp costs no dispatch of its own.
+//   p.mix = 2: a group of up to 4 matrices concatenated by rows; segment s ends at row
+//   p.segs[s], uses mu[s·k ..] for its lerp and epilogue p.epis[s], and writes its [t_len, rows_s]
+//   block at y[t_len·start_s ..] (segment-major, so each block is contiguous)
 //   epi (p.epi): 0 none, 1 tanh, 2 sigmoid, 3 + bias[row0 + r], 4 sigmoid(· + bias[row0 + r]),
 //                5 accumulate (y += ·: the residual add), 6 relu(·)²
 //   (the LoRA chains of spec §2.3 steps 5-7 and 10 take their activations here, not in
@@ -14,7 +17,12 @@
 // dimension is limited to 65535.
 override FORMAT: u32 = 0u;
 
-struct Params { t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, epi: u32, mix: u32 }
+struct Params {
+    t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, epi: u32,
+    mix: u32, pad0: u32, pad1: u32, pad2: u32,
+    segs: vec4<u32>,
+    epis: vec4<u32>,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -30,11 +38,18 @@ var<workgroup> partial: array<f32, 64>;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let r = wg.x + wg.y * 32768u;
     let t = wg.z;
+    // segment of this row (group mode)
+    let grow = p.row0 + r;
+    var seg = 0u;
+    if (p.mix == 2u) {
+        while (seg < 3u && grow >= p.segs[seg]) { seg++; }
+    }
+    let mu0 = seg * p.k;
     var acc = 0.0;
     if (r < p.rows) {
         for (var k = li; k < p.k; k += 64u) {
             var xin = x[t * p.k + k];
-            if (p.mix == 1u) { xin += d[t * p.k + k] * mu[k]; }
+            if (p.mix != 0u) { xin += d[t * p.k + k] * mu[mu0 + k]; }
             acc += xin * weight_at(r, k);
         }
     }
@@ -49,15 +64,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (li == 0u && r < p.rows) {
         let o = p.row0 + r;
         var v = partial[0];
-        switch p.epi {
+        var epi = p.epi;
+        var dst = t * p.out_cols + o;
+        if (p.mix == 2u) {
+            epi = p.epis[seg];
+            var start = 0u;
+            if (seg > 0u) { start = p.segs[seg - 1u]; }
+            dst = p.t_len * start + t * (p.segs[seg] - start) + (o - start);
+        }
+        switch epi {
             case 1u: { v = tanh(v); }
             case 2u: { v = 1.0 / (1.0 + exp(-v)); }
             case 3u: { v = v + bias[o]; }
             case 4u: { v = 1.0 / (1.0 + exp(-(v + bias[o]))); }
-            case 5u: { v = y[t * p.out_cols + o] + v; }
+            case 5u: { v = y[dst] + v; }
             case 6u: { let q = max(v, 0.0); v = q * q; }
             default: {}
         }
-        y[t * p.out_cols + o] = v;
+        y[dst] = v;
     }
 }

@@ -55,6 +55,8 @@ pub trait Backend: Sync {
     type Matrix: Send + Sync;
     /// A weight vector (length `C`, or `H·N` for `r_k`), always f32.
     type Vector: Send + Sync;
+    /// Several matrices of the same input width, used together ([`Backend::matmul_mix_group`]).
+    type Group: Send + Sync;
     /// Activations `[T, width]`, f32. Cloned once per forward call (`v_first`).
     type Act: Clone + Send;
     /// The recurrent state of one session.
@@ -83,6 +85,11 @@ pub trait Backend: Sync {
     fn matrix_bytes(&self, m: &Self::Matrix) -> usize;
 
     fn matrix(&self, m: HostMatrix) -> Result<Self::Matrix>;
+    /// A group of matrices with equal `cols` (and, for backends that concatenate them, one
+    /// storage format).
+    fn group(&self, mats: Vec<HostMatrix>) -> Result<Self::Group>;
+    /// Bytes a group occupies.
+    fn group_bytes(&self, g: &Self::Group) -> usize;
     fn vector(&self, v: Vec<f32>) -> Result<Self::Vector>;
 
     fn new_state(&self, cfg: &Config, fingerprint: [u8; 32]) -> Result<Self::State>;
@@ -120,29 +127,15 @@ pub trait Backend: Sync {
         let d = self.token_shift(&u, state, layer, which)?;
         Ok((u, d))
     }
-    /// `(u + d ⊙ mu)·Wᵀ`: a token-shift lerp feeding a matrix product (GPU: one dispatch, the
-    /// lerp done while loading the input).
-    fn matmul_mix(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector, w: &Self::Matrix) -> Result<Self::Act> {
-        self.matmul(&self.lerp(u, d, mu)?, w)
-    }
+    /// `[act_i((u + d ⊙ mu_i)·W_iᵀ)]` for the matrices `W_i` of a group: token-shift lerps
+    /// feeding several products (r/k/v; the first halves of the LoRAs), one op so a backend can
+    /// run them as one dispatch with the lerps done while loading.
+    fn matmul_mix_group(&self, u: &Self::Act, d: &Self::Act, mus: &[&Self::Vector], g: &Self::Group, acts: &[LoraMid]) -> Result<Vec<Self::Act>>;
+    /// The second half of a LoRA: `post(bias + h·Upᵀ)`, `post` = sigmoid if `sigmoid_out`.
+    fn lora_up(&self, h: &Self::Act, up: &Self::Matrix, bias: Option<&Self::Vector>, sigmoid_out: bool) -> Result<Self::Act>;
     /// `relu((u + d ⊙ mu)·Wᵀ)²` (the channel mix's key product on its shifted input).
     fn matmul_mix_relu_sq(&self, u: &Self::Act, d: &Self::Act, mu: &Self::Vector, w: &Self::Matrix) -> Result<Self::Act> {
         self.matmul_relu_sq(&self.lerp(u, d, mu)?, w)
-    }
-    /// [`Backend::lora`] on the lerped input `u + d ⊙ mu`.
-    #[allow(clippy::too_many_arguments)]
-    fn lora_mix(
-        &self,
-        u: &Self::Act,
-        d: &Self::Act,
-        mu: &Self::Vector,
-        down: &Self::Matrix,
-        mid: LoraMid,
-        up: &Self::Matrix,
-        bias: Option<&Self::Vector>,
-        sigmoid_out: bool,
-    ) -> Result<Self::Act> {
-        self.lora(&self.lerp(u, d, mu)?, down, mid, up, bias, sigmoid_out)
     }
     /// Spec §2.3 steps 8-13 (removal key, write key, value residual, WKV scan, GroupNorm, bonus,
     /// gate) as one fused op, returning `o`; `None` when the backend does not fuse them, and the

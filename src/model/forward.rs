@@ -34,21 +34,27 @@ fn time_mix<B: Backend>(
 ) -> Result<()> {
     // 1. pre-norm u = LN(x), and 2. token shift: d = previous u − u; the state keeps this u
     let (u, d) = b.norm_shift(&*x, &ln1.weight, &ln1.bias, state, l, Shift::TimeMix)?;
-    // 3. six lerps x_* = u + d ⊙ μ_*, each feeding its product: written as one op per
-    //    product so a backend can do the lerp while loading the product's input
-    // 4. projections
-    let r = b.matmul_mix(&u, &d, &att.x_r, &att.receptance)?;
-    let k = b.matmul_mix(&u, &d, &att.x_k, &att.key)?;
-    let v = b.matmul_mix(&u, &d, &att.x_v, &att.value)?;
+    // 3. six lerps x_* = u + d ⊙ μ_*, each feeding products (done by the ops below, which a
+    //    backend can run as single dispatches with the lerps done while loading)
+    // 4. projections r = W_r·x_r, k = W_k·x_k, v = W_v·x_v
+    let none = LoraMid::None;
+    let [r, k, v]: [B::Act; 3] = three(b.matmul_mix_group(&u, &d, &[&att.x_r, &att.x_k, &att.x_v], &att.rkv, &[none; 3])?)?;
+    // 5-7 and 10, first LoRA factors: tanh(x_w·w1), x_a·a1, σ(x_g·g1), x_v·v1 (layers ≥ 1)
+    let (mus, mids): (Vec<&B::Vector>, Vec<LoraMid>) = if att.v.is_some() {
+        (vec![&att.x_w, &att.x_a, &att.x_g, &att.x_v], vec![LoraMid::Tanh, none, LoraMid::Sigmoid, none])
+    } else {
+        (vec![&att.x_w, &att.x_a, &att.x_g], vec![LoraMid::Tanh, none, LoraMid::Sigmoid])
+    };
+    let h = b.matmul_mix_group(&u, &d, &mus, &att.lora_down, &mids)?;
     // 5. decay input z = w0 + tanh(x_w·w1)·w2 (the decay itself is formed in fp32 inside wkv)
-    let z = b.lora_mix(&u, &d, &att.x_w, &att.w1, LoraMid::Tanh, &att.w2, Some(&att.w0), false)?;
+    let z = b.lora_up(&h[0], &att.w2, Some(&att.w0), false)?;
     // 6. in-context learning rate α = σ(a0 + (x_a·a1)·a2)
-    let alpha = b.lora_mix(&u, &d, &att.x_a, &att.a1, LoraMid::None, &att.a2, Some(&att.a0), true)?;
+    let alpha = b.lora_up(&h[1], &att.a2, Some(&att.a0), true)?;
     // 7. output gate g = σ(x_g·g1)·g2
-    let g = b.lora_mix(&u, &d, &att.x_g, &att.g1, LoraMid::Sigmoid, &att.g2, None, false)?;
+    let g = b.lora_up(&h[2], &att.g2, None, false)?;
     // 10 (its gate, layers ≥ 1): σ(v0 + (x_v·v1)·v2); layer 0 instead defines v_first = v
-    let gate = match (&att.v, v_first.as_ref()) {
-        (Some(vr), Some(_)) => Some(b.lora_mix(&u, &d, &att.x_v, &vr.v1, LoraMid::None, &vr.v2, Some(&vr.v0), true)?),
+    let gate = match (&att.v, v_first.as_ref(), h.get(3)) {
+        (Some(vr), Some(_), Some(hv)) => Some(b.lora_up(hv, &vr.v2, Some(&vr.v0), true)?),
         _ => {
             *v_first = Some(v.clone());
             None
@@ -76,6 +82,11 @@ fn time_mix<B: Backend>(
     };
     // 14. output projection, added to the residual stream
     b.matmul_add(&o, &att.output, x)
+}
+
+/// The three results of a three-matrix group.
+fn three<T>(v: Vec<T>) -> Result<[T; 3]> {
+    v.try_into().map_err(|_| crate::Error::BadModel("a group of three matrices gave another count".into()))
 }
 
 /// Spec §2.3 steps 8-13, one op each.

@@ -113,11 +113,12 @@ impl<B: Backend> Model<B> {
         let mut n = b.matrix_bytes(&w.head);
         for blk in &w.blocks {
             let a = &blk.att;
-            for m in [&a.receptance, &a.key, &a.value, &a.output, &a.w1, &a.w2, &a.a1, &a.a2, &a.g1, &a.g2, &blk.ffn.key, &blk.ffn.value] {
+            n += b.group_bytes(&a.rkv) + b.group_bytes(&a.lora_down);
+            for m in [&a.output, &a.w2, &a.a2, &a.g2, &blk.ffn.key, &blk.ffn.value] {
                 n += b.matrix_bytes(m);
             }
             if let Some(v) = &a.v {
-                n += b.matrix_bytes(&v.v1) + b.matrix_bytes(&v.v2);
+                n += b.matrix_bytes(&v.v2);
             }
         }
         n

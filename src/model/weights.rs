@@ -22,10 +22,9 @@ pub struct Norm<B: Backend> {
     pub bias: B::Vector,
 }
 
-/// The value-residual LoRA of layers ≥ 1 (spec §2.3 step 10).
+/// The value-residual LoRA of layers ≥ 1 (spec §2.3 step 10); `v1` is in `TimeMix::lora_down`.
 pub struct ValueResidual<B: Backend> {
     pub v0: B::Vector,
-    pub v1: B::Matrix,
     pub v2: B::Matrix,
 }
 
@@ -38,22 +37,20 @@ pub struct TimeMix<B: Backend> {
     pub x_a: B::Vector,
     pub x_g: B::Vector,
     pub w0: B::Vector,
-    pub w1: B::Matrix,
+    /// The LoRAs' first factors, transposed to `[out, in]`: `w1, a1, g1`, and `v1` in layers ≥ 1.
+    pub lora_down: B::Group,
     pub w2: B::Matrix,
     pub a0: B::Vector,
-    pub a1: B::Matrix,
     pub a2: B::Matrix,
     /// `None` in layer 0, which defines `v_first` instead.
     pub v: Option<ValueResidual<B>>,
-    pub g1: B::Matrix,
     pub g2: B::Matrix,
     pub k_k: B::Vector,
     pub k_a: B::Vector,
     /// Bonus weights, flattened `[H·N]`.
     pub r_k: B::Vector,
-    pub receptance: B::Matrix,
-    pub key: B::Matrix,
-    pub value: B::Matrix,
+    /// `receptance, key, value` (Linear, `[out, in]`).
+    pub rkv: B::Group,
     pub output: B::Matrix,
     pub ln_x: Norm<B>,
 }
@@ -111,14 +108,19 @@ impl<B: Backend> Loader<'_, B> {
 
     /// A LoRA factor stored `[in, out]`, transposed to `[out, in]`, keeping f16 storage as f16
     /// (Gander's quantised files store LoRA factors in f16) and widening everything else to f32.
-    fn lora(&mut self, name: &str) -> Result<B::Matrix> {
+    fn lora_host(&mut self, name: &str) -> Result<HostMatrix> {
         let m = self.src.read_matrix(name)?;
         let (inp, out) = (m.rows, m.cols);
         let data = match m.data {
             MatrixData::F16(v) => MatrixData::F16(transpose(&v, inp, out)),
             other => MatrixData::F32(transpose(&HostMatrix { rows: inp, cols: out, data: other }.to_f32(), inp, out)),
         };
-        self.b.matrix(HostMatrix { rows: out, cols: inp, data })
+        Ok(HostMatrix { rows: out, cols: inp, data })
+    }
+
+    fn lora(&mut self, name: &str) -> Result<B::Matrix> {
+        let m = self.lora_host(name)?;
+        self.b.matrix(m)
     }
 }
 
@@ -151,24 +153,26 @@ impl<B: Backend> Weights<B> {
                 x_a: ld.vector(&p("att.x_a"))?,
                 x_g: ld.vector(&p("att.x_g"))?,
                 w0: ld.vector(&p("att.w0"))?,
-                w1: ld.lora(&p("att.w1"))?,
+                lora_down: {
+                    let mut downs = vec![ld.lora_host(&p("att.w1"))?, ld.lora_host(&p("att.a1"))?, ld.lora_host(&p("att.g1"))?];
+                    if l > 0 {
+                        downs.push(ld.lora_host(&p("att.v1"))?);
+                    }
+                    b.group(downs)?
+                },
                 w2: ld.lora(&p("att.w2"))?,
                 a0: ld.vector(&p("att.a0"))?,
-                a1: ld.lora(&p("att.a1"))?,
                 a2: ld.lora(&p("att.a2"))?,
-                v: if l == 0 {
-                    None
-                } else {
-                    Some(ValueResidual { v0: ld.vector(&p("att.v0"))?, v1: ld.lora(&p("att.v1"))?, v2: ld.lora(&p("att.v2"))? })
-                },
-                g1: ld.lora(&p("att.g1"))?,
+                v: if l == 0 { None } else { Some(ValueResidual { v0: ld.vector(&p("att.v0"))?, v2: ld.lora(&p("att.v2"))? }) },
                 g2: ld.lora(&p("att.g2"))?,
                 k_k: ld.vector(&p("att.k_k"))?,
                 k_a: ld.vector(&p("att.k_a"))?,
                 r_k: ld.vector(&p("att.r_k"))?,
-                receptance: ld.linear(&p("att.receptance.weight"))?,
-                key: ld.linear(&p("att.key.weight"))?,
-                value: ld.linear(&p("att.value.weight"))?,
+                rkv: b.group(vec![
+                    ld.src.read_matrix(&p("att.receptance.weight"))?,
+                    ld.src.read_matrix(&p("att.key.weight"))?,
+                    ld.src.read_matrix(&p("att.value.weight"))?,
+                ])?,
                 output: ld.linear(&p("att.output.weight"))?,
                 ln_x: ld.norm(&p("att.ln_x"))?,
             };

@@ -169,6 +169,7 @@ pub struct Cpu;
 impl Backend for Cpu {
     type Matrix = CpuMatrix;
     type Vector = Vec<f32>;
+    type Group = Vec<CpuMatrix>;
     type Act = Tensor;
     type State = State;
 
@@ -193,6 +194,43 @@ impl Backend for Cpu {
 
     fn matrix(&self, m: HostMatrix) -> Result<CpuMatrix> {
         Ok(CpuMatrix::new(m))
+    }
+
+    fn group(&self, mats: Vec<HostMatrix>) -> Result<Vec<CpuMatrix>> {
+        Ok(mats.into_iter().map(CpuMatrix::new).collect())
+    }
+
+    fn group_bytes(&self, g: &Vec<CpuMatrix>) -> usize {
+        g.iter().map(|m| m.byte_len()).sum()
+    }
+
+    fn matmul_mix_group(&self, u: &Tensor, d: &Tensor, mus: &[&Vec<f32>], g: &Vec<CpuMatrix>, acts: &[LoraMid]) -> Result<Vec<Tensor>> {
+        g.iter()
+            .zip(mus)
+            .zip(acts)
+            .map(|((w, mu), act)| {
+                let y = matmul::matmul(&self.lerp(u, d, mu)?, w);
+                Ok(match act {
+                    LoraMid::None => y,
+                    LoraMid::Tanh => y.map(f32::tanh),
+                    LoraMid::Sigmoid => y.map(sigmoid),
+                })
+            })
+            .collect()
+    }
+
+    fn lora_up(&self, h: &Tensor, up: &CpuMatrix, bias: Option<&Vec<f32>>, sigmoid_out: bool) -> Result<Tensor> {
+        let mut y = matmul::matmul(h, up);
+        let c = y.cols;
+        for (i, o) in y.data.iter_mut().enumerate() {
+            if let Some(b) = bias {
+                *o += b[i % c];
+            }
+            if sigmoid_out {
+                *o = sigmoid(*o);
+            }
+        }
+        Ok(y)
     }
 
     fn vector(&self, v: Vec<f32>) -> Result<Vec<f32>> {
@@ -289,17 +327,7 @@ impl Backend for Cpu {
             LoraMid::Tanh => h.map(f32::tanh),
             LoraMid::Sigmoid => h.map(sigmoid),
         };
-        let mut y = matmul::matmul(&h, up);
-        let c = y.cols;
-        for (i, o) in y.data.iter_mut().enumerate() {
-            if let Some(b) = bias {
-                *o += b[i % c];
-            }
-            if sigmoid_out {
-                *o = sigmoid(*o);
-            }
-        }
-        Ok(y)
+        self.lora_up(&h, up, bias, sigmoid_out)
     }
 
     fn removal_key(&self, k: &Tensor, k_k: &Vec<f32>, head_size: usize) -> Result<Tensor> {

@@ -85,6 +85,12 @@ pub struct GpuMatrix {
     bytes: usize,
 }
 
+/// Matrices of one input width concatenated by rows, with each one's end row.
+pub struct GpuGroup {
+    mat: GpuMatrix,
+    ends: Vec<usize>,
+}
+
 /// The recurrent state on the device: per layer the two shift vectors and the WKV matrices.
 pub struct GpuState {
     att: Vec<wgpu::Buffer>,
@@ -216,12 +222,20 @@ impl Gpu {
     /// Record `y = epi(in·Wᵀ)`, `in = x` or `x + d ⊙ mu` when `mix` is given (with
     /// `Epilogue::Accumulate`, `y += in·Wᵀ`).
     fn matmul_into(&self, x: &GpuAct, mix: Option<(&GpuAct, &wgpu::Buffer)>, w: &GpuMatrix, epi: Epilogue, bias: Option<&wgpu::Buffer>, y: &GpuAct) -> Result<()> {
+        let mode = if mix.is_some() { 1 } else { 0 };
+        self.matmul_record(x, mix, w, epi, bias, y, mode, [0; 4], [0; 4])
+    }
+
+    /// The one place that fills `shaders/matmul.wgsl`'s parameters and records its dispatches.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_record(&self, x: &GpuAct, mix: Option<(&GpuAct, &wgpu::Buffer)>, w: &GpuMatrix, epi: Epilogue, bias: Option<&wgpu::Buffer>, y: &GpuAct, mode: u32, segs: [u32; 4], epis: [u32; 4]) -> Result<()> {
         let nb = blocks_per_row(w.cols) as u32;
         let dummy = &self.dummy;
         let (d, mu) = mix.map(|(d, mu)| (d.buf.get(), mu)).unwrap_or((dummy, dummy));
         for part in &w.parts {
             let rows = part.rows as u32;
-            let params = [x.rows as u32, w.cols as u32, rows, w.rows as u32, part.row0 as u32, w.row_words as u32, nb, epi as u32, mix.is_some() as u32];
+            let head = [x.rows as u32, w.cols as u32, rows, w.rows as u32, part.row0 as u32, w.row_words as u32, nb, epi as u32, mode, 0, 0, 0];
+            let params: Vec<u32> = head.iter().chain(&segs).chain(&epis).copied().collect();
             let bufs = [x.buf.get(), &part.buf, &part.scale, y.buf.get(), bias.unwrap_or(dummy), d, mu];
             self.dispatch(self.pipes.matmul(w.format), &params, &bufs, (rows.min(32768), rows.div_ceil(32768), x.rows as u32))?;
         }
@@ -260,8 +274,17 @@ impl Gpu {
         Ok(out)
     }
 
+    /// Record commands (copies) into the pending encoder.
+    fn with_encoder(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+        let dev = &self.ctx.device;
+        let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
+        let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
+        f(enc);
+        Ok(())
+    }
+
     /// The second half of a LoRA: `post(bias + h·Upᵀ)` in one dispatch.
-    fn lora_up(&self, h: &GpuAct, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
+    fn lora_up_impl(&self, h: &GpuAct, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
         let post = match (bias.is_some(), sigmoid_out) {
             (true, true) => Epilogue::BiasSigmoid,
             (true, false) => Epilogue::Bias,
@@ -313,6 +336,7 @@ impl Gpu {
 impl Backend for Gpu {
     type Matrix = GpuMatrix;
     type Vector = wgpu::Buffer;
+    type Group = GpuGroup;
     type Act = GpuAct;
     type State = GpuState;
 
@@ -382,6 +406,81 @@ impl Backend for Gpu {
         Ok(GpuMatrix { rows, cols, format, row_words, parts, bytes: bytes_total })
     }
 
+    fn group(&self, mats: Vec<HostMatrix>) -> Result<GpuGroup> {
+        if mats.is_empty() || mats.len() > 4 {
+            return Err(Error::BadModel(format!("a group of {} matrices (1 to 4 supported)", mats.len())));
+        }
+        let cols = mats[0].cols;
+        let mut ends = Vec::new();
+        let mut rows = 0;
+        let mut data: Option<MatrixData> = None;
+        for m in mats {
+            if m.cols != cols {
+                return Err(Error::BadModel(format!("grouped matrices of widths {cols} and {}", m.cols)));
+            }
+            rows += m.rows;
+            ends.push(rows);
+            data = Some(match (data, m.data) {
+                (None, d) => d,
+                (Some(MatrixData::F32(mut a)), MatrixData::F32(b)) => { a.extend(b); MatrixData::F32(a) }
+                (Some(MatrixData::F16(mut a)), MatrixData::F16(b)) => { a.extend(b); MatrixData::F16(a) }
+                (Some(MatrixData::Int8 { mut q, mut scale }), MatrixData::Int8 { q: q2, scale: s2 }) => { q.extend(q2); scale.extend(s2); MatrixData::Int8 { q, scale } }
+                (Some(MatrixData::Q4 { mut q, mut scale }), MatrixData::Q4 { q: q2, scale: s2 }) => { q.extend(q2); scale.extend(s2); MatrixData::Q4 { q, scale } }
+                _ => return Err(Error::BadModel("grouped matrices are stored in different formats".into())),
+            });
+        }
+        let data = data.ok_or_else(|| Error::BadModel("empty group".into()))?;
+        Ok(GpuGroup { mat: self.matrix(HostMatrix { rows, cols, data })?, ends })
+    }
+
+    fn group_bytes(&self, g: &GpuGroup) -> usize {
+        g.mat.bytes
+    }
+
+    fn matmul_mix_group(&self, u: &GpuAct, d: &GpuAct, mus: &[&wgpu::Buffer], g: &GpuGroup, acts: &[LoraMid]) -> Result<Vec<GpuAct>> {
+        let n = g.ends.len();
+        if mus.len() != n || acts.len() != n {
+            return Err(Error::BadInput(format!("{} lerp vectors and {} activations for a group of {n}", mus.len(), acts.len())));
+        }
+        let (t, c) = (u.rows, u.cols);
+        // The lerp vectors side by side, and the segment-major output, one dispatch in between.
+        let vec_bytes = (c * 4) as u64;
+        let packed = self.buffer(n as u64 * vec_bytes);
+        let y = self.act(t, g.mat.rows);
+        let mut segs = [u32::MAX; 4];
+        let mut epis = [0u32; 4];
+        for (i, (&end, act)) in g.ends.iter().zip(acts).enumerate() {
+            segs[i] = end as u32;
+            epis[i] = match act {
+                LoraMid::None => Epilogue::None,
+                LoraMid::Tanh => Epilogue::Tanh,
+                LoraMid::Sigmoid => Epilogue::Sigmoid,
+            } as u32;
+        }
+        self.with_encoder(|enc| {
+            for (i, mu) in mus.iter().enumerate() {
+                enc.copy_buffer_to_buffer(mu, 0, packed.get(), i as u64 * vec_bytes, vec_bytes);
+            }
+        })?;
+        self.matmul_record(u, Some((d, packed.get())), &g.mat, Epilogue::None, None, &y, 2, segs, epis)?;
+        // Each segment's block is contiguous: copy it out as its own activation.
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        for &end in &g.ends {
+            let rows = end - start;
+            let a = self.act(t, rows);
+            let bytes = (t * rows * 4) as u64;
+            self.with_encoder(|enc| enc.copy_buffer_to_buffer(y.buf.get(), (t * start * 4) as u64, a.buf.get(), 0, bytes))?;
+            out.push(a);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn lora_up(&self, h: &GpuAct, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
+        self.lora_up_impl(h, up, bias, sigmoid_out)
+    }
+
     fn vector(&self, v: Vec<f32>) -> Result<wgpu::Buffer> {
         Ok(self.upload("vector", bytemuck::cast_slice(&v)))
     }
@@ -437,8 +536,9 @@ impl Backend for Gpu {
         let tok = self.upload("tokens", bytemuck::cast_slice(tokens));
         let nb = blocks_per_row(emb.cols) as u32;
         for part in &emb.parts {
-            // The layout of matmul's Params (shared through common.wgsl's readers); epi and mix unused.
-            let params = [tokens.len() as u32, emb.cols as u32, part.rows as u32, emb.cols as u32, part.row0 as u32, emb.row_words as u32, nb, 0, 0];
+            // The layout of matmul's Params (shared through common.wgsl's readers); the rest unused.
+            let mut params = vec![tokens.len() as u32, emb.cols as u32, part.rows as u32, emb.cols as u32, part.row0 as u32, emb.row_words as u32, nb];
+            params.resize(20, 0);
             self.dispatch(self.pipes.embed(emb.format), &params, &[&tok, &part.buf, &part.scale, out.buf.get()], ((emb.cols as u32).div_ceil(64), tokens.len() as u32, 1))?;
         }
         Ok(out)
@@ -501,27 +601,10 @@ impl Backend for Gpu {
         self.matmul_epi(x, w, Epilogue::ReluSq, None)
     }
 
-    fn matmul_mix(&self, u: &GpuAct, d: &GpuAct, mu: &wgpu::Buffer, w: &GpuMatrix) -> Result<GpuAct> {
-        let y = self.act(u.rows, w.rows);
-        self.matmul_into(u, Some((d, mu)), w, Epilogue::None, None, &y)?;
-        Ok(y)
-    }
-
     fn matmul_mix_relu_sq(&self, u: &GpuAct, d: &GpuAct, mu: &wgpu::Buffer, w: &GpuMatrix) -> Result<GpuAct> {
         let y = self.act(u.rows, w.rows);
         self.matmul_into(u, Some((d, mu)), w, Epilogue::ReluSq, None, &y)?;
         Ok(y)
-    }
-
-    fn lora_mix(&self, u: &GpuAct, d: &GpuAct, mu: &wgpu::Buffer, down: &GpuMatrix, mid: LoraMid, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
-        let mid = match mid {
-            LoraMid::None => Epilogue::None,
-            LoraMid::Tanh => Epilogue::Tanh,
-            LoraMid::Sigmoid => Epilogue::Sigmoid,
-        };
-        let h = self.act(u.rows, down.rows);
-        self.matmul_into(u, Some((d, mu)), down, mid, None, &h)?;
-        self.lora_up(&h, up, bias, sigmoid_out)
     }
 
     fn lora(&self, x: &GpuAct, down: &GpuMatrix, mid: LoraMid, up: &GpuMatrix, bias: Option<&wgpu::Buffer>, sigmoid_out: bool) -> Result<GpuAct> {
@@ -532,7 +615,7 @@ impl Backend for Gpu {
             LoraMid::Sigmoid => Epilogue::Sigmoid,
         };
         let h = self.matmul_epi(x, down, mid, None)?;
-        self.lora_up(&h, up, bias, sigmoid_out)
+        self.lora_up_impl(&h, up, bias, sigmoid_out)
     }
 
     fn removal_key(&self, k: &GpuAct, k_k: &wgpu::Buffer, head_size: usize) -> Result<GpuAct> {
