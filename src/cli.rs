@@ -35,7 +35,7 @@ enum Cmd {
     Convert {
         input: PathBuf,
         output: PathBuf,
-        /// Matrix format: f32, f16 (int8 and q4 are not built yet).
+        /// Matrix format: f32, f16, int8 or q4.
         #[arg(long, default_value = "f16")]
         quant: String,
     },
@@ -313,7 +313,12 @@ fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
     let fp = model::fingerprint(&cfg, src.as_mut())?;
     let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
     // Write next to the target and rename at the end: a failure never leaves a partial file.
-    let tmp = output.with_extension("part");
+    let mut tmp_name = output.as_os_str().to_owned();
+    tmp_name.push(".gander-part");
+    let tmp = PathBuf::from(tmp_name);
+    if tmp == input || output == input {
+        return Err(Error::BadInput(format!("{}: the output would overwrite the input", output.display())));
+    }
     let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut w = std::io::BufWriter::new(file);
     let tty = std::io::stderr().is_terminal();
@@ -337,6 +342,13 @@ fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
     }
 }
 
+/// Whether the file begins like a zip (a `.pth`), reading 4 bytes only.
+fn starts_with_zip_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).map(|_| &magic == b"PK\x03\x04").unwrap_or(false)
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -357,7 +369,7 @@ fn info(path: &Path) -> Result<()> {
     };
     let state_bytes = crate::State::byte_len_for(&cfg);
     print_json(&serde_json::json!({
-        "format": if gmeta.is_some() { "gander" } else if std::fs::read(path).map(|b| b.starts_with(b"PK")).unwrap_or(false) { "pth" } else { "safetensors" },
+        "format": if gmeta.is_some() { "gander" } else if starts_with_zip_magic(path) { "pth" } else { "safetensors" },
         "config": cfg,
         "quant": quant,
         "params": cfg.params(),

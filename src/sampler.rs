@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub struct SamplerOptions {
     /// 0 = greedy.
     pub temperature: f32,
-    /// Nucleus mass in (0, 1]; 1 keeps everything.
+    /// Nucleus mass in [0, 1]; 1 keeps everything, 0 only the most likely token(s).
     pub top_p: f32,
     /// Keep only the k most likely tokens; 0 = no limit.
     pub top_k: usize,
@@ -125,9 +125,10 @@ impl Sampler {
             if !allowed(i as u32) || !l.is_finite() {
                 continue;
             }
-            let occ = self.occurrences.get(i).copied().unwrap_or(0.0);
-            let pen = if occ > 0.0 { o.presence_penalty + occ * o.frequency_penalty } else { 0.0 };
-            cand.push((i as u32, (l - pen) as f64));
+            let occ = self.occurrences.get(i).copied().unwrap_or(0.0) as f64;
+            // In f64: finite f32 penalties cannot overflow here, so every candidate stays finite.
+            let pen = if occ > 0.0 { o.presence_penalty as f64 + occ * o.frequency_penalty as f64 } else { 0.0 };
+            cand.push((i as u32, l as f64 - pen));
         }
         if cand.is_empty() {
             return Err(Error::BadInput("no token can be sampled: every logit is masked or not finite".into()));
@@ -162,10 +163,15 @@ impl Sampler {
         if o.top_k > 0 {
             keep = keep.min(o.top_k);
         }
+        // Temperature on the kept probabilities, p^(1/T) renormalised, computed as
+        // exp((l − l_max)/T): the most likely token keeps weight 1, so a small T can neither
+        // underflow every weight to 0 nor turn them into NaN.
         let probs = &mut probs[..keep];
         if o.temperature != 1.0 {
             let inv = 1.0 / o.temperature as f64;
-            probs.iter_mut().for_each(|p| *p = p.powf(inv));
+            for (p, c) in probs.iter_mut().zip(cand.iter()) {
+                *p = ((c.1 - max) * inv).exp();
+            }
         }
         let total: f64 = probs.iter().sum();
         let mut x = self.rng.next_f64() * total;
@@ -211,6 +217,22 @@ mod tests {
         let mut s = Sampler::new(SamplerOptions { temperature: 0.0, presence_penalty: 2.0, ..Default::default() }, 3).unwrap();
         s.accept(2);
         assert_eq!(s.sample(&[0.0, 1.0, 2.5], |_| true).unwrap(), 1);
+    }
+
+    #[test]
+    fn tiny_temperature_and_huge_penalties_still_pick_likely_tokens() {
+        // p^(1/T) of every token underflows to 0 at T = 0.001 for a flat distribution; the top
+        // token must still be chosen.
+        let logits: Vec<f32> = (0..50).map(|i| i as f32 * 0.01).collect();
+        let mut s = Sampler::new(SamplerOptions { temperature: 0.001, seed: 1, ..Default::default() }, 50).unwrap();
+        for _ in 0..20 {
+            assert_eq!(s.sample(&logits, |_| true).unwrap(), 49);
+        }
+        let mut s = Sampler::new(SamplerOptions { temperature: 0.5, frequency_penalty: -3e38, seed: 2, ..Default::default() }, 50).unwrap();
+        s.accept(3);
+        for _ in 0..5 {
+            assert_eq!(s.sample(&logits, |_| true).unwrap(), 3, "a huge negative penalty makes token 3 certain");
+        }
     }
 
     #[test]

@@ -113,6 +113,16 @@ fn hostile_pickles_are_refused_by_name() {
     // Not a state dict: a bare list
     let f = pth_with_pickle(&dir, "list.pth", b"\x80\x02].");
     fails_with(&["info", p(&f)], "not a state dict");
+    // A memoised list modified over and over: each copy-on-write copies it (a memory bomb).
+    let mut bomb = b"\x80\x02](".to_vec();
+    bomb.extend(std::iter::repeat_n(b'N', 1000));
+    bomb.extend_from_slice(b"eq\x00");
+    for _ in 0..5000 {
+        bomb.extend_from_slice(b"h\x00Na");
+    }
+    bomb.push(b'.');
+    let f = pth_with_pickle(&dir, "bomb.pth", &bomb);
+    fails_with(&["info", p(&f)], "copied too often");
     // Memo reference that was never defined, stack underflow
     let f = pth_with_pickle(&dir, "memo.pth", b"\x80\x02h\x05.");
     fails_with(&["info", p(&f)], "memo key 5");
@@ -160,6 +170,18 @@ fn wrong_tensors_and_unsupported_variants() {
         t.insert("head.weight".into(), f32t(vec![50304, 64]));
     });
     fails_with(&["info", p(&pile)], "50304");
+    let zero_rank = write("zero.st", &|t| {
+        for l in 0..2 {
+            t.insert(format!("blocks.{l}.att.w1"), f32t(vec![64, 0]));
+            t.insert(format!("blocks.{l}.att.w2"), f32t(vec![0, 64]));
+        }
+    });
+    fails_with(&["logits", "--model", p(&zero_rank), "--tokens", "1,2,3,4"], "decay LoRA rank is 0");
+    let ints = write("ints.st", &|t| {
+        let info = gander::format::TensorInfo { dtype: gander::format::DType::U8, shape: vec![64, 64] };
+        t.insert("blocks.1.att.key.weight".into(), gander::format::RawTensor { data: vec![0u8; 64 * 64], info });
+    });
+    fails_with(&["info", p(&ints)], "weights must be F32, F16 or BF16");
     let older = write("v6.st", &|t| {
         t.insert("blocks.0.att.time_decay".into(), f32t(vec![64]));
     });
@@ -189,6 +211,7 @@ fn bad_arguments() {
     fails_with(&["convert", p(&trunc), p(&out), "--quant", "int8"], "is the file");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "only the input remains");
     fails_with(&["frobnicate"], "unrecognized subcommand");
+    fails_with(&["convert", m, m, "--quant", "int8"], "would overwrite the input");
     fails_with(&["tokenize"], "give TEXT or --text-file");
     let tiny = tmpdir("onebyte").join("one.txt");
     std::fs::write(&tiny, "a").unwrap();

@@ -172,3 +172,15 @@ fn a16_reference_is_exact_up_to_activation_rounding() {
         }
     }
 }
+
+#[test]
+fn mismatched_shapes_are_errors_not_out_of_bounds_reads() {
+    let cpu = Cpu;
+    let (q, scale) = int8::quantize(1, 32, &rand_vec(32, 1));
+    let m = cpu.matrix(HostMatrix { rows: 1, cols: 32, data: MatrixData::Int8 { q, scale } }).unwrap();
+    let x = cpu.act_from_host(1, 64, &rand_vec(64, 2)).unwrap();
+    assert_eq!(cpu.matmul(&x, &m).unwrap_err().code(), "BAD_INPUT");
+    // A matrix whose data does not match its shape is refused when it is created.
+    let bad = HostMatrix { rows: 2, cols: 32, data: MatrixData::Int8 { q: vec![0; 32], scale: vec![half::f16::ONE; 1] } };
+    assert!(cpu.matrix(bad).is_err());
+}

@@ -252,8 +252,11 @@ fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn le_bytes_f16(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect()
+fn le_bytes_f16(name: &str, v: &[f32]) -> Result<Vec<u8>> {
+    if let Some(x) = v.iter().find(|x| x.abs() > f16::MAX.to_f32()) {
+        return Err(Error::BadInput(format!("`{name}` holds {x}, beyond the f16 range (65504); convert with --quant f32 or int8")));
+    }
+    Ok(v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect())
 }
 
 /// Write `src` as a Gander file to `out`, converting one tensor at a time.
@@ -325,7 +328,7 @@ pub fn write(
     for (i, p) in plan.iter().enumerate() {
         match p.how {
             Quant::F32 => out.write_all(&le_bytes_f32(&src.read(&p.name)?.to_f32())).map_err(werr)?,
-            Quant::F16 => out.write_all(&le_bytes_f16(&src.read(&p.name)?.to_f32())).map_err(werr)?,
+            Quant::F16 => out.write_all(&le_bytes_f16(&p.name, &src.read(&p.name)?.to_f32())?).map_err(werr)?,
             Quant::Int8 => {
                 let m = src.read_matrix(&p.name)?;
                 let (q, s) = quant::int8::quantize(m.rows, m.cols, &m.to_f32());

@@ -20,6 +20,10 @@ use std::rc::Rc;
 const MAX_MEMO: usize = 1 << 20;
 /// Deepest value stack allowed.
 const MAX_STACK: usize = 1 << 20;
+/// Most container elements copied in total when a memoised list or dict is modified (a
+/// state dict copies a few empty containers; a hostile pickle could otherwise copy a large
+/// memoised list once per 4 bytes of input).
+const MAX_COPIED: usize = 1 << 22;
 
 /// A tensor reference found in the pickle: where its bytes live and how to view them.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,6 +138,7 @@ impl<'a> Reader<'a> {
 struct Machine {
     stack: Vec<Rc<Value>>,
     memo: HashMap<u64, Rc<Value>>,
+    copied: usize,
 }
 
 impl Machine {
@@ -172,6 +177,18 @@ impl Machine {
     }
     fn top_mut(&mut self) -> Result<&mut Value> {
         let top = self.stack.last_mut().ok_or_else(|| bad("stack underflow"))?;
+        // A shared container (also in the memo) is copied on write: count what that copies.
+        if Rc::strong_count(top) > 1 {
+            let n = match &**top {
+                Value::List(l) => l.len(),
+                Value::Dict(d) => d.len(),
+                _ => 0,
+            };
+            self.copied += n;
+            if self.copied > MAX_COPIED {
+                return Err(bad("memoised containers copied too often (not a state dict)"));
+            }
+        }
         Ok(Rc::make_mut(top))
     }
     fn set_items(&mut self, items: Vec<Rc<Value>>) -> Result<()> {
@@ -252,7 +269,7 @@ fn call(f: Callable, args: &[Rc<Value>]) -> Result<Value> {
 /// Parse a state-dict pickle into `(name, tensor reference)` pairs, in file order.
 pub fn parse_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRef)>> {
     let mut r = Reader { data, pos: 0 };
-    let mut m = Machine { stack: Vec::new(), memo: HashMap::new() };
+    let mut m = Machine { stack: Vec::new(), memo: HashMap::new(), copied: 0 };
     loop {
         let op = r.u8()?;
         match op {

@@ -103,7 +103,7 @@ fn check_view(name: &str, t: &TensorRef, entry_size: u64, archive_len: u64) -> R
     let (Some(max_index), Some(storage_bytes)) = (max_index, storage_bytes) else {
         return Err(Error::BadFile(format!("tensor `{name}`: view extent overflows")));
     };
-    if numel > 0 && max_index >= t.storage_numel {
+    if t.offset > t.storage_numel || (numel > 0 && max_index >= t.storage_numel) {
         return Err(Error::BadFile(format!("tensor `{name}` reaches past the end of its storage")));
     }
     if numel > t.storage_numel {

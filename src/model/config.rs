@@ -107,8 +107,21 @@ impl Config {
         let rank_v = if layers > 1 { dims2(t, "blocks.1.att.v1")?.1 } else { 0 };
         let layer0_has_v = t.contains_key("blocks.0.att.v1");
         let cfg = Config { vocab, embd, layers, heads, head_size, ffn, rank_w, rank_a, rank_v, rank_g, layer0_has_v };
+        for (what, n) in [("vocabulary", vocab), ("embedding width", embd), ("ffn width", ffn), ("decay LoRA rank", rank_w), ("ICL LoRA rank", rank_a), ("gate LoRA rank", rank_g)] {
+            if n == 0 {
+                return Err(Error::BadModel(format!("{what} is 0")));
+            }
+        }
+        if layers > 1 && rank_v == 0 {
+            return Err(Error::BadModel("value-residual LoRA rank is 0".into()));
+        }
         let expected = cfg.expected_shapes();
         for (name, shape) in &expected {
+            if let Some(info) = t.get(name) {
+                if !matches!(info.dtype, crate::format::DType::F32 | crate::format::DType::F16 | crate::format::DType::BF16) {
+                    return Err(Error::BadModel(format!("`{name}` is stored as {:?}; weights must be F32, F16 or BF16 (or quantised in a Gander file)", info.dtype)));
+                }
+            }
             let got = shape_of(t, name)?;
             if got != shape.as_slice() {
                 return Err(Error::BadModel(format!("`{name}` has shape {got:?}, expected {shape:?}")));

@@ -115,7 +115,9 @@ pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
 /// [`matmul`] with a chosen instruction set (tests run every path against the reference).
 pub fn matmul_with(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Vnni && x.rows >= 4 && matches!(w.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. }) {
+    // The W8A8 sums fit i32 for widths below 66,000 (module doc of w8a8); wider products take
+    // the f32 path.
+    if isa == Isa::Vnni && x.rows >= 4 && w.cols < 65_536 && matches!(w.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. }) {
         return super::w8a8::matmul(x, w);
     }
     // Below, Vnni behaves as Avx2.

@@ -132,6 +132,14 @@ impl std::ops::Deref for CpuMatrix {
     }
 }
 
+/// The product kernels read rows through raw pointers: the input width must be the matrix's.
+fn check_width(x: &Tensor, w: &CpuMatrix) -> Result<()> {
+    if x.cols != w.cols || x.data.len() != x.rows * x.cols {
+        return Err(Error::BadInput(format!("a [{}, {}] input for a matrix of width {}", x.rows, x.cols, w.cols)));
+    }
+    Ok(())
+}
+
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -193,11 +201,12 @@ impl Backend for Cpu {
     }
 
     fn matrix(&self, m: HostMatrix) -> Result<CpuMatrix> {
+        m.validate()?;
         Ok(CpuMatrix::new(m))
     }
 
     fn group(&self, mats: Vec<HostMatrix>) -> Result<Vec<CpuMatrix>> {
-        Ok(mats.into_iter().map(CpuMatrix::new).collect())
+        mats.into_iter().map(|m| self.matrix(m)).collect()
     }
 
     fn group_bytes(&self, g: &Vec<CpuMatrix>) -> usize {
@@ -209,7 +218,9 @@ impl Backend for Cpu {
             .zip(mus)
             .zip(acts)
             .map(|((w, mu), act)| {
-                let y = matmul::matmul(&self.lerp(u, d, mu)?, w);
+                let x = self.lerp(u, d, mu)?;
+                check_width(&x, w)?;
+                let y = matmul::matmul(&x, w);
                 Ok(match act {
                     LoraMid::None => y,
                     LoraMid::Tanh => y.map(f32::tanh),
@@ -220,6 +231,7 @@ impl Backend for Cpu {
     }
 
     fn lora_up(&self, h: &Tensor, up: &CpuMatrix, bias: Option<&Vec<f32>>, sigmoid_out: bool) -> Result<Tensor> {
+        check_width(h, up)?;
         let mut y = matmul::matmul(h, up);
         let c = y.cols;
         for (i, o) in y.data.iter_mut().enumerate() {
@@ -309,6 +321,7 @@ impl Backend for Cpu {
     }
 
     fn matmul(&self, x: &Tensor, w: &CpuMatrix) -> Result<Tensor> {
+        check_width(x, w)?;
         Ok(matmul::matmul(x, w))
     }
 
@@ -321,6 +334,7 @@ impl Backend for Cpu {
         bias: Option<&Vec<f32>>,
         sigmoid_out: bool,
     ) -> Result<Tensor> {
+        check_width(x, down)?;
         let h = matmul::matmul(x, down);
         let h = match mid {
             LoraMid::None => h,

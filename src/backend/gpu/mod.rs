@@ -362,6 +362,7 @@ impl Backend for Gpu {
     }
 
     fn matrix(&self, m: HostMatrix) -> Result<GpuMatrix> {
+        m.validate()?;
         let (rows, cols) = (m.rows, m.cols);
         let nb = blocks_per_row(cols);
         // Bytes of one packed row, and the row as bytes padded to whole words.
@@ -410,6 +411,13 @@ impl Backend for Gpu {
         if mats.is_empty() || mats.len() > 4 {
             return Err(Error::BadModel(format!("a group of {} matrices (1 to 4 supported)", mats.len())));
         }
+        // One format per group (one buffer): mixed float formats are widened to f32.
+        let same = mats.iter().all(|m| std::mem::discriminant(&m.data) == std::mem::discriminant(&mats[0].data));
+        let mats: Vec<HostMatrix> = if same {
+            mats
+        } else {
+            mats.into_iter().map(|m| HostMatrix { rows: m.rows, cols: m.cols, data: MatrixData::F32(m.to_f32()) }).collect()
+        };
         let cols = mats[0].cols;
         let mut ends = Vec::new();
         let mut rows = 0;
@@ -621,6 +629,9 @@ impl Backend for Gpu {
     fn removal_key(&self, k: &GpuAct, k_k: &wgpu::Buffer, head_size: usize) -> Result<GpuAct> {
         let out = self.act(k.rows, k.cols);
         let groups = (k.rows * k.cols / head_size) as u32;
+        if groups > 65535 {
+            return Err(Error::BadInput(format!("{groups} heads × tokens in one removal_key call (at most 65535); send fewer tokens")));
+        }
         self.dispatch(&self.pipes.removal_key, &[groups, head_size as u32, k.cols as u32], &[k.buf.get(), k_k, out.buf.get()], (groups, 1, 1))?;
         Ok(out)
     }
@@ -647,6 +658,9 @@ impl Backend for Gpu {
     fn group_norm_bonus_gate(&self, y: &GpuAct, r: &GpuAct, k: &GpuAct, v: &GpuAct, r_k: &wgpu::Buffer, ln_w: &wgpu::Buffer, ln_b: &wgpu::Buffer, g: &GpuAct, head_size: usize) -> Result<GpuAct> {
         let out = self.act(y.rows, y.cols);
         let groups = (y.rows * y.cols / head_size) as u32;
+        if groups > 65535 {
+            return Err(Error::BadInput(format!("{groups} heads × tokens in one group-norm call (at most 65535); send fewer tokens")));
+        }
         // r_k ‖ ln_w ‖ ln_b in one binding (copies, not dispatches).
         let c = (y.cols * 4) as u64;
         let packed = self.buffer(3 * c);

@@ -48,6 +48,24 @@ impl HostMatrix {
         }
     }
 
+    /// Check that the data holds exactly what `rows × cols` in this format needs (kernels read
+    /// rows through raw pointers and rely on it).
+    pub fn validate(&self) -> crate::Result<()> {
+        let (r, c) = (self.rows, self.cols);
+        let nb = blocks_per_row(c);
+        let ok = match &self.data {
+            MatrixData::F32(d) => d.len() == r * c,
+            MatrixData::F16(d) => d.len() == r * c,
+            MatrixData::Int8 { q, scale } => q.len() == r * int8::row_bytes(c) && scale.len() == r * nb,
+            MatrixData::Q4 { q, scale } => q.len() == r * q4::row_bytes(c) && scale.len() == r * nb,
+        };
+        if ok && r > 0 && c > 0 {
+            Ok(())
+        } else {
+            Err(crate::Error::BadModel(format!("a {} matrix of {r}x{c} with data of the wrong size", self.format_name())))
+        }
+    }
+
     /// Row `r` as f32 into `out` (length `cols`): the scalar reference dequantisation.
     #[inline(always)]
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
