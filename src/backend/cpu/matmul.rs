@@ -53,6 +53,16 @@ pub(crate) fn par_map<R: Send>(n: usize, parallel: bool, f: impl Fn(usize) -> R 
     (0..n).map(f).collect()
 }
 
+/// `Σ a·b` with the best instruction set (used by the bandwidth probe of `gander bench`).
+pub fn dot_best(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if best_isa() != Isa::Generic {
+        // Safety: AVX2/FMA are present.
+        return unsafe { super::x86::dot_f32(a, b) };
+    }
+    dot(a, b)
+}
+
 /// `x · row r of W`, for one activation row `x` (length `cols`).
 #[inline]
 fn dot_row(isa: Isa, x: &[f32], w: &CpuMatrix, r: usize, scratch: &mut Vec<f32>) -> f32 {
