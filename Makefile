@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: test deps bench bench-all wasm-bench-build clean-bench
+.PHONY: test deps bench bench-all wasm-bench-build clean-bench fuzz fuzz-seeds
 
 # What the tests need: Rust (on the machines), the wasm32-wasip1 standard library (for the wasm
 # kernel tests), Node (on the machines; Debian's nodejs otherwise) and lavapipe, Mesa's software
@@ -47,3 +47,23 @@ bench-all: deps $(BENCH_FILES) wasm-bench-build $(PYREF)/bin/python
 
 clean-bench:
 	rm -rf $(BENCH_DIR)
+
+# Fuzz every parser of outside bytes (fuzz/fuzz_targets) for FUZZ_SECONDS each, with libFuzzer on
+# the stable toolchain (no sanitizer: panics, aborts, out-of-memory and hangs are what is caught).
+# Corpora are seeded from the test fixtures and kept under fuzz/corpus (ignored by git).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := open_bytes state_blob vocab
+
+fuzz-seeds:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	@mkdir -p $(foreach t,$(FUZZ_TARGETS),fuzz/corpus/$(t))
+	@for q in f32 int8 q4; do f=fuzz/corpus/open_bytes/tiny-$$q.safetensors; [ -f $$f ] || $(CARGO) run --release --locked -q --example random_model -- $$f --embd 64 --layers 1 --vocab 16 --quant $$q; done
+	@cp -n tests/golden/fp32-bytes/model.pth fuzz/corpus/open_bytes/bytes.pth
+	@[ -f fuzz/corpus/vocab/head.txt ] || head -c 2000 src/tokenizer/rwkv_vocab_v20230424.txt > fuzz/corpus/vocab/head.txt
+	@[ -f fuzz/corpus/state_blob/zero.bin ] || python3 -c "import struct,sys; sys.stdout.buffer.write(b'GNDRSTAT'+struct.pack('<I',1)+bytes(32)+struct.pack('<4I',2,64,1,64)+bytes(4*2*(2*64+64*64)))" > fuzz/corpus/state_blob/zero.bin
+
+fuzz: fuzz-seeds
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t"; \
+	  cargo fuzz run -O -s none $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 2>&1 | grep -E "DONE|Done [0-9]+ runs|SUMMARY|panicked|deadly|crash-|oom-|timeout-" || exit 1; \
+	done

@@ -8,6 +8,12 @@ mod world;
 pub use stream::StreamDecoder;
 pub use world::World;
 
+/// Parse text in the vocabulary file's format into `tokens[id]` (id 0 has no bytes); an error
+/// names the first bad line. Public for the fuzz target; the crate ships its own vocabulary.
+pub fn parse_vocab_text(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    world::parse_vocab(text)
+}
+
 use std::sync::OnceLock;
 
 /// A tokenizer chosen from the model's vocabulary size.
