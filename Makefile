@@ -20,6 +20,7 @@ deps:
 
 # GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
 test: deps
+	$(CARGO) clippy --release --locked --lib --quiet -- -D clippy::unwrap_used -D clippy::expect_used -D clippy::panic
 	GANDER_REQUIRE_GPU=1 XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(CARGO) test --release --locked
 	$(WASI_RUNNER) $(CARGO) test --release --locked --target wasm32-wasip1 --test kernels --test tokenizer
 

@@ -10,6 +10,10 @@
 //!
 //! Errors are one enum, [`Error`], with a stable [`Error::code`].
 
+// No unwrap/expect/panic! in library code (CLI and JS inputs reach most of it): errors are
+// values. `make test` enforces this with clippy; the two justified exceptions say why.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod backend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;

@@ -160,6 +160,9 @@ fn norm_into(x: &[f32], w: &[f32], b: &[f32], eps: f64, out: &mut [f32]) {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    // If even a one-thread pool cannot be created, the process cannot start threads at all and
+    // nothing could run; that start-up failure is the one panic left here.
+    #[allow(clippy::expect_used)]
     POOL.get_or_init(|| {
         let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         rayon::ThreadPoolBuilder::new()

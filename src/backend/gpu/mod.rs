@@ -44,8 +44,9 @@ pub struct PooledBuffer {
 }
 
 impl PooledBuffer {
+    // The buffer is `Some` from construction until `Drop` takes it out, so this cannot fail.
+    #[allow(clippy::expect_used)]
     fn get(&self) -> &wgpu::Buffer {
-        // Only `Drop` takes the buffer out.
         self.buf.as_ref().expect("buffer present until drop")
     }
 }
