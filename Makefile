@@ -53,7 +53,7 @@ clean-bench:
 # the stable toolchain (no sanitizer: panics, aborts, out-of-memory and hangs are what is caught).
 # Corpora are seeded from the test fixtures and kept under fuzz/corpus (ignored by git).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_bytes state_blob vocab
+FUZZ_TARGETS := open_bytes state_blob vocab cli_args
 
 fuzz-seeds:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
@@ -61,6 +61,8 @@ fuzz-seeds:
 	@for q in f32 int8 q4; do f=fuzz/corpus/open_bytes/tiny-$$q.safetensors; [ -f $$f ] || $(CARGO) run --release --locked -q --example random_model -- $$f --embd 64 --layers 1 --vocab 16 --quant $$q; done
 	@cp -n tests/golden/fp32-bytes/model.pth fuzz/corpus/open_bytes/bytes.pth
 	@[ -f fuzz/corpus/vocab/head.txt ] || head -c 2000 src/tokenizer/rwkv_vocab_v20230424.txt > fuzz/corpus/vocab/head.txt
+	@[ -f fuzz/corpus/cli_args/logits ] || printf 'logits\0--model\0m.pth\0--tokens\01,2,3\0--all' > fuzz/corpus/cli_args/logits
+	@[ -f fuzz/corpus/cli_args/generate ] || printf 'generate\0--model\0m\0--prompt\0hi\0--temperature\00.5\0--top-p\00.9\0--max-tokens\010\0--seed\07' > fuzz/corpus/cli_args/generate
 	@[ -f fuzz/corpus/state_blob/zero.bin ] || python3 -c "import struct,sys; sys.stdout.buffer.write(b'GNDRSTAT'+struct.pack('<I',1)+bytes(32)+struct.pack('<4I',2,64,1,64)+bytes(4*2*(2*64+64*64)))" > fuzz/corpus/state_blob/zero.bin
 
 fuzz: fuzz-seeds

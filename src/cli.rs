@@ -120,6 +120,17 @@ enum Cmd {
     },
 }
 
+/// Parse command-line arguments without running anything (for the fuzz target): every
+/// argument vector gives a parsed command or an error, and the numbers inside `--tokens` are
+/// checked too.
+pub fn check_args<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> std::result::Result<(), String> {
+    let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+    if let Cmd::Logits { tokens, .. } = &cli.cmd {
+        parse_tokens(tokens).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Entry point of the binary: parse, run, map errors to one line and an exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
