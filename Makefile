@@ -7,7 +7,11 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: test deps bench bench-all wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: test deps web-deps pkg bench bench-all wasm-bench-build clean-bench fuzz fuzz-seeds
+
+WASM_BINDGEN_VERSION := 0.2.130
+WASM := target/wasm32-unknown-unknown/release/gander.wasm
+NPM_BIN := $(CURDIR)/node_modules/.bin
 
 # What the tests need: Rust (on the machines), the wasm32-wasip1 standard library (for the wasm
 # kernel tests), Node (on the machines; Debian's nodejs otherwise) and lavapipe, Mesa's software
@@ -17,6 +21,27 @@ deps:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs; }
 	@ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers libvulkan1; }
+
+# What the browser build and its tests need: the wasm32 target, wasm-bindgen-cli at the version
+# the crate pins (about 5 minutes to build once), Chromium and chromedriver (Debian packages), and
+# the npm tools of package.json (binaryen's wasm-opt: Debian's is too old for wasm-bindgen 0.2.130;
+# playwright-core drives the system Chromium, no browser download).
+web-deps: deps
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)$$" || $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm; }
+	@[ -x $(NPM_BIN)/wasm-opt ] && [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --loglevel=error
+
+# The npm package gander-rwkv in pkg/: wasm-bindgen's output (--target web), optimised with
+# wasm-opt, plus pkg-template/ (the JS API, worker, store, types, package.json, README).
+pkg: web-deps
+	$(CARGO) build --release --locked --lib --target wasm32-unknown-unknown
+	rm -rf pkg && mkdir -p pkg
+	wasm-bindgen --target web --out-dir pkg $(WASM)
+	$(NPM_BIN)/wasm-opt -O3 --strip-debug --strip-producers --enable-simd --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int --enable-sign-ext --enable-multivalue --enable-mutable-globals pkg/gander_bg.wasm -o pkg/gander_bg.wasm
+	cp pkg-template/* pkg/
+	@echo "pkg/gander_bg.wasm: $$(stat -c %s pkg/gander_bg.wasm) bytes ($$(gzip -9c pkg/gander_bg.wasm | wc -c) gzipped)"
 
 # GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
 test: deps

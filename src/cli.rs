@@ -320,9 +320,6 @@ fn log_softmax_at(logits: &[f32], target: usize) -> f64 {
 fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
     let quant = gander::Quant::parse(quant)?;
     let mut src = format::open_path(input)?;
-    let cfg = Config::from_tensors(src.tensors())?;
-    let fp = model::fingerprint(&cfg, src.as_mut())?;
-    let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
     // Write next to the target and rename at the end: a failure never leaves a partial file.
     let mut tmp_name = output.as_os_str().to_owned();
     tmp_name.push(".gander-part");
@@ -333,7 +330,7 @@ fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
     let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut w = std::io::BufWriter::new(file);
     let tty = std::io::stderr().is_terminal();
-    let res = gander::write(src.as_mut(), &names, quant, &hex(&fp), &mut w, &mut |done, total| {
+    let res = gander::convert(src.as_mut(), quant, &mut w, &mut |done, total| {
         if tty {
             let width = 30;
             let filled = done * width / total.max(1);

@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::model::Model;
 use crate::sampler::{Sampler, SamplerOptions};
-use crate::tokenizer::StreamDecoder;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 /// Options of one generation.
 #[derive(Clone, Debug, Default)]
@@ -51,6 +51,81 @@ fn held_back(text: &str, stops: &[String]) -> usize {
     best
 }
 
+/// One generation as a step machine, so the native loop ([`generate`]) and the browser's async
+/// loop (which awaits each GPU forward) share every rule: sample, feed, emit text.
+pub struct Generation {
+    sampler: Sampler,
+    decoder: StreamDecoder,
+    pending: String,
+    stops: Vec<String>,
+    max_tokens: usize,
+    /// Tokens sampled so far.
+    pub tokens: Vec<u32>,
+    /// Set once the generation has ended.
+    pub finish: Option<Finish>,
+}
+
+impl Generation {
+    pub fn new(opts: &GenerateOptions, vocab: usize) -> Result<Generation> {
+        Ok(Generation {
+            sampler: Sampler::new(opts.sampler.clone(), vocab)?,
+            decoder: StreamDecoder::new(),
+            pending: String::new(),
+            stops: opts.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            max_tokens: opts.max_tokens,
+            tokens: Vec::new(),
+            finish: None,
+        })
+    }
+
+    /// The next token to feed, sampled from `logits`, or `None` when the generation is over
+    /// (`max_tokens` reached, end-of-text sampled, or a stop string seen). Without a tokenizer
+    /// (a vocabulary Gander has none for) every id may be sampled and there is no end-of-text.
+    pub fn sample(&mut self, tok: Option<&Tokenizer>, logits: &[f32]) -> Result<Option<u32>> {
+        if self.finish.is_some() {
+            return Ok(None);
+        }
+        if self.tokens.len() >= self.max_tokens {
+            self.finish = Some(Finish::MaxTokens);
+            return Ok(None);
+        }
+        let t = self.sampler.sample(logits, |id| tok.is_none_or(|tk| tk.can_sample(id)))?;
+        if tok.is_some_and(|tk| Some(t) == tk.end_of_text()) {
+            self.finish = Some(Finish::EndOfText);
+            return Ok(None);
+        }
+        self.sampler.accept(t);
+        self.tokens.push(t);
+        Ok(Some(t))
+    }
+
+    /// The text `t` (just sampled and fed) completes: characters are never split, text that may
+    /// begin a stop string is held back, and a stop string ends the generation (the text before
+    /// it is returned, the stop string is not).
+    pub fn text(&mut self, tok: Option<&Tokenizer>, t: u32) -> String {
+        self.pending.push_str(&self.decoder.push(tok.and_then(|tk| tk.token_bytes(t)).unwrap_or_default()));
+        if let Some(pos) = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min() {
+            let out = self.pending[..pos].to_string();
+            self.pending.clear();
+            self.finish = Some(Finish::Stop);
+            return out;
+        }
+        let keep = held_back(&self.pending, &self.stops);
+        self.pending.drain(..self.pending.len() - keep).collect()
+    }
+
+    /// Text still held back when the generation ends other than by a stop string or a cancel.
+    pub fn flush(&mut self) -> String {
+        match self.finish {
+            Some(Finish::Stop) | Some(Finish::Cancelled) => String::new(),
+            _ => {
+                self.pending.push_str(&self.decoder.finish());
+                std::mem::take(&mut self.pending)
+            }
+        }
+    }
+}
+
 /// Generate from `state`, whose next-token distribution is `logits`. `on_text(token, text)`
 /// receives each token with the text it completes (possibly empty); returning `false` stops.
 pub fn generate<B: Backend>(
@@ -61,42 +136,24 @@ pub fn generate<B: Backend>(
     mut on_text: impl FnMut(u32, &str) -> bool,
 ) -> Result<Generated> {
     let tok = model.tokenizer()?;
-    let mut sampler = Sampler::new(opts.sampler.clone(), model.config.vocab)?;
-    let mut decoder = StreamDecoder::new();
-    let mut pending = String::new();
-    let mut tokens = Vec::new();
-    let stops: Vec<String> = opts.stop.iter().filter(|s| !s.is_empty()).cloned().collect();
-    let mut finish = Finish::MaxTokens;
-    while tokens.len() < opts.max_tokens {
-        let t = sampler.sample(&logits, |id| tok.can_sample(id))?;
-        if Some(t) == tok.end_of_text() {
-            finish = Finish::EndOfText;
-            break;
-        }
-        sampler.accept(t);
-        tokens.push(t);
+    let mut g = Generation::new(opts, model.config.vocab)?;
+    while let Some(t) = g.sample(Some(tok), &logits)? {
         model.forward_into(state, &[t], &mut logits)?;
-        pending.push_str(&decoder.push(tok.token_bytes(t).unwrap_or_default()));
-        if let Some(pos) = stops.iter().filter_map(|s| pending.find(s.as_str())).min() {
-            on_text(t, &pending[..pos]);
-            finish = Finish::Stop;
-            pending.clear();
+        let text = g.text(Some(tok), t);
+        if g.finish == Some(Finish::Stop) {
+            on_text(t, &text);
             break;
         }
-        let keep = held_back(&pending, &stops);
-        let emit: String = pending.drain(..pending.len() - keep).collect();
-        if !on_text(t, &emit) {
-            finish = Finish::Cancelled;
+        if !on_text(t, &text) {
+            g.finish = Some(Finish::Cancelled);
             break;
         }
     }
-    if finish != Finish::Stop && finish != Finish::Cancelled {
-        pending.push_str(&decoder.finish());
-        if !pending.is_empty() {
-            on_text(tokens.last().copied().unwrap_or(0), &pending);
-        }
+    let rest = g.flush();
+    if !rest.is_empty() {
+        on_text(g.tokens.last().copied().unwrap_or(0), &rest);
     }
-    Ok(Generated { tokens, finish, logits })
+    Ok(Generated { tokens: g.tokens, finish: g.finish.unwrap_or(Finish::MaxTokens), logits })
 }
 
 #[cfg(test)]

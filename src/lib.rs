@@ -24,6 +24,8 @@ pub mod model;
 pub mod sampler;
 pub mod state;
 pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use error::{Error, Result};
 pub use model::{Config, Model};

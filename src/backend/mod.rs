@@ -6,7 +6,6 @@
 //! decoding. Matrices are `[out, in]` row-major and applied as `y = x·Wᵀ`.
 
 pub mod cpu;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod gpu;
 
 use crate::error::Result;
@@ -206,6 +205,19 @@ pub trait Backend: Sync {
     fn read_into(&self, x: &Self::Act, out: &mut Vec<f32>) -> Result<()>;
 
     /// Rows of `x` read back to the host, flattened row-major.
+    /// [`Backend::read`] without blocking: WebGPU completes a read-back on the browser's event
+    /// loop, so the web facade awaits this instead.
+    #[allow(async_fn_in_trait)]
+    async fn read_async(&self, x: &Self::Act) -> Result<Vec<f32>> {
+        self.read(x)
+    }
+
+    /// [`Backend::state_to_host`] without blocking (see [`Backend::read_async`]).
+    #[allow(async_fn_in_trait)]
+    async fn state_to_host_async(&self, s: &Self::State) -> Result<State> {
+        self.state_to_host(s)
+    }
+
     fn read(&self, x: &Self::Act) -> Result<Vec<f32>> {
         let mut out = Vec::new();
         self.read_into(x, &mut out)?;

@@ -200,6 +200,10 @@ impl TensorSource for GanderSource {
         &self.infos
     }
 
+    fn pieces(&mut self) -> Option<&mut SafetensorsFile> {
+        Some(&mut self.inner)
+    }
+
     fn read(&mut self, name: &str) -> Result<RawTensor> {
         if self.packed(name).is_some() {
             let m = self.read_matrix(name)?;
@@ -257,6 +261,16 @@ fn le_bytes_f16(name: &str, v: &[f32]) -> Result<Vec<u8>> {
         return Err(Error::BadInput(format!("`{name}` holds {x}, beyond the f16 range (65504); convert with --quant f32 or int8")));
     }
     Ok(v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect())
+}
+
+/// Convert a checkpoint to a Gander file with matrices in `quant`: the tensors the model uses,
+/// its fingerprint in the metadata. `progress(done, total)` is called after each tensor.
+pub fn convert(src: &mut dyn TensorSource, quant: Quant, out: &mut dyn Write, progress: &mut dyn FnMut(usize, usize)) -> Result<()> {
+    let cfg = crate::model::Config::from_tensors(src.tensors())?;
+    let fp = crate::model::fingerprint(&cfg, src)?;
+    let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
+    let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
+    write(src, &names, quant, &hex, out, progress)
 }
 
 /// Write `src` as a Gander file to `out`, converting one tensor at a time.

@@ -37,6 +37,11 @@ pub trait TensorSource {
         };
         Ok(quant::HostMatrix { rows, cols, data })
     }
+    /// The underlying safetensors file when it was opened from its header alone and is fed
+    /// tensor by tensor ([`safetensors::SafetensorsFile::from_header`]).
+    fn pieces(&mut self) -> Option<&mut safetensors::SafetensorsFile> {
+        None
+    }
     /// Free-form metadata (safetensors `__metadata__`); empty for `.pth`.
     fn metadata(&self) -> BTreeMap<String, String> {
         BTreeMap::new()
@@ -55,6 +60,11 @@ pub fn open_path(path: &std::path::Path) -> Result<Box<dyn TensorSource>> {
     } else {
         gander::wrap(safetensors::SafetensorsFile::open(path)?)
     }
+}
+
+/// Know a safetensors file (official or Gander) by its header block, to stream its tensors in.
+pub fn open_header(header: &[u8], file_len: u64) -> Result<Box<dyn TensorSource>> {
+    gander::wrap(safetensors::SafetensorsFile::from_header(header, file_len)?)
 }
 
 /// Open a checkpoint held in memory (the browser's path): zip = `.pth`, else safetensors.

@@ -2,6 +2,10 @@
 //!
 //! The header is parsed and validated by the `safetensors` crate (offsets in bounds, no overlap);
 //! natively the file is memory-mapped, so reading one tensor touches only its bytes.
+//!
+//! A file can also be opened from its header alone ([`SafetensorsFile::from_header`]) and fed its
+//! tensors piece by piece: the browser streams a model from IndexedDB chunks this way, one layer
+//! at a time, so the wasm heap never holds the whole file.
 
 use super::{DType, RawTensor, TensorInfo, TensorSource};
 use crate::error::{Error, Result};
@@ -9,6 +13,8 @@ use std::collections::BTreeMap;
 
 enum Buffer {
     Owned(Vec<u8>),
+    /// Only some tensors' bytes, by name (see [`SafetensorsFile::from_header`]).
+    Pieces(BTreeMap<String, Vec<u8>>),
     #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
 }
@@ -18,6 +24,7 @@ impl std::ops::Deref for Buffer {
     fn deref(&self) -> &[u8] {
         match self {
             Buffer::Owned(v) => v,
+            Buffer::Pieces(_) => &[],
             #[cfg(not(target_arch = "wasm32"))]
             Buffer::Mapped(m) => m,
         }
@@ -79,7 +86,95 @@ impl SafetensorsFile {
     }
 }
 
+/// The largest header accepted from a file known by its header alone (the `safetensors` crate's
+/// own cap is 100 MB; a model's header is a few hundred KB).
+const MAX_HEADER: u64 = 100_000_000;
+
+impl SafetensorsFile {
+    /// The length of the header block (8-byte length + JSON) from a file's first 8 bytes.
+    pub fn header_len(prefix: &[u8], file_len: u64) -> Result<u64> {
+        let n = prefix.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or_else(|| Error::BadFile("not a safetensors file: shorter than 8 bytes".into()))?;
+        if n > MAX_HEADER || n + 8 > file_len {
+            return Err(Error::BadFile(format!("not a valid safetensors file (header of {n} bytes in a file of {file_len}); is the file complete?")));
+        }
+        Ok(n + 8)
+    }
+
+    /// Know a file of `file_len` bytes by its header block (`header` = its first
+    /// [`Self::header_len`] bytes); tensors are then added with [`Self::insert`]. Offsets are
+    /// checked as `deserialize` checks them: in bounds, sized by shape and dtype, no overlap.
+    pub fn from_header(header: &[u8], file_len: u64) -> Result<Self> {
+        let bad = |m: String| Error::BadFile(format!("not a valid safetensors file ({m}); is the file complete?"));
+        let hl = Self::header_len(header, file_len)?;
+        let json = header.get(8..hl as usize).ok_or_else(|| bad("header cut short".into()))?;
+        let text = std::str::from_utf8(json).map_err(|e| bad(e.to_string()))?;
+        let md: safetensors::tensor::Metadata = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let data_len = file_len - hl;
+        let mut infos = BTreeMap::new();
+        let mut ranges = BTreeMap::new();
+        let mut spans = Vec::new();
+        for (name, info) in md.tensors() {
+            let dtype = dtype_of(info.dtype, &name)?;
+            let ti = TensorInfo { dtype, shape: info.shape.clone() };
+            let (a, b) = info.data_offsets;
+            let want = ti.numel()?.checked_mul(dtype.size()).ok_or_else(|| bad(format!("`{name}` is too large")))?;
+            if a > b || b as u64 > data_len || b - a != want {
+                return Err(bad(format!("`{name}` has offsets {a}..{b}, expected {want} bytes within {data_len}")));
+            }
+            spans.push((a, b));
+            ranges.insert(name.clone(), (hl as usize + a, hl as usize + b));
+            infos.insert(name, ti);
+        }
+        spans.sort_unstable();
+        if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+            return Err(bad("tensors overlap".into()));
+        }
+        let meta = md.metadata().clone().unwrap_or_default().into_iter().collect();
+        Ok(Self { buf: Buffer::Pieces(BTreeMap::new()), infos, ranges, meta })
+    }
+
+    /// Tensors whose names start with one of `prefixes` and are not loaded yet, with their byte
+    /// ranges in the file, in file order (only for a file opened with [`Self::from_header`]).
+    pub fn wanted(&self, prefixes: &[String]) -> Vec<(String, u64, u64)> {
+        let Buffer::Pieces(have) = &self.buf else { return Vec::new() };
+        let mut v: Vec<_> = self
+            .ranges
+            .iter()
+            .filter(|(n, _)| prefixes.iter().any(|p| n.starts_with(p.as_str())) && !have.contains_key(*n))
+            .map(|(n, &(a, b))| (n.clone(), a as u64, b as u64))
+            .collect();
+        v.sort_by_key(|x| x.1);
+        v
+    }
+
+    /// Add one tensor's bytes (exactly its range in the file).
+    pub fn insert(&mut self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let &(a, b) = self.ranges.get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?;
+        if bytes.len() != b - a {
+            return Err(Error::BadFile(format!("`{name}`: got {} bytes, expected {}", bytes.len(), b - a)));
+        }
+        match &mut self.buf {
+            Buffer::Pieces(have) => {
+                have.insert(name.to_string(), bytes);
+                Ok(())
+            }
+            _ => Err(Error::BadInput("tensors are only added to a file opened from its header".into())),
+        }
+    }
+
+    /// Drop the tensors added so far (after the backend has taken them).
+    pub fn clear(&mut self) {
+        if let Buffer::Pieces(have) = &mut self.buf {
+            have.clear();
+        }
+    }
+}
+
 impl TensorSource for SafetensorsFile {
+    fn pieces(&mut self) -> Option<&mut SafetensorsFile> {
+        Some(self)
+    }
+
     fn tensors(&self) -> &BTreeMap<String, TensorInfo> {
         &self.infos
     }
@@ -87,7 +182,12 @@ impl TensorSource for SafetensorsFile {
     fn read(&mut self, name: &str) -> Result<RawTensor> {
         let info = self.infos.get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?.clone();
         let &(a, b) = self.ranges.get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?;
-        Ok(RawTensor { info, data: self.buf[a..b].to_vec() })
+        if let Buffer::Pieces(have) = &self.buf {
+            let data = have.get(name).cloned().ok_or_else(|| Error::BadInput(format!("tensor `{name}` was not streamed in yet")))?;
+            return Ok(RawTensor { info, data });
+        }
+        let data = self.buf.get(a..b).ok_or_else(|| Error::BadFile(format!("`{name}` lies outside the file")))?.to_vec();
+        Ok(RawTensor { info, data })
     }
 
     fn metadata(&self) -> BTreeMap<String, String> {

@@ -6,7 +6,7 @@ pub mod weights;
 
 pub use config::Config;
 pub use forward::Logits;
-pub use weights::Weights;
+pub use weights::{Part, Weights};
 
 use crate::backend::cpu::Cpu;
 use crate::backend::Backend;
@@ -23,19 +23,29 @@ pub const MAX_CHUNK: usize = 256;
 /// the shape and the fp32 values of every layer's `att.w0` and `att.r_k` (vectors, which Gander
 /// files always keep in f32). States carry it so a state is never loaded into another model.
 pub fn fingerprint(cfg: &Config, src: &mut dyn TensorSource) -> Result<[u8; 32]> {
+    let mut h = fingerprint_start(cfg);
+    for l in 0..cfg.layers {
+        fingerprint_layer(&mut h, src, l)?;
+    }
+    Ok(h.finalize().into())
+}
+
+fn fingerprint_start(cfg: &Config) -> Sha256 {
     let mut h = Sha256::new();
     h.update(b"gander-fingerprint-v1");
     for d in [cfg.vocab, cfg.embd, cfg.layers, cfg.heads, cfg.head_size, cfg.ffn, cfg.rank_w, cfg.rank_a, cfg.rank_v, cfg.rank_g] {
         h.update((d as u64).to_le_bytes());
     }
-    for l in 0..cfg.layers {
-        for n in ["att.w0", "att.r_k"] {
-            for x in src.read(&format!("blocks.{l}.{n}"))?.to_f32() {
-                h.update(x.to_le_bytes());
-            }
+    h
+}
+
+fn fingerprint_layer(h: &mut Sha256, src: &mut dyn TensorSource, l: usize) -> Result<()> {
+    for n in ["att.w0", "att.r_k"] {
+        for x in src.read(&format!("blocks.{l}.{n}"))?.to_f32() {
+            h.update(x.to_le_bytes());
         }
     }
-    Ok(h.finalize().into())
+    Ok(())
 }
 
 /// The fixed pseudo-random prompt of the benchmarks (`gander bench`, the wasm bench, and
@@ -68,17 +78,17 @@ pub struct Model<B: Backend = Cpu> {
 impl<B: Backend> Model<B> {
     /// Check the tensors, infer the config and prepare the weights on `backend`.
     pub fn load(backend: B, src: &mut dyn TensorSource) -> Result<Self> {
-        let gmeta = gander::read_meta(src)?;
-        let config = Config::from_tensors(src.tensors())?;
-        let fingerprint = fingerprint(&config, src)?;
-        let quant = match (&gmeta, src.tensors().get("blocks.0.att.key.weight")) {
-            (Some(m), _) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
-            (None, Some(info)) => format!("{:?}", info.dtype).to_lowercase(),
-            (None, None) => "unknown".into(),
-        };
-        let weights = Weights::prepare(&backend, src, &config)?;
+        let mut b = ModelBuilder::new(backend, src)?;
+        while b.next_part().is_some() {
+            b.load_next(src)?;
+        }
+        b.finish()
+    }
+
+    /// Build a model from its parts (see [`ModelBuilder`]).
+    fn assemble(backend: B, config: Config, weights: Weights<B>, fingerprint: [u8; 32], quant: String) -> Self {
         let tokenizer = Tokenizer::for_vocab(config.vocab);
-        Ok(Model { backend, config, weights, fingerprint, quant, tokenizer })
+        Model { backend, config, weights, fingerprint, quant, tokenizer }
     }
 
     /// The tokenizer that goes with this model's vocabulary, if Gander ships one.
@@ -174,6 +184,89 @@ impl<B: Backend> Model<B> {
             base += chunk.len();
         }
         Ok(())
+    }
+}
+
+/// A model loaded step by step from a source whose tensors may arrive part by part: the
+/// browser streams a file from IndexedDB this way ([`crate::format::open_header`]), fetching
+/// the tensors each part names ([`Part::prefixes`]) before loading it. [`Model::load`] runs
+/// the same steps on a source that already has every tensor. The fingerprint is hashed as the
+/// blocks go by (they come in layer order), so the file is read once.
+pub struct ModelBuilder<B: Backend> {
+    backend: B,
+    config: Config,
+    quant: String,
+    fingerprint: Sha256,
+    weights: weights::WeightsBuilder<B>,
+    parts: Vec<Part>,
+    next: usize,
+}
+
+impl<B: Backend> ModelBuilder<B> {
+    /// Check the header (names, shapes, dtypes, Gander metadata) and infer the config.
+    pub fn new(backend: B, src: &dyn TensorSource) -> Result<Self> {
+        let gmeta = gander::read_meta(src)?;
+        let config = Config::from_tensors(src.tensors())?;
+        let quant = match (&gmeta, src.tensors().get("blocks.0.att.key.weight")) {
+            (Some(m), _) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
+            (None, Some(info)) => format!("{:?}", info.dtype).to_lowercase(),
+            (None, None) => "unknown".into(),
+        };
+        let parts = Part::all(&config);
+        let fingerprint = fingerprint_start(&config);
+        Ok(ModelBuilder { backend, config, quant, fingerprint, weights: Default::default(), parts, next: 0 })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The next part to load, if any.
+    pub fn next_part(&self) -> Option<Part> {
+        self.parts.get(self.next).copied()
+    }
+
+    /// (parts loaded, parts in all), for progress reports.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.next, self.parts.len())
+    }
+
+    /// Load the next part from `src`, which must hold its tensors ([`Part::prefixes`]).
+    pub fn load_next(&mut self, src: &mut dyn TensorSource) -> Result<()> {
+        let part = self.next_part().ok_or_else(|| Error::BadInput("every part is loaded already".into()))?;
+        if let Part::Block(l) = part {
+            fingerprint_layer(&mut self.fingerprint, src, l)?;
+        }
+        self.weights.load(&self.backend, src, part)?;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// The loaded model.
+    pub fn finish(self) -> Result<Model<B>> {
+        let weights = self.weights.finish(&self.config)?;
+        let fp = self.fingerprint.finalize().into();
+        Ok(Model::assemble(self.backend, self.config, weights, fp, self.quant))
+    }
+}
+
+impl<B: Backend> Model<B> {
+    /// [`Model::forward`] without blocking on a GPU read-back: the browser's path.
+    pub async fn forward_async(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.check_tokens(tokens)?;
+        let n_chunks = tokens.len().div_ceil(MAX_CHUNK);
+        let mut last = None;
+        for (i, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
+            let want = if i + 1 == n_chunks { Logits::Last } else { Logits::None };
+            let hs = self.config.head_size;
+            if let Some(act) = self.backend.install(|| forward::forward(&self.backend, &self.weights, hs, state, chunk, want))? {
+                last = Some(act);
+            }
+        }
+        match last {
+            Some(act) => self.backend.read_async(&act).await,
+            None => Err(Error::BadInput("no logits were computed".into())),
+        }
     }
 }
 

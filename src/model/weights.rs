@@ -135,56 +135,124 @@ fn transpose<T: Copy + Default>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
     out
 }
 
+/// A piece of the model loaded in one go: the browser streams a file part by part, so host
+/// memory holds one part at a time (the embedding, one block, or the head).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// `emb.weight` and `blocks.0.ln0`.
+    Embed,
+    Block(usize),
+    /// `ln_out` and `head.weight`.
+    Tail,
+}
+
+impl Part {
+    /// Every part of a model of `cfg`, in load order.
+    pub fn all(cfg: &Config) -> Vec<Part> {
+        let mut v = vec![Part::Embed];
+        v.extend((0..cfg.layers).map(Part::Block));
+        v.push(Part::Tail);
+        v
+    }
+
+    /// Name prefixes of the tensors the part reads (stored names extend logical ones, e.g. `.q`).
+    pub fn prefixes(self) -> Vec<String> {
+        match self {
+            Part::Embed => vec!["emb.".into(), "blocks.0.ln0.".into()],
+            Part::Block(l) => vec![format!("blocks.{l}.")],
+            Part::Tail => vec!["ln_out.".into(), "head.".into()],
+        }
+    }
+}
+
+/// Weights being loaded part by part ([`Part`]).
+pub struct WeightsBuilder<B: Backend> {
+    emb: Option<(B::Matrix, Norm<B>)>,
+    blocks: Vec<Block<B>>,
+    tail: Option<(Norm<B>, B::Matrix)>,
+}
+
+impl<B: Backend> Default for WeightsBuilder<B> {
+    fn default() -> Self {
+        WeightsBuilder { emb: None, blocks: Vec::new(), tail: None }
+    }
+}
+
+impl<B: Backend> WeightsBuilder<B> {
+    /// Read one part's tensors from `src` into the backend. Blocks must come in order.
+    pub fn load(&mut self, b: &B, src: &mut dyn TensorSource, part: Part) -> Result<()> {
+        let mut ld = Loader { b, src };
+        match part {
+            Part::Embed => self.emb = Some((ld.linear("emb.weight")?, ld.norm("blocks.0.ln0")?)),
+            Part::Block(l) if l == self.blocks.len() => self.blocks.push(ld.block(l)?),
+            Part::Block(l) => return Err(Error::BadInput(format!("block {l} loaded out of order (expected {})", self.blocks.len()))),
+            Part::Tail => self.tail = Some((ld.norm("ln_out")?, ld.linear("head.weight")?)),
+        }
+        Ok(())
+    }
+
+    /// The finished weights, once every part is in.
+    pub fn finish(self, cfg: &Config) -> Result<Weights<B>> {
+        match (self.emb, self.tail) {
+            (Some((emb, ln0)), Some((ln_out, head))) if self.blocks.len() == cfg.layers => Ok(Weights { emb, ln0, blocks: self.blocks, ln_out, head }),
+            _ => Err(Error::BadInput("the model was not loaded completely".into())),
+        }
+    }
+}
+
+impl<B: Backend> Loader<'_, B> {
+    fn block(&mut self, l: usize) -> Result<Block<B>> {
+        let b = self.b;
+        let ld = self;
+        let p = |s: &str| format!("blocks.{l}.{s}");
+        let att = TimeMix {
+            x_r: ld.vector(&p("att.x_r"))?,
+            x_w: ld.vector(&p("att.x_w"))?,
+            x_k: ld.vector(&p("att.x_k"))?,
+            x_v: ld.vector(&p("att.x_v"))?,
+            x_a: ld.vector(&p("att.x_a"))?,
+            x_g: ld.vector(&p("att.x_g"))?,
+            w0: ld.vector(&p("att.w0"))?,
+            lora_down: {
+                let mut downs = vec![ld.lora_host(&p("att.w1"))?, ld.lora_host(&p("att.a1"))?, ld.lora_host(&p("att.g1"))?];
+                if l > 0 {
+                    downs.push(ld.lora_host(&p("att.v1"))?);
+                }
+                b.group(downs)?
+            },
+            w2: ld.lora(&p("att.w2"))?,
+            a0: ld.vector(&p("att.a0"))?,
+            a2: ld.lora(&p("att.a2"))?,
+            v: if l == 0 { None } else { Some(ValueResidual { v0: ld.vector(&p("att.v0"))?, v2: ld.lora(&p("att.v2"))? }) },
+            g2: ld.lora(&p("att.g2"))?,
+            k_k: ld.vector(&p("att.k_k"))?,
+            k_a: ld.vector(&p("att.k_a"))?,
+            r_k: ld.vector(&p("att.r_k"))?,
+            rkv: b.group(vec![
+                ld.src.read_matrix(&p("att.receptance.weight"))?,
+                ld.src.read_matrix(&p("att.key.weight"))?,
+                ld.src.read_matrix(&p("att.value.weight"))?,
+            ])?,
+            output: ld.linear(&p("att.output.weight"))?,
+            ln_x: ld.norm(&p("att.ln_x"))?,
+        };
+        let ffn = ChannelMix {
+            x_k: ld.vector(&p("ffn.x_k"))?,
+            key: ld.linear(&p("ffn.key.weight"))?,
+            value: ld.linear(&p("ffn.value.weight"))?,
+        };
+        Ok(Block { ln1: ld.norm(&p("ln1"))?, ln2: ld.norm(&p("ln2"))?, att, ffn })
+    }
+}
+
 impl<B: Backend> Weights<B> {
     /// Read every tensor the forward pass needs, once, in the shapes the backend wants.
     /// `cfg` must come from [`Config::from_tensors`] on the same source (shapes are checked there).
     pub fn prepare(b: &B, src: &mut dyn TensorSource, cfg: &Config) -> Result<Self> {
-        let mut ld = Loader { b, src };
-        let emb = ld.linear("emb.weight")?;
-        let ln0 = ld.norm("blocks.0.ln0")?;
-        let mut blocks = Vec::with_capacity(cfg.layers);
-        for l in 0..cfg.layers {
-            let p = |s: &str| format!("blocks.{l}.{s}");
-            let att = TimeMix {
-                x_r: ld.vector(&p("att.x_r"))?,
-                x_w: ld.vector(&p("att.x_w"))?,
-                x_k: ld.vector(&p("att.x_k"))?,
-                x_v: ld.vector(&p("att.x_v"))?,
-                x_a: ld.vector(&p("att.x_a"))?,
-                x_g: ld.vector(&p("att.x_g"))?,
-                w0: ld.vector(&p("att.w0"))?,
-                lora_down: {
-                    let mut downs = vec![ld.lora_host(&p("att.w1"))?, ld.lora_host(&p("att.a1"))?, ld.lora_host(&p("att.g1"))?];
-                    if l > 0 {
-                        downs.push(ld.lora_host(&p("att.v1"))?);
-                    }
-                    b.group(downs)?
-                },
-                w2: ld.lora(&p("att.w2"))?,
-                a0: ld.vector(&p("att.a0"))?,
-                a2: ld.lora(&p("att.a2"))?,
-                v: if l == 0 { None } else { Some(ValueResidual { v0: ld.vector(&p("att.v0"))?, v2: ld.lora(&p("att.v2"))? }) },
-                g2: ld.lora(&p("att.g2"))?,
-                k_k: ld.vector(&p("att.k_k"))?,
-                k_a: ld.vector(&p("att.k_a"))?,
-                r_k: ld.vector(&p("att.r_k"))?,
-                rkv: b.group(vec![
-                    ld.src.read_matrix(&p("att.receptance.weight"))?,
-                    ld.src.read_matrix(&p("att.key.weight"))?,
-                    ld.src.read_matrix(&p("att.value.weight"))?,
-                ])?,
-                output: ld.linear(&p("att.output.weight"))?,
-                ln_x: ld.norm(&p("att.ln_x"))?,
-            };
-            let ffn = ChannelMix {
-                x_k: ld.vector(&p("ffn.x_k"))?,
-                key: ld.linear(&p("ffn.key.weight"))?,
-                value: ld.linear(&p("ffn.value.weight"))?,
-            };
-            blocks.push(Block { ln1: ld.norm(&p("ln1"))?, ln2: ld.norm(&p("ln2"))?, att, ffn });
+        let mut w = WeightsBuilder::default();
+        for part in Part::all(cfg) {
+            w.load(b, src, part)?;
         }
-        let ln_out = ld.norm("ln_out")?;
-        let head = ld.linear("head.weight")?;
-        Ok(Weights { emb, ln0, blocks, ln_out, head })
+        w.finish(cfg)
     }
 }

@@ -140,15 +140,26 @@ fn words(bytes: &[u8]) -> Vec<u8> {
 
 impl Gpu {
     /// Open the best adapter.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Gpu> {
         Self::with_binding_limit(u64::MAX)
     }
 
     /// Like [`Gpu::new`], but split matrices as if storage bindings were at most `limit` bytes
     /// (tests use this to exercise row-split matrices on any adapter).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_binding_limit(limit: u64) -> Result<Gpu> {
         let mut ctx = Context::new()?;
         ctx.max_binding = ctx.max_binding.min(limit);
+        Self::from_context(ctx)
+    }
+
+    /// Open the best adapter without blocking (the browser's path).
+    pub async fn new_async() -> Result<Gpu> {
+        Self::from_context(Context::new_async().await?)
+    }
+
+    fn from_context(ctx: Context) -> Result<Gpu> {
         let pipes = Pipelines::new(&ctx.device);
         let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("dummy"), size: 16, usage: STORAGE, mapped_at_creation: false });
         ctx.check()?;
@@ -304,7 +315,14 @@ impl Gpu {
         self.ctx.check()
     }
 
-    /// Copy `bytes` from `src` to the host.
+    /// Copy `bytes` from `src` to the host, blocking until the GPU is done (natively).
+    #[cfg(target_arch = "wasm32")]
+    fn read_buffer(&self, _src: &wgpu::Buffer, _offset: u64, _bytes: u64) -> Result<Vec<u8>> {
+        Err(Error::Unsupported("a blocking GPU read-back is impossible in a browser; use the async calls".into()))
+    }
+
+    /// Copy `bytes` from `src` to the host, blocking until the GPU is done (natively).
+    #[cfg(not(target_arch = "wasm32"))]
     fn read_buffer(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         let dev = &self.ctx.device;
         let staging = dev.create_buffer(&wgpu::BufferDescriptor { label: Some("readback"), size: bytes.max(4), usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
@@ -327,6 +345,47 @@ impl Gpu {
         let data = staging.slice(..bytes).get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapping read-back failed: {e}")))?.to_vec();
         staging.unmap();
         Ok(data)
+    }
+
+    /// Copy whole buffers (`(buffer, bytes)`) to the host through one staging buffer and one
+    /// map, without blocking: in a browser the map completes on the event loop.
+    async fn read_buffers_async(&self, srcs: &[(&wgpu::Buffer, u64)]) -> Result<Vec<Vec<u8>>> {
+        self.ctx.check()?;
+        let dev = &self.ctx.device;
+        let total: u64 = srcs.iter().map(|(_, n)| n.next_multiple_of(4)).sum();
+        let staging = dev.create_buffer(&wgpu::BufferDescriptor { label: Some("readback"), size: total.max(4), usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        self.with_encoder(|enc| {
+            let mut at = 0;
+            for (b, n) in srcs {
+                enc.copy_buffer_to_buffer(b, 0, &staging, at, *n);
+                at += n.next_multiple_of(4);
+            }
+        })?;
+        self.submit()?;
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..total.max(4)).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.ctx.wait()?;
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.ctx.check().err().unwrap_or_else(|| Error::DeviceLost(format!("reading back results failed: {e}")))),
+            Err(_) => return Err(Error::DeviceLost("the device never answered the read-back".into())),
+        }
+        let out = {
+            let map = staging.slice(..total.max(4)).get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapping read-back failed: {e}")))?;
+            let mut at = 0usize;
+            let mut out = Vec::with_capacity(srcs.len());
+            for (_, n) in srcs {
+                out.push(map.get(at..at + *n as usize).map(<[u8]>::to_vec).unwrap_or_default());
+                at += n.next_multiple_of(4) as usize;
+            }
+            out
+        };
+        staging.unmap();
+        self.ctx.check()?;
+        Ok(out)
     }
 
     fn floats(bytes: &[u8]) -> Vec<f32> {
@@ -510,6 +569,20 @@ impl Backend for Gpu {
             wkv.truncate(s.heads * s.head_size * s.head_size);
             layers.push(LayerState { att_shift: att, wkv, ffn_shift: ffn });
         }
+        Ok(State { embd: s.embd, heads: s.heads, head_size: s.head_size, fingerprint: s.fingerprint, layers })
+    }
+
+    async fn state_to_host_async(&self, s: &GpuState) -> Result<State> {
+        let mut srcs = Vec::with_capacity(3 * s.att.len());
+        let (c, w) = ((s.embd * 4) as u64, (s.heads * s.head_size * s.head_size * 4) as u64);
+        for l in 0..s.att.len() {
+            srcs.extend([(&s.att[l], c), (&s.wkv[l], w), (&s.ffn[l], c)]);
+        }
+        let bytes = self.read_buffers_async(&srcs).await?;
+        let layers = bytes
+            .chunks_exact(3)
+            .map(|b| LayerState { att_shift: Self::floats(&b[0]), wkv: Self::floats(&b[1]), ffn_shift: Self::floats(&b[2]) })
+            .collect();
         Ok(State { embd: s.embd, heads: s.heads, head_size: s.head_size, fingerprint: s.fingerprint, layers })
     }
 
@@ -697,6 +770,11 @@ impl Backend for Gpu {
         let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
         enc.copy_buffer_to_buffer(x.buf.get(), offset, out.buf.get(), 0, bytes);
         Ok(out)
+    }
+
+    async fn read_async(&self, x: &GpuAct) -> Result<Vec<f32>> {
+        let bytes = self.read_buffers_async(&[(x.buf.get(), (x.rows * x.cols * 4) as u64)]).await?;
+        Ok(bytes.first().map(|b| Self::floats(b)).unwrap_or_default())
     }
 
     fn read_into(&self, x: &GpuAct, out: &mut Vec<f32>) -> Result<()> {

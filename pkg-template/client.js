@@ -1,0 +1,204 @@
+// `worker: true`: the same API, with the engine in a dedicated module Worker (worker.js). Calls
+// become messages; tokens stream back as events; buffers are transferred, not copied (an
+// ArrayBuffer given as a model source is moved into the worker and detached here).
+
+import * as wasm from './gander.js';
+import { BadInputError, GanderError, deserializeError, throwIfAborted } from './errors.js';
+import { initWasm } from './engine.js';
+import { toIds } from './options.js';
+
+export class WorkerClient {
+  constructor() {
+    this._w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'gander' });
+    this._next = 1;
+    this._pending = new Map();
+    this._w.onmessage = (e) => this._on(e.data);
+    this._w.onerror = (e) => this._fail(new GanderError('WORKER', `the Gander worker failed to start or crashed: ${e.message || 'unknown error'} (is worker.js served next to index.js?)`));
+    this._w.onmessageerror = () => this._fail(new GanderError('WORKER', 'a message from the Gander worker could not be read'));
+  }
+
+  _fail(err) {
+    for (const p of this._pending.values()) p.reject(err);
+    this._pending.clear();
+    this._dead = err;
+  }
+
+  _on(msg) {
+    const p = this._pending.get(msg.id);
+    if (!p) return;
+    if (msg.event === 'progress') { p.onProgress?.(msg.value); return; }
+    if (msg.event) { p.onEvent?.(msg.value); return; }
+    this._pending.delete(msg.id);
+    p.cleanup?.();
+    if (msg.ok) p.resolve(msg.value);
+    else p.reject(deserializeError(msg.error));
+  }
+
+  /** Send `op`; resolves with its result. `signal` aborts it inside the worker. */
+  request(op, args, transfer = [], { onProgress, onEvent, signal, onId } = {}) {
+    if (this._dead) return Promise.reject(this._dead);
+    throwIfAborted(signal);
+    const id = this._next++;
+    onId?.(id);
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, onProgress, onEvent };
+      if (signal) {
+        const onAbort = () => this.abort(id);
+        signal.addEventListener('abort', onAbort, { once: true });
+        entry.cleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+      this._pending.set(id, entry);
+      this._w.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  abort(target) {
+    if (!this._dead) this._w.postMessage({ id: 0, op: 'abort', args: { target } });
+  }
+
+  terminate() {
+    this._w.terminate();
+    this._fail(new GanderError('DISPOSED', 'this model was disposed'));
+  }
+}
+
+function absolute(u) {
+  return typeof location !== 'undefined' ? new URL(String(u), location.href).href : String(u);
+}
+
+/** A model whose engine runs in a worker. */
+export class WorkerModel {
+  static async load(source, options) {
+    const { onProgress, signal, worker: _w, ...rest } = options;
+    if (rest.wasmUrl !== undefined) rest.wasmUrl = absolute(rest.wasmUrl);
+    let transfer = [];
+    if (typeof source === 'string' || (typeof URL !== 'undefined' && source instanceof URL)) {
+      source = absolute(source);
+    } else if (source instanceof ArrayBuffer) {
+      transfer = [source];
+    } else if (ArrayBuffer.isView(source)) {
+      const whole = source.byteOffset === 0 && source.byteLength === source.buffer.byteLength;
+      source = whole ? new Uint8Array(source.buffer) : new Uint8Array(source.buffer, source.byteOffset, source.byteLength).slice();
+      transfer = [source.buffer];
+    }
+    const client = new WorkerClient();
+    try {
+      const [{ mid, info }] = await Promise.all([
+        client.request('load', { source, options: rest }, transfer, { onProgress, signal }),
+        initWasm(rest.wasmUrl),
+      ]);
+      return new WorkerModel(client, mid, info);
+    } catch (e) {
+      client.terminate();
+      throw e;
+    }
+  }
+
+  constructor(client, mid, info) {
+    this._c = client;
+    this._mid = mid;
+    this.info = Object.freeze(info);
+    // Tokenizing on this thread keeps encode/decode synchronous, as on the main-thread engine.
+    const tok = info.tokenizer ? wasm.WasmTokenizer.forVocab(info.vocab) : null;
+    const none = () => { throw new GanderError('UNSUPPORTED', `no tokenizer for a vocabulary of ${info.vocab} rows; pass token ids`); };
+    this.tokenizer = Object.freeze({
+      encode: (text) => {
+        if (typeof text !== 'string') throw new BadInputError('tokenizer.encode: expected a string');
+        return tok ? tok.encode(text) : none();
+      },
+      decode: (ids) => (tok ? tok.decode(toIds('tokenizer.decode', ids)) : none()),
+    });
+  }
+
+  session() {
+    return new WorkerSession(this, this._c.request('session', { mid: this._mid }));
+  }
+
+  async dispose() {
+    this._c.terminate();
+  }
+
+  async _simulateDeviceLoss() {
+    await this._c.request('simulateDeviceLoss', { mid: this._mid });
+  }
+}
+
+/** A session whose state lives in the worker. */
+export class WorkerSession {
+  constructor(model, sid) {
+    this.model = model;
+    this._c = model._c;
+    this._sid = sid; // a Promise of the worker-side id
+    this.lastGeneration = null;
+  }
+
+  async _req(op, args = {}, transfer = [], extra = {}) {
+    return this._c.request(op, { sid: await this._sid, ...args }, transfer, extra);
+  }
+
+  async forward(ids) {
+    const t = toIds('forward', ids);
+    if (t.length === 0) throw new BadInputError('forward: give at least one token id');
+    return this._req('forward', { ids: t });
+  }
+
+  async prefill(textOrIds) {
+    const arg = typeof textOrIds === 'string' ? textOrIds : toIds('prefill', textOrIds);
+    await this._req('prefill', { input: arg });
+  }
+
+  async *generate(prompt = '', options = {}) {
+    const { signal, ...rest } = options ?? {};
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new BadInputError('generate: option `signal` must be an AbortSignal');
+    }
+    if (prompt !== undefined && prompt !== null && typeof prompt !== 'string') prompt = toIds('generate', prompt);
+    const queue = [];
+    let wake = null;
+    let finished = false;
+    let error;
+    let result;
+    let reqId;
+    const p = this._req('generate', { prompt, options: rest }, [], {
+      signal,
+      onId: (id) => { reqId = id; },
+      onEvent: (ev) => { queue.push(ev); wake?.(); },
+    });
+    p.then((v) => { finished = true; result = v; wake?.(); }, (e) => { finished = true; error = e; wake?.(); });
+    try {
+      for (;;) {
+        if (queue.length) { yield queue.shift(); continue; }
+        if (finished) {
+          if (error) throw error;
+          this.lastGeneration = result;
+          return result;
+        }
+        await new Promise((r) => { wake = r; });
+        wake = null;
+      }
+    } finally {
+      // The consumer stopped early (break, return, throw): stop the worker's loop too, and wait
+      // for it so the session is free for the next call.
+      if (!finished) {
+        if (reqId !== undefined) this._c.abort(reqId);
+        await p.catch(() => {});
+      }
+    }
+  }
+
+  async saveState() { return this._req('saveState'); }
+
+  async loadState(bytes) {
+    if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+    if (!(bytes instanceof Uint8Array)) throw new BadInputError('loadState: expected the Uint8Array from saveState');
+    await this._req('loadState', { bytes });
+  }
+
+  async fork() {
+    return new WorkerSession(this.model, this._req('fork'));
+  }
+
+  async reset() { await this._req('reset'); }
+
+  async dispose() { await this._req('disposeSession'); }
+}

@@ -1,0 +1,305 @@
+// The engine on the current thread: loads the wasm module, picks the backend, streams a model in,
+// and wraps the wasm sessions into the API of design.md. worker.js runs this same code in a
+// dedicated Web Worker for `worker: true`.
+
+import init, * as wasm from './gander.js';
+import {
+  AbortedError, BadInputError, GanderError, NoWebGPUError, toGanderError, throwIfAborted,
+} from './errors.js';
+import { toIds } from './options.js';
+import { openSource, readAll } from './sources.js';
+
+let wasmUrl;
+let ready;
+
+/** Use another URL for gander_bg.wasm (call before the first load). */
+export function setWasmUrl(url) {
+  if (ready) throw new BadInputError('setWasmUrl: the wasm module is already loaded; call it before the first load');
+  wasmUrl = url;
+}
+
+/** Load the wasm module once. */
+export function initWasm(url) {
+  if (url !== undefined && !ready) wasmUrl = url;
+  if (!ready) {
+    const arg = wasmUrl !== undefined ? { module_or_path: wasmUrl } : undefined;
+    ready = init(arg).then(() => wasm, (e) => {
+      ready = undefined;
+      throw new GanderError('WASM_LOAD', `could not load gander_bg.wasm (${e.message}); serve it as application/wasm next to gander.js, or call setWasmUrl()`);
+    });
+  }
+  return ready;
+}
+
+let gpuOpen;
+/** The shared WebGPU device, or a NoWebGPUError saying why there is none. */
+async function openGpu() {
+  if (typeof navigator === 'undefined' || !navigator.gpu) {
+    throw new NoWebGPUError('this browser has no WebGPU (navigator.gpu is missing; in Chromium it needs a secure context, and may be disabled by policy)');
+  }
+  if (!gpuOpen) {
+    gpuOpen = wasm.WasmGpu.open().catch((e) => { gpuOpen = undefined; throw toGanderError(e); });
+  }
+  return gpuOpen;
+}
+
+/** Forget the device (after it was lost), so the next load asks for a new one. */
+function dropGpu() { gpuOpen = undefined; }
+
+function call(f) {
+  try { return f(); } catch (e) { throw toGanderError(e); }
+}
+async function acall(p) {
+  try { return await p; } catch (e) { throw toGanderError(e); }
+}
+
+/**
+ * Load `source` with `opts` ({backend, onProgress, signal, wasmUrl}) on this thread.
+ * Returns a LocalModel.
+ */
+export async function loadModel(source, opts = {}, openStore) {
+  const { backend = 'auto', onProgress, signal } = opts;
+  await initWasm(opts.wasmUrl);
+  throwIfAborted(signal);
+  const src = await openSource(source, { signal, onProgress, openStore });
+  throwIfAborted(signal);
+  if (src.size < 16) throw new GanderError('BAD_MODEL', `the file is ${src.size} bytes long: not a model`);
+  const head = await src.read(0, 16);
+  const probe = call(() => wasm.probe(head, src.size));
+  let gpu = null;
+  let reason;
+  if (backend === 'cpu') {
+    reason = 'the CPU backend was requested';
+  } else {
+    try {
+      gpu = await openGpu();
+    } catch (e) {
+      if (backend === 'webgpu') throw e;
+      reason = `WebGPU is not available (${e.message}), so the wasm CPU path runs instead`;
+    }
+  }
+  const load = (device) => (probe.kind === 'pth' ? loadWhole(src, device, opts) : stream(src, probe, device, opts));
+  let model;
+  if (gpu) {
+    try {
+      model = await load(gpu);
+      // A first token checks the device end to end (limits, out-of-memory are reported late).
+      await warmUp(model);
+      reason = backend === 'webgpu' ? 'WebGPU was requested' : `WebGPU adapter "${gpu.adapter}" is available and met the model's needs`;
+    } catch (e) {
+      if (model) model.free();
+      model = undefined;
+      const err = toGanderError(e);
+      if (backend === 'webgpu' || err.code === 'ABORTED' || err.code === 'BAD_MODEL' || err.code === 'IO') throw err;
+      reason = `WebGPU failed to run the model (${err.message}), so the wasm CPU path runs instead`;
+      dropGpu();
+    }
+  }
+  if (!model) model = await load(null);
+  return new LocalModel(model, reason);
+}
+
+async function warmUp(m) {
+  const s = m.session();
+  try { await s.forward(new Uint32Array([0])); } finally { s.free(); }
+}
+
+async function loadWhole(src, gpu, { signal, onProgress }) {
+  const bytes = await readAll(src);
+  throwIfAborted(signal);
+  const m = call(() => (gpu ? wasm.WasmModel.fromBytesGpu(bytes, gpu) : wasm.WasmModel.fromBytes(bytes)));
+  onProgress?.({ phase: 'load', loaded: src.size, total: src.size, fraction: 1 });
+  return m;
+}
+
+/** Stream a safetensors file part by part (see the Rust `Loader`). */
+async function stream(src, probe, gpu, { signal, onProgress }) {
+  const header = await src.read(0, probe.headerLen);
+  const loader = call(() => (gpu ? wasm.Loader.forGpu(header, src.size, gpu) : wasm.Loader.forCpu(header, src.size)));
+  try {
+    let loaded = probe.headerLen;
+    for (;;) {
+      throwIfAborted(signal);
+      const want = loader.wanted();
+      if (want === null) break;
+      for (const [name, a, b] of want) {
+        const bytes = await acall(src.read(a, b));
+        call(() => loader.insert(name, bytes));
+        loaded += b - a;
+      }
+      throwIfAborted(signal);
+      const [done, total] = call(() => loader.step());
+      onProgress?.({ phase: 'load', loaded, total: src.size, fraction: done / total, part: done, parts: total });
+      // Let the page breathe between parts (progress bars, abort clicks).
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    return call(() => loader.finish());
+  } finally {
+    loader.free();
+  }
+}
+
+/** A loaded model on this thread. */
+export class LocalModel {
+  constructor(w, reason) {
+    this._w = w;
+    this.info = Object.freeze({ ...w.info(), reason });
+    const tok = this.info.tokenizer ? w : null;
+    this.tokenizer = Object.freeze({
+      encode: (text) => {
+        if (typeof text !== 'string') throw new BadInputError('tokenizer.encode: expected a string');
+        if (!tok) throw new GanderError('UNSUPPORTED', `no tokenizer for a vocabulary of ${this.info.vocab} rows; pass token ids`);
+        return call(() => tok.encode(text));
+      },
+      decode: (ids) => {
+        if (!tok) throw new GanderError('UNSUPPORTED', `no tokenizer for a vocabulary of ${this.info.vocab} rows`);
+        return call(() => tok.decode(toIds('tokenizer.decode', ids)));
+      },
+    });
+    this._sessions = new Set();
+  }
+
+  _live() {
+    if (!this._w) throw new GanderError('DISPOSED', 'this model was disposed');
+    return this._w;
+  }
+
+  /** A new session with a zero state. */
+  session() {
+    const s = new LocalSession(this, call(() => this._live().session()));
+    this._sessions.add(s);
+    return s;
+  }
+
+  /** Free the weights (GPU buffers included) and every session. */
+  async dispose() {
+    for (const s of this._sessions) s._free();
+    this._sessions.clear();
+    if (this._w) { this._w.free(); this._w = null; }
+  }
+
+  /** Fault tests: destroy the GPU device as a lost GPU would. */
+  _simulateDeviceLoss() {
+    this._live().simulateDeviceLoss();
+    dropGpu();
+  }
+}
+
+function promptIds(model, where, prompt) {
+  if (prompt === undefined || prompt === null || prompt === '') return new Uint32Array(0);
+  if (typeof prompt === 'string') return model.tokenizer.encode(prompt);
+  return toIds(where, prompt);
+}
+
+/** One conversation: a recurrent state plus the logits after its last token. */
+export class LocalSession {
+  constructor(model, w) {
+    this.model = model;
+    this._w = w;
+    this.lastGeneration = null;
+  }
+
+  _live() {
+    if (!this._w) throw new GanderError('DISPOSED', 'this session was freed (its model was disposed)');
+    return this._w;
+  }
+
+  _free() {
+    if (this._w) { this._w.free(); this._w = null; }
+  }
+
+  /** Feed ids; the logits after the last one. */
+  async forward(ids) {
+    const t = toIds('forward', ids);
+    if (t.length === 0) throw new BadInputError('forward: give at least one token id');
+    return acall(this._live().forward(t));
+  }
+
+  /** Feed text or ids without sampling. */
+  async prefill(textOrIds) {
+    const t = promptIds(this.model, 'prefill', textOrIds);
+    if (t.length === 0) throw new BadInputError('prefill: give some text or token ids');
+    await acall(this._live().prefill(t));
+  }
+
+  /**
+   * Stream tokens: `{token, text}` events. An empty prompt continues from the current state.
+   * Aborting through `signal` throws an AbortedError between tokens; the state then holds every
+   * token yielded so far, so the session stays usable.
+   */
+  async *generate(prompt = '', options = {}) {
+    const { signal, ...rest } = options ?? {};
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new BadInputError('generate: option `signal` must be an AbortSignal');
+    }
+    const gen = call(() => this._live().generation(rest));
+    const stats = { finish: null, tokens: 0, prefillTokens: 0, prefillMs: 0, decodeMs: 0 };
+    this.lastGeneration = stats;
+    try {
+      throwIfAborted(signal);
+      const ids = promptIds(this.model, 'generate', prompt);
+      if (ids.length) {
+        const t0 = performance.now();
+        await acall(this._live().prefill(ids));
+        stats.prefillMs = performance.now() - t0;
+        stats.prefillTokens = ids.length;
+      } else if (!this._live().hasLogits) {
+        throw new BadInputError('generate: this session has nothing to continue from (new, reset, or just loaded a state); give a prompt');
+      }
+      for (;;) {
+        if (signal && signal.aborted) {
+          gen.cancel();
+          stats.finish = 'aborted';
+          throwIfAborted(signal);
+        }
+        const t0 = performance.now();
+        const ev = await acall(this._live().step(gen));
+        if (ev.token !== undefined) {
+          stats.decodeMs += performance.now() - t0;
+          stats.tokens++;
+        }
+        if (ev.done) stats.finish = ev.finish;
+        if (ev.token !== undefined || ev.text) yield { token: ev.token, text: ev.text };
+        if (ev.done) return stats;
+      }
+    } finally {
+      if (!stats.finish) stats.finish = 'aborted';
+      gen.free();
+    }
+  }
+
+  /** The state as a versioned blob (loads on either backend, same model). */
+  async saveState() {
+    return acall(this._live().saveState());
+  }
+
+  /** Replace the state with a blob from saveState. */
+  async loadState(bytes) {
+    if (!(bytes instanceof Uint8Array)) {
+      if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+      else throw new BadInputError('loadState: expected the Uint8Array from saveState');
+    }
+    call(() => this._live().loadState(bytes));
+  }
+
+  /** A new session with a copy of this state (and its last logits). */
+  async fork() {
+    const w = await acall(this._live().fork());
+    const s = new LocalSession(this.model, w);
+    this.model._sessions.add(s);
+    return s;
+  }
+
+  /** Back to a zero state. */
+  async reset() {
+    call(() => this._live().reset());
+  }
+
+  /** Free this session's state now (otherwise freed with its model). */
+  async dispose() {
+    this.model._sessions.delete(this);
+    this._free();
+  }
+}
+
+export { AbortedError };

@@ -1,0 +1,198 @@
+// Types of gander-rwkv (design.md "JavaScript API").
+
+export type Backend = 'auto' | 'webgpu' | 'cpu';
+export type Quant = 'f32' | 'f16' | 'int8' | 'q4';
+
+/** A model source: bytes, a Blob/File, a URL, or a model in the ModelStore. */
+export type ModelSource = ArrayBuffer | Uint8Array | Blob | File | string | URL | { store: string; database?: string };
+
+export interface Progress {
+  /** 'download' (a URL), 'convert' (ModelStore.put with quant), 'store' (writing chunks), 'load'. */
+  phase: 'download' | 'convert' | 'store' | 'load';
+  loaded: number;
+  total: number;
+  /** 0..1 */
+  fraction: number;
+  part?: number;
+  parts?: number;
+  chunk?: number;
+  chunks?: number;
+}
+
+export interface LoadOptions {
+  /** 'auto' (default) uses WebGPU when an adapter can run the model, else the wasm CPU path. */
+  backend?: Backend;
+  /** Run the engine in a dedicated Web Worker (same API; an ArrayBuffer source is transferred). */
+  worker?: boolean;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+  /** Where gander_bg.wasm is, if not next to gander.js. */
+  wasmUrl?: string | URL;
+}
+
+export interface ModelInfo {
+  backend: 'webgpu' | 'cpu';
+  /** Why this backend was chosen (e.g. why WebGPU was not used). */
+  reason: string;
+  layers: number;
+  embd: number;
+  heads: number;
+  headSize: number;
+  vocab: number;
+  /** How the matrices are stored: 'f32', 'f16', 'bf16', 'int8', 'q4'. */
+  quant: string;
+  params: number;
+  /** Bytes of one session's state (saveState's blob is 60 bytes more). */
+  stateBytes: number;
+  /** Bytes of weights read per generated token. */
+  weightBytes: number;
+  /** SHA-256 (hex) identifying the weights; saved states carry it. */
+  fingerprint: string;
+  /** 'world' (65536-row RWKV World vocabulary), 'bytes' (256 rows), or null (ids only). */
+  tokenizer: 'world' | 'bytes' | null;
+  /** The WebGPU adapter's name. */
+  adapter?: string;
+}
+
+export interface Tokenizer {
+  encode(text: string): Uint32Array;
+  decode(ids: ArrayLike<number>): string;
+}
+
+export interface GenerateOptions {
+  /** Default 256. */
+  maxTokens?: number;
+  /** 0 = greedy. Default 1. */
+  temperature?: number;
+  /** Nucleus mass in [0, 1]. Default 1. */
+  topP?: number;
+  /** 0 = no limit. */
+  topK?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Occurrence counts decay by this after every token (the reference uses 0.996). Default 1. */
+  penaltyDecay?: number;
+  /** Same seed, same tokens, on every backend and platform. */
+  seed?: number;
+  /** Stop before any of these strings (the stop string is not yielded). */
+  stop?: string | string[];
+  /** Abort between tokens: the iterator throws an AbortedError; the session stays usable. */
+  signal?: AbortSignal;
+}
+
+export interface TokenEvent {
+  /** The token fed into the state (undefined only for trailing text flushed at the end). */
+  token: number | undefined;
+  /** The text this token completes (characters are never split; may be ''). */
+  text: string;
+}
+
+export interface GenerationStats {
+  finish: 'length' | 'eos' | 'stop' | 'aborted' | null;
+  tokens: number;
+  prefillTokens: number;
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export interface Session {
+  readonly model: Model;
+  /** Stats of the last generate() call. */
+  lastGeneration: GenerationStats | null;
+  /** Feed ids; resolves to the logits after the last one (vocab floats). */
+  forward(ids: ArrayLike<number>): Promise<Float32Array>;
+  /** Feed text or ids, no sampling. */
+  prefill(textOrIds: string | ArrayLike<number>): Promise<void>;
+  /** Stream tokens. An empty prompt continues from the current state and last logits. */
+  generate(prompt?: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<TokenEvent, GenerationStats | undefined, void>;
+  /** The state as a versioned blob; it loads on either backend of the same model. */
+  saveState(): Promise<Uint8Array>;
+  /** Replace the state (StateMismatchError if it belongs to another model). */
+  loadState(bytes: Uint8Array | ArrayBuffer): Promise<void>;
+  /** A new session starting from a copy of this one. */
+  fork(): Promise<Session>;
+  /** Back to a zero state. */
+  reset(): Promise<void>;
+  /** Free the state now (otherwise freed with the model). */
+  dispose(): Promise<void>;
+}
+
+export interface Model {
+  readonly info: Readonly<ModelInfo>;
+  readonly tokenizer: Tokenizer;
+  session(): Session;
+  /** Free weights, sessions and (with worker: true) the worker. */
+  dispose(): Promise<void>;
+}
+
+export declare class Gander {
+  static load(source: ModelSource, options?: LoadOptions): Promise<Model>;
+  /** Load the wasm module ahead of time (optional). */
+  static init(wasmUrl?: string | URL | BufferSource): Promise<void>;
+}
+export default Gander;
+
+/** Use another URL for gander_bg.wasm; call before the first load. */
+export declare function setWasmUrl(url: string | URL): void;
+
+export interface StoredModel {
+  name: string;
+  size: number;
+  kind: 'safetensors' | 'pth';
+  quant: string;
+  info: { layers: number; embd: number; heads: number; headSize: number; vocab: number; quant: string; gander: boolean; params: number; stateBytes: number };
+  chunkSize: number;
+  chunks: number;
+  createdAt: number;
+  writeId: string;
+}
+
+export interface StoredState {
+  name: string;
+  size: number;
+  createdAt: number;
+  fingerprint: string;
+}
+
+export interface PutOptions {
+  /** Convert to a Gander file with these matrices first (needed to stream a .pth). */
+  quant?: Quant;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+  /** Run the conversion in a Web Worker. */
+  worker?: boolean;
+}
+
+export declare class ModelStore {
+  static open(options?: { database?: string; chunkSize?: number }): Promise<ModelStore>;
+  readonly database: string;
+  readonly chunkSize: number;
+  put(name: string, source: ArrayBuffer | Uint8Array | Blob | File | string | URL, options?: PutOptions): Promise<Omit<StoredModel, never>>;
+  list(): Promise<StoredModel[]>;
+  delete(name: string): Promise<boolean>;
+  usage(): Promise<{ usage: number | null; quota: number | null; models: number; persisted: boolean }>;
+  putState(model: Model, name: string, session: Session): Promise<{ name: string; size: number; createdAt: number }>;
+  /** null if there is no such state; StateMismatchError if it belongs to another model. */
+  getState(model: Model, name: string): Promise<Uint8Array | null>;
+  listStates(model?: Model): Promise<StoredState[]>;
+  deleteState(name: string): Promise<void>;
+  /** Delete leftovers of interrupted writes (done by open()). Resolves to how many writes. */
+  cleanup(): Promise<number>;
+  close(): void;
+}
+
+export declare class GanderError extends Error {
+  /** 'NO_WEBGPU' | 'ADAPTER_LIMITS' | 'BAD_MODEL' | 'BAD_INPUT' | 'QUOTA' | 'ABORTED' | 'STATE_MISMATCH' | 'DEVICE_LOST' | 'BUSY' | 'NOT_FOUND' | 'UNSUPPORTED' | 'IO' | 'DISPOSED' | 'WORKER' | 'WASM_LOAD' | 'NO_STORAGE' | 'INTERNAL' */
+  readonly code: string;
+}
+export declare class AbortedError extends GanderError {}
+export declare class QuotaError extends GanderError {
+  readonly needed?: number;
+  readonly available?: number | null;
+  readonly quota?: number | null;
+}
+export declare class BadModelError extends GanderError {}
+export declare class BadInputError extends GanderError {}
+export declare class StateMismatchError extends GanderError {}
+export declare class NoWebGPUError extends GanderError {}
+export declare class DeviceLostError extends GanderError {}

@@ -1,0 +1,347 @@
+//! Sessions for JS: one recurrent state, the logits after its last token, and generation steps.
+//!
+//! Every call that may touch the GPU returns a Promise. A session runs one call at a time: the
+//! state is taken out for the call's duration and put back after, so an overlapping call gets a
+//! `BUSY` error instead of interleaving two streams into one state.
+
+use super::{coded, js_err, Engine};
+use crate::backend::Backend;
+use crate::generate::{Finish, GenerateOptions, Generation};
+use crate::model::Model;
+use crate::sampler::SamplerOptions;
+use crate::state::State;
+use js_sys::{Object, Promise, Reflect};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+struct Sess<B: Backend> {
+    model: Rc<Model<B>>,
+    state: RefCell<Option<B::State>>,
+    logits: RefCell<Option<Vec<f32>>>,
+}
+
+fn busy() -> JsValue {
+    coded("BUSY", "the session is busy with another call; await it (or fork the session) first")
+}
+
+impl<B: Backend + 'static> Sess<B> {
+    fn new(model: Rc<Model<B>>) -> Result<Sess<B>, JsValue> {
+        let state = model.new_state().map_err(js_err)?;
+        Ok(Sess { model, state: RefCell::new(Some(state)), logits: RefCell::new(None) })
+    }
+
+    fn take(&self) -> Result<B::State, JsValue> {
+        self.state.borrow_mut().take().ok_or_else(busy)
+    }
+
+    fn put(&self, s: B::State) {
+        *self.state.borrow_mut() = Some(s);
+    }
+
+    async fn forward(self: Rc<Self>, ids: Vec<u32>) -> Result<Vec<f32>, JsValue> {
+        let mut st = self.take()?;
+        let r = self.model.forward_async(&mut st, &ids).await;
+        self.put(st);
+        let logits = r.map_err(js_err)?;
+        *self.logits.borrow_mut() = Some(logits.clone());
+        Ok(logits)
+    }
+
+    async fn host_state(self: Rc<Self>) -> Result<State, JsValue> {
+        let st = self.take()?;
+        let r = self.model.backend.state_to_host_async(&st).await;
+        self.put(st);
+        r.map_err(js_err)
+    }
+
+    fn load(&self, bytes: &[u8]) -> Result<(), JsValue> {
+        let m = &self.model;
+        let host = State::from_bytes(bytes, &m.config, &m.fingerprint).map_err(js_err)?;
+        let dev = m.backend.state_from_host(&host).map_err(js_err)?;
+        // Refuse while a call holds the state, rather than have that call overwrite this one.
+        let mut slot = self.state.borrow_mut();
+        if slot.is_none() {
+            return Err(busy());
+        }
+        *slot = Some(dev);
+        *self.logits.borrow_mut() = None;
+        Ok(())
+    }
+
+    fn reset(&self) -> Result<(), JsValue> {
+        let fresh = self.model.new_state().map_err(js_err)?;
+        let mut slot = self.state.borrow_mut();
+        if slot.is_none() {
+            return Err(busy());
+        }
+        *slot = Some(fresh);
+        *self.logits.borrow_mut() = None;
+        Ok(())
+    }
+
+    async fn fork(self: Rc<Self>) -> Result<Sess<B>, JsValue> {
+        let host = self.clone().host_state().await?;
+        let dev = self.model.backend.state_from_host(&host).map_err(js_err)?;
+        Ok(Sess { model: self.model.clone(), state: RefCell::new(Some(dev)), logits: RefCell::new(self.logits.borrow().clone()) })
+    }
+
+    async fn step(self: Rc<Self>, gen: Rc<RefCell<Generation>>) -> Result<JsValue, JsValue> {
+        let tok = self.model.tokenizer().ok().copied();
+        let next = {
+            let logits = self.logits.borrow();
+            let logits = logits.as_ref().ok_or_else(no_logits)?;
+            gen.borrow_mut().sample(tok.as_ref(), logits).map_err(js_err)?
+        };
+        let out = Object::new();
+        let Some(t) = next else {
+            let mut g = gen.borrow_mut();
+            let text = g.flush();
+            return Ok(step_event(&out, None, &text, g.finish));
+        };
+        self.forward(vec![t]).await?;
+        let mut g = gen.borrow_mut();
+        let text = g.text(tok.as_ref(), t);
+        Ok(step_event(&out, Some(t), &text, g.finish))
+    }
+}
+
+fn no_logits() -> JsValue {
+    coded("BAD_INPUT", "this session has no logits to continue from (it is new, reset, or just loaded a state): give a prompt")
+}
+
+fn step_event(o: &Object, token: Option<u32>, text: &str, finish: Option<Finish>) -> JsValue {
+    let _ = Reflect::set(o, &"token".into(), &token.map(JsValue::from).unwrap_or(JsValue::UNDEFINED));
+    let _ = Reflect::set(o, &"text".into(), &text.into());
+    let _ = Reflect::set(o, &"done".into(), &finish.is_some().into());
+    let why = match finish {
+        None => JsValue::NULL,
+        Some(Finish::MaxTokens) => "length".into(),
+        Some(Finish::EndOfText) => "eos".into(),
+        Some(Finish::Stop) => "stop".into(),
+        Some(Finish::Cancelled) => "aborted".into(),
+    };
+    let _ = Reflect::set(o, &"finish".into(), &why);
+    o.into()
+}
+
+#[derive(Clone)]
+enum AnySess {
+    Cpu(Rc<Sess<crate::backend::cpu::Cpu>>),
+    Gpu(Rc<Sess<crate::backend::gpu::Gpu>>),
+}
+
+/// One conversation: a recurrent state and the logits after its last token.
+#[wasm_bindgen]
+pub struct WasmSession {
+    s: AnySess,
+}
+
+macro_rules! each {
+    ($self:expr, $s:ident => $e:expr) => {
+        match &$self.s {
+            AnySess::Cpu($s) => $e,
+            AnySess::Gpu($s) => $e,
+        }
+    };
+}
+
+fn floats(v: Vec<f32>) -> JsValue {
+    js_sys::Float32Array::from(v.as_slice()).into()
+}
+
+impl WasmSession {
+    pub(crate) fn new(engine: Engine) -> Result<WasmSession, JsValue> {
+        Ok(WasmSession {
+            s: match engine {
+                Engine::Cpu(m) => AnySess::Cpu(Rc::new(Sess::new(m)?)),
+                Engine::Gpu(m) => AnySess::Gpu(Rc::new(Sess::new(m)?)),
+            },
+        })
+    }
+}
+
+/// Generation options, as the JS API names them (unknown names are refused).
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct JsGenerateOptions {
+    max_tokens: usize,
+    temperature: f32,
+    top_p: f32,
+    top_k: usize,
+    presence_penalty: f32,
+    frequency_penalty: f32,
+    penalty_decay: f32,
+    seed: u64,
+    stop: Stop,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Stop {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Default for JsGenerateOptions {
+    fn default() -> Self {
+        let s = SamplerOptions::default();
+        JsGenerateOptions {
+            max_tokens: 256,
+            temperature: s.temperature,
+            top_p: s.top_p,
+            top_k: s.top_k,
+            presence_penalty: s.presence_penalty,
+            frequency_penalty: s.frequency_penalty,
+            penalty_decay: s.penalty_decay,
+            seed: s.seed,
+            stop: Stop::None,
+        }
+    }
+}
+
+const GENERATE_OPTIONS: &[&str] = &["maxTokens", "temperature", "topP", "topK", "presencePenalty", "frequencyPenalty", "penaltyDecay", "seed", "stop"];
+
+/// Read an options object with `T`'s field names (`known`), naming the bad option in the error.
+/// Unknown names are refused here: serde-wasm-bindgen looks fields up by name, so serde's
+/// `deny_unknown_fields` never sees the others.
+pub(crate) fn parse_options<T: serde::de::DeserializeOwned + Default>(v: JsValue, what: &str, known: &[&str]) -> Result<T, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(T::default());
+    }
+    if !v.is_object() || js_sys::Array::is_array(&v) {
+        return Err(coded("BAD_INPUT", &format!("{what}: options must be an object")));
+    }
+    for k in Object::keys(&Object::from(v.clone())).iter() {
+        let k = k.as_string().unwrap_or_default();
+        if !known.contains(&k.as_str()) {
+            return Err(coded("BAD_INPUT", &format!("{what}: unknown option `{k}` (known: {})", known.join(", "))));
+        }
+    }
+    serde_path_to_error::deserialize(serde_wasm_bindgen::Deserializer::from(v)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let msg = inner.strip_prefix("Error: ").unwrap_or(&inner);
+        if path == "." {
+            coded("BAD_INPUT", &format!("{what}: {msg}"))
+        } else {
+            coded("BAD_INPUT", &format!("{what}: option `{path}`: {msg}"))
+        }
+    })
+}
+
+/// A generation in progress (see [`WasmSession::step`]).
+#[wasm_bindgen]
+pub struct WasmGeneration {
+    g: Rc<RefCell<Generation>>,
+}
+
+#[wasm_bindgen]
+impl WasmGeneration {
+    /// End the generation at the next step (an aborted request).
+    pub fn cancel(&self) {
+        self.g.borrow_mut().finish.get_or_insert(Finish::Cancelled);
+    }
+
+    /// Tokens sampled so far.
+    #[wasm_bindgen(getter)]
+    pub fn tokens(&self) -> Vec<u32> {
+        self.g.borrow().tokens.clone()
+    }
+}
+
+#[wasm_bindgen]
+impl WasmSession {
+    /// Feed `ids`; resolves to the logits after the last one (`Float32Array`).
+    pub fn forward(&self, ids: Vec<u32>) -> Promise {
+        each!(self, s => {
+            let s = s.clone();
+            future_to_promise(async move { s.forward(ids).await.map(floats) })
+        })
+    }
+
+    /// Feed `ids` without returning logits (they are kept for a later `generate`).
+    pub fn prefill(&self, ids: Vec<u32>) -> Promise {
+        each!(self, s => {
+            let s = s.clone();
+            future_to_promise(async move { s.forward(ids).await.map(|_| JsValue::UNDEFINED) })
+        })
+    }
+
+    /// True when the session can continue without a prompt.
+    #[wasm_bindgen(getter, js_name = hasLogits)]
+    pub fn has_logits(&self) -> bool {
+        each!(self, s => s.logits.borrow().is_some())
+    }
+
+    /// The state as a versioned blob (`Uint8Array`, design.md "State").
+    #[wasm_bindgen(js_name = saveState)]
+    pub fn save_state(&self) -> Promise {
+        each!(self, s => {
+            let s = s.clone();
+            future_to_promise(async move { s.host_state().await.map(|st| js_sys::Uint8Array::from(st.to_bytes().as_slice()).into()) })
+        })
+    }
+
+    /// Replace the state with a blob from `saveState` (either backend, same model).
+    #[wasm_bindgen(js_name = loadState)]
+    pub fn load_state(&self, bytes: &[u8]) -> Result<(), JsValue> {
+        each!(self, s => s.load(bytes))
+    }
+
+    /// Back to a zero state.
+    pub fn reset(&self) -> Result<(), JsValue> {
+        each!(self, s => s.reset())
+    }
+
+    /// A new session with a copy of this one's state and logits.
+    pub fn fork(&self) -> Promise {
+        match &self.s {
+            AnySess::Cpu(s) => {
+                let s = s.clone();
+                future_to_promise(async move { Ok(WasmSession { s: AnySess::Cpu(Rc::new(s.fork().await?)) }.into()) })
+            }
+            AnySess::Gpu(s) => {
+                let s = s.clone();
+                future_to_promise(async move { Ok(WasmSession { s: AnySess::Gpu(Rc::new(s.fork().await?)) }.into()) })
+            }
+        }
+    }
+
+    /// Start a generation from the current logits with `options` (`maxTokens`, `temperature`,
+    /// `topP`, `topK`, `presencePenalty`, `frequencyPenalty`, `penaltyDecay`, `seed`, `stop`).
+    pub fn generation(&self, options: JsValue) -> Result<WasmGeneration, JsValue> {
+        let o: JsGenerateOptions = parse_options(options, "generate", GENERATE_OPTIONS)?;
+        let sampler = SamplerOptions {
+            temperature: o.temperature,
+            top_p: o.top_p,
+            top_k: o.top_k,
+            presence_penalty: o.presence_penalty,
+            frequency_penalty: o.frequency_penalty,
+            penalty_decay: o.penalty_decay,
+            seed: o.seed,
+        };
+        let stop = match o.stop {
+            Stop::None => Vec::new(),
+            Stop::One(s) => vec![s],
+            Stop::Many(v) => v,
+        };
+        let vocab = each!(self, s => s.model.config.vocab);
+        let g = Generation::new(&GenerateOptions { max_tokens: o.max_tokens, sampler, stop }, vocab).map_err(js_err)?;
+        Ok(WasmGeneration { g: Rc::new(RefCell::new(g)) })
+    }
+
+    /// One generation step: sample from the current logits, feed the token, and resolve to
+    /// `{token, text, done, finish}` (`finish`: `length`, `eos`, `stop`, `aborted` or `null`).
+    pub fn step(&self, generation: &WasmGeneration) -> Promise {
+        let g = generation.g.clone();
+        each!(self, s => {
+            let s = s.clone();
+            future_to_promise(async move { s.step(g).await })
+        })
+    }
+}
