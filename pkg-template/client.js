@@ -56,6 +56,10 @@ export class WorkerClient {
     if (!this._dead) this._w.postMessage({ id: 0, op: 'abort', args: { target } });
   }
 
+  credit(target) {
+    if (!this._dead) this._w.postMessage({ id: 0, op: 'credit', args: { target } });
+  }
+
   terminate() {
     this._w.terminate();
     this._fail(new GanderError('DISPOSED', 'this model was disposed'));
@@ -165,13 +169,24 @@ export class WorkerSession {
       onEvent: (ev) => { queue.push(ev); wake?.(); },
     });
     p.then((v) => { finished = true; result = v; wake?.(); }, (e) => { finished = true; error = e; wake?.(); });
+    // The worker makes one token per credit; the request itself carries the first.
+    let asked = true;
     try {
       for (;;) {
-        if (queue.length) { yield queue.shift(); continue; }
+        if (queue.length) { yield queue.shift(); asked = false; continue; }
         if (finished) {
           if (error) throw error;
           this.lastGeneration = result;
           return result;
+        }
+        if (!asked) {
+          if (signal && signal.aborted) {
+            this._c.abort(reqId);
+            await p.catch(() => {});
+            throwIfAborted(signal);
+          }
+          this._c.credit(reqId);
+          asked = true;
         }
         await new Promise((r) => { wake = r; });
         wake = null;

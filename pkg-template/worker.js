@@ -9,6 +9,7 @@ import { GanderError, serializeError } from './errors.js';
 const models = new Map();
 const sessions = new Map();
 const aborts = new Map();
+const credits = new Map();
 let nextId = 1;
 
 function session(sid) {
@@ -43,10 +44,18 @@ const handlers = {
     await session(sid).prefill(input);
     return [undefined];
   },
+  // Pull-driven: one token per credit from the client (one per `next()` of its iterator), so
+  // the state never runs ahead of what the page has seen, and an abort lands between tokens
+  // exactly as on the page's own thread.
   async generate({ sid, prompt, options }, ctx) {
     const s = session(sid);
     const it = s.generate(prompt, { ...options, signal: ctx.signal });
-    for await (const ev of it) ctx.event(ev);
+    for (;;) {
+      await ctx.credit();
+      const { value, done } = await it.next();
+      if (done) break;
+      ctx.event(value);
+    }
     return [s.lastGeneration];
   },
   async saveState({ sid }) {
@@ -78,12 +87,7 @@ const handlers = {
   },
   async convert({ bytes, quant }, ctx) {
     const wasm = await initWasm();
-    let out;
-    try {
-      out = wasm.convert(bytes, quant, (d, t) => ctx.progress({ loaded: d, total: t }));
-    } catch (e) {
-      throw e;
-    }
+    const out = wasm.convert(bytes, quant, (d, t) => ctx.progress({ loaded: d, total: t }));
     return [out, [out.buffer]];
   },
 };
@@ -92,11 +96,24 @@ self.onmessage = async (e) => {
   const { id, op, args } = e.data;
   if (op === 'abort') {
     aborts.get(args.target)?.abort();
+    credits.get(args.target)?.grant();
+    return;
+  }
+  if (op === 'credit') {
+    credits.get(args.target)?.grant();
     return;
   }
   const ac = new AbortController();
   aborts.set(id, ac);
+  let n = 1;
+  let wake = null;
+  credits.set(id, { grant: () => { n++; wake?.(); } });
   const ctx = {
+    credit: async () => {
+      while (n === 0 && !ac.signal.aborted) await new Promise((r) => { wake = r; });
+      wake = null;
+      if (n > 0) n--;
+    },
     signal: ac.signal,
     progress: (value) => self.postMessage({ id, event: 'progress', value }),
     event: (value) => self.postMessage({ id, event: 'token', value }),
@@ -110,5 +127,6 @@ self.onmessage = async (e) => {
     self.postMessage({ id, ok: false, error: serializeError(err) });
   } finally {
     aborts.delete(id);
+    credits.delete(id);
   }
 };

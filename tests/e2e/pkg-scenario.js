@@ -1,0 +1,294 @@
+// What the package tests do inside the page; tests/e2e/pkg.test.mjs calls these through
+// Playwright and checks the numbers they return. Golden numbers come from the official rwkv
+// package (tests/golden/make_golden.py), never from Gander.
+
+import { Gander, ModelStore } from '/pkg/index.js';
+
+export const CASES = ['bf16-l0v', 'fp16-oddranks', 'fp32-bytes'];
+
+async function bytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+async function floats(url) {
+  const b = await bytes(url);
+  return new Float32Array(b.buffer, 0, b.byteLength / 4);
+}
+
+/** max|got - want| / std(want), the tolerance measure of the Rust golden tests. */
+export function relErr(got, want) {
+  let mean = 0;
+  for (const x of want) mean += x;
+  mean /= want.length;
+  let v = 0;
+  for (const x of want) v += (x - mean) ** 2;
+  const std = Math.sqrt(v / want.length);
+  let d = 0;
+  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
+  return got.length === want.length ? d / std : Infinity;
+}
+
+function err(e) {
+  return { name: e && e.name, code: e && e.code, message: String(e && e.message), isGander: e instanceof Error && 'code' in e };
+}
+
+/** Golden logits token by token, greedy continuation, and the reason/backend chosen. */
+export async function golden(caseName, { backend, worker, source = 'pth' }) {
+  const dir = `/tests/golden/${caseName}`;
+  const g = await (await fetch(`${dir}/golden.json`)).json();
+  const want = await floats(`${dir}/logits_one.f32`);
+  const file = await bytes(`${dir}/model.${source}`);
+  const progress = [];
+  const m = await Gander.load(file.buffer, { backend, worker, onProgress: (p) => progress.push(p.fraction) });
+  const s = m.session();
+  let worst = 0;
+  for (let t = 0; t < g.tokens.length; t++) {
+    const l = await s.forward([g.tokens[t]]);
+    worst = Math.max(worst, relErr(l, want.subarray(t * g.vocab, (t + 1) * g.vocab)));
+  }
+  const greedy = [];
+  for await (const ev of s.generate('', { temperature: 0, maxTokens: g.greedy.length })) greedy.push(ev.token);
+  const out = { info: m.info, worst, greedy, want: g.greedy, progressMonotone: progress.every((x, i) => i === 0 || x >= progress[i - 1]), progressLast: progress.at(-1) };
+  await m.dispose();
+  return out;
+}
+
+/** CPU vs WebGPU on one model: logits of a sequence, state blobs, and a state moved across. */
+export async function parity({ worker }) {
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const gpu = await Gander.load(file.slice().buffer, { backend: 'webgpu', worker });
+  const cpu = await Gander.load(file.slice().buffer, { backend: 'cpu', worker });
+  const ids = Array.from(new TextEncoder().encode('The quick brown fox'));
+  const sg = gpu.session();
+  const sc = cpu.session();
+  const lg = await sg.forward(ids);
+  const lc = await sc.forward(ids);
+  const logits = relErr(lg, lc);
+  const bg = await sg.saveState();
+  const bc = await sc.saveState();
+  let stateDiff = 0;
+  const fg = new Float32Array(bg.buffer.slice(60));
+  const fc = new Float32Array(bc.buffer.slice(60));
+  for (let i = 0; i < fg.length; i++) stateDiff = Math.max(stateDiff, Math.abs(fg[i] - fc[i]));
+  const headerSame = bg.subarray(0, 60).every((x, i) => x === bc[i]);
+  // A state saved on the GPU continues on the CPU, and the other way round.
+  const c2 = cpu.session();
+  await c2.loadState(bg);
+  const g2 = gpu.session();
+  await g2.loadState(bc);
+  const next = Array.from(new TextEncoder().encode(' jumps'));
+  const a = await c2.forward(next);
+  const b = await g2.forward(next);
+  const c = await sc.forward(next);
+  await sg.forward(next);
+  const crossed = Math.max(relErr(a, c), relErr(b, c));
+  // Same seed, same tokens on both backends.
+  const gen = async (s) => { const t = []; for await (const ev of s.generate('', { temperature: 0.8, topP: 0.9, seed: 7, maxTokens: 16 })) t.push(ev.token); return t; };
+  const seededG = await gen(sg);
+  const seededC = await gen(sc);
+  const fork = await sc.fork();
+  const fa = await fork.forward([65]);
+  const fb = await sc.forward([65]);
+  const out = { logits, stateDiff, headerSame, crossed, seededSame: seededG.join() === seededC.join(), seededLen: seededG.length, forkSame: relErr(fa, fb), gpuInfo: gpu.info, cpuInfo: cpu.info };
+  await gpu.dispose();
+  await cpu.dispose();
+  return out;
+}
+
+/** Abort a generation after a few tokens; the session must go on working. */
+export async function abort({ backend, worker }) {
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const m = await Gander.load(file.slice().buffer, { backend, worker });
+  const s = m.session();
+  const ac = new AbortController();
+  const got = [];
+  let caught = null;
+  try {
+    for await (const ev of s.generate('Hello', { temperature: 0, maxTokens: 100, signal: ac.signal })) {
+      got.push(ev.token);
+      if (got.length === 3) ac.abort();
+    }
+  } catch (e) {
+    caught = err(e);
+  }
+  // Usable afterwards: the state holds the prompt and exactly the tokens yielded.
+  const after = [];
+  for await (const ev of s.generate('', { temperature: 0, maxTokens: 3 })) after.push(ev.token);
+  const refAfter = [];
+  const ref2 = m.session();
+  await ref2.prefill([...new TextEncoder().encode('Hello'), ...got]);
+  for await (const ev of ref2.generate('', { temperature: 0, maxTokens: 3 })) refAfter.push(ev.token);
+  // Breaking out of the loop also leaves it usable.
+  for await (const ev of s.generate(' more', { temperature: 0, maxTokens: 50 })) { if (ev) break; }
+  const l2 = await s.forward([32]);
+  // An already-aborted signal refuses a load.
+  let loadAbort = null;
+  try { await Gander.load(file.slice().buffer, { backend, worker, signal: AbortSignal.abort() }); } catch (e) { loadAbort = err(e); }
+  await m.dispose();
+  return { tokensBeforeAbort: got.length, caught, after, refAfter, l2: l2.length, finish: s.lastGeneration && s.lastGeneration.finish, loadAbort };
+}
+
+/** Options and inputs that must be refused with a coded error naming the problem. */
+export async function badInput({ worker }) {
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const out = {};
+  const tryIt = async (k, f) => { try { await f(); out[k] = 'no error'; } catch (e) { out[k] = err(e); } };
+  await tryIt('unknownLoadOption', () => Gander.load(file.slice().buffer, { backend: 'cpu', worker, bakend: 'x' }));
+  await tryIt('badBackend', () => Gander.load(file.slice().buffer, { backend: 'gpu', worker }));
+  await tryIt('notAModel', () => Gander.load(new Uint8Array(1000).fill(7), { backend: 'cpu', worker }));
+  await tryIt('truncated', () => Gander.load(file.slice(0, 5000).buffer, { backend: 'cpu', worker }));
+  await tryIt('badSource', () => Gander.load(42, { backend: 'cpu', worker }));
+  const m = await Gander.load(file.slice().buffer, { backend: 'cpu', worker });
+  const s = m.session();
+  await tryIt('tokenRange', () => s.forward([256]));
+  await tryIt('negativeToken', () => s.forward([-1]));
+  await tryIt('unknownGenOption', async () => { for await (const _ of s.generate('a', { temprature: 0 })); });
+  await tryIt('badGenValue', async () => { for await (const _ of s.generate('a', { topP: 2 })); });
+  await tryIt('emptyContinue', async () => { for await (const _ of s.generate('', {})); });
+  await tryIt('garbageState', () => s.loadState(new Uint8Array(100)));
+  // Still fine after all that.
+  const l = await s.forward([1, 2, 3]);
+  out.stillWorks = l.length;
+  await m.dispose();
+  return out;
+}
+
+/** Store round trip: put (converting), list, load from the store, usage, delete. */
+export async function store({ worker, backend }) {
+  const st = await ModelStore.open({ chunkSize: 256 * 1024 });
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.pth');
+  const phases = new Set();
+  const put = await st.put('tiny-int8', new Blob([file]), { quant: 'int8', worker, onProgress: (p) => phases.add(p.phase) });
+  const put2 = await st.put('tiny-raw', file.slice().buffer, {});
+  const list = (await st.list()).map((m) => ({ name: m.name, size: m.size, quant: m.quant, chunks: m.chunks, kind: m.kind }));
+  const usage = await st.usage();
+  const want = await floats('/shared/fixtures/tiny-rwkv7-834k/expected-logits-after-quote-i-n.f32');
+  const fromStore = {};
+  for (const name of ['tiny-int8', 'tiny-raw']) {
+    const m = await Gander.load({ store: name }, { backend, worker });
+    const s = m.session();
+    const l = await s.forward([34, 105, 110]);
+    fromStore[name] = { err: relErr(l, want), quant: m.info.quant, backend: m.info.backend };
+    // States: saved with the model's fingerprint; refused for another model.
+    await st.putState(m, `state-${name}`, s);
+    const back = await st.getState(m, `state-${name}`);
+    const s2 = m.session();
+    await s2.loadState(back);
+    fromStore[name].stateRoundTrip = relErr(await s2.forward([32]), await s.forward([32]));
+    await m.dispose();
+  }
+  const other = await Gander.load(await bytes('/tests/golden/fp32-bytes/model.pth'), { backend: 'cpu', worker });
+  let mismatch = null;
+  try { await st.getState(other, 'state-tiny-int8'); } catch (e) { mismatch = err(e); }
+  let mismatchLoad = null;
+  const blob = await (async () => { const m = await Gander.load({ store: 'tiny-raw' }, { backend: 'cpu', worker }); const s = m.session(); await s.forward([1]); const b = await s.saveState(); await m.dispose(); return b; })();
+  try { await other.session().loadState(blob); } catch (e) { mismatchLoad = err(e); }
+  await other.dispose();
+  const deleted = await st.delete('tiny-raw');
+  const after = (await st.list()).map((m) => m.name);
+  let missing = null;
+  try { await Gander.load({ store: 'tiny-raw' }, { backend: 'cpu', worker }); } catch (e) { missing = err(e); }
+  await st.delete('tiny-int8');
+  st.close();
+  return { put: { size: put.size, quant: put.quant, chunks: put.chunks, size2: put2.size }, phases: [...phases], list, usage, fromStore, mismatch, mismatchLoad, deleted, after, missing };
+}
+
+/** A chunk altered on disk is detected at load and named; the other models still load. */
+export async function corrupt({ backend }) {
+  const st = await ModelStore.open({ chunkSize: 256 * 1024 });
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  await st.put('victim', file.slice().buffer);
+  await st.put('bystander', file.slice().buffer);
+  const m = (await st.list()).find((x) => x.name === 'victim');
+  st.close();
+  // Flip a byte of chunk 1 behind the store's back.
+  const db = await new Promise((ok, bad) => { const r = indexedDB.open('gander'); r.onsuccess = () => ok(r.result); r.onerror = () => bad(r.error); });
+  await new Promise((ok, bad) => {
+    const tx = db.transaction('chunks', 'readwrite');
+    const os = tx.objectStore('chunks');
+    const g = os.get([m.writeId, 1]);
+    g.onsuccess = () => { const b = new Uint8Array(g.result); b[100] ^= 0xff; os.put(b.buffer, [m.writeId, 1]); };
+    tx.oncomplete = ok; tx.onerror = () => bad(tx.error);
+  });
+  db.close();
+  let caught = null;
+  try { await Gander.load({ store: 'victim' }, { backend }); } catch (e) { caught = err(e); }
+  const ok = await Gander.load({ store: 'bystander' }, { backend });
+  const l = await ok.session().forward([1]);
+  await ok.dispose();
+  const st2 = await ModelStore.open();
+  await st2.delete('victim');
+  await st2.delete('bystander');
+  st2.close();
+  return { caught, bystanderWorks: l.length };
+}
+
+/** Quota: refused before writing when the estimate says it cannot fit, and a QuotaExceededError
+ *  in mid-write is reported with numbers, cleans its chunks, and leaves other models alone. */
+export async function quota() {
+  const st = await ModelStore.open({ chunkSize: 256 * 1024 });
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  await st.put('keeper', file.slice().buffer);
+  const realEstimate = navigator.storage.estimate.bind(navigator.storage);
+  const out = {};
+  try {
+    navigator.storage.estimate = async () => ({ quota: 1_000_000, usage: 900_000 });
+    try { await st.put('too-big', file.slice().buffer); out.before = 'no error'; } catch (e) { out.before = { ...err(e), needed: e.needed, available: e.available }; }
+  } finally {
+    navigator.storage.estimate = realEstimate;
+  }
+  st._beforeChunk = (i) => { if (i === 2) throw new DOMException('simulated: the quota ran out', 'QuotaExceededError'); };
+  try { await st.put('mid-write', file.slice().buffer); out.mid = 'no error'; } catch (e) { out.mid = { ...err(e), needed: e.needed }; }
+  st._beforeChunk = null;
+  out.names = (await st.list()).map((m) => m.name);
+  out.leftovers = await countOrphanChunks(st);
+  // A tab closed mid-write (nothing cleans up then): the next open() removes the leftovers.
+  st._beforeChunk = (i) => { if (i === 2) throw ModelStore.SIMULATED_CRASH; };
+  try { await st.put('crashed', file.slice().buffer); } catch { /* expected */ }
+  st._beforeChunk = null;
+  out.orphansAfterCrash = await countOrphanChunks(st);
+  out.namesAfterCrash = (await st.list()).map((m) => m.name);
+  st.close();
+  const st2 = await ModelStore.open();
+  out.orphansAfterReopen = await countOrphanChunks(st2);
+  const keeper = await Gander.load({ store: 'keeper' }, { backend: 'cpu' });
+  out.keeperWorks = (await keeper.session().forward([1])).length;
+  await keeper.dispose();
+  await st2.delete('keeper');
+  st2.close();
+  return out;
+}
+
+async function countOrphanChunks(st) {
+  const live = new Set((await st.list()).map((m) => m.writeId));
+  const keys = await new Promise((ok, bad) => { const r = st._db.transaction('chunks').objectStore('chunks').getAllKeys(); r.onsuccess = () => ok(r.result); r.onerror = () => bad(r.error); });
+  return keys.filter(([w]) => !live.has(w)).length;
+}
+
+/** A lost GPU ends the call with DEVICE_LOST; the state saved before loads on the CPU. */
+export async function deviceLoss({ worker }) {
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const gpu = await Gander.load(file.slice().buffer, { backend: 'webgpu', worker });
+  const s = gpu.session();
+  await s.forward(Array.from(new TextEncoder().encode('Saved before')));
+  const saved = await s.saveState();
+  await gpu._simulateDeviceLoss();
+  let caught = null;
+  try { await s.forward([32]); } catch (e) { caught = err(e); }
+  await gpu.dispose();
+  const cpu = await Gander.load(file.slice().buffer, { backend: 'cpu', worker });
+  const c = cpu.session();
+  await c.loadState(saved);
+  const a = await c.forward([32]);
+  const ref = cpu.session();
+  const b = await ref.forward(Array.from(new TextEncoder().encode('Saved before ')));
+  // A new auto load after the loss gets a working backend again.
+  const again = await Gander.load(file.slice().buffer, { backend: 'auto', worker });
+  const works = (await again.session().forward([1])).length;
+  const out = { caught, resumed: relErr(a, b), againBackend: again.info.backend, works };
+  await cpu.dispose();
+  await again.dispose();
+  return out;
+}

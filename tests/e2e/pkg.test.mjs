@@ -1,0 +1,148 @@
+// The npm package in headless Chromium, as a web developer uses it: a plain page imports the
+// built pkg/ (no bundler), with and without `worker: true`, on WebGPU (SwiftShader) and the wasm
+// CPU path. Run by `make test` (node --test); needs `make pkg` first.
+//
+// Tolerances: 2e-3 max|d|/std against the official logits for every backend (the issue's bound;
+// fp32 paths land near 1e-6), 1e-4 between CPU and WebGPU on the same model (two fp32 paths
+// that differ only in summation order measured ~1e-6; 1e-4 leaves room for other adapters).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from './serve.mjs';
+import { launch, openPage } from './browser.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const GOLDEN_TOL = 2e-3;
+const PARITY_TOL = 1e-4;
+
+let server;
+let browser;
+let page;
+let errors;
+
+before(async () => {
+  server = await startServer({ root: ROOT, mounts: { '/shared': join(ROOT, '..', 'shared') } });
+  browser = await launch();
+  ({ page, errors } = await openPage(browser.ctx, `${server.url}tests/e2e/pkg.html`));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+const run = (fn, ...args) => page.evaluate(([f, a]) => window.scenario[f](...a), [fn, args]);
+
+for (const worker of [false, true]) {
+  const mode = worker ? 'worker' : 'page';
+  for (const backend of ['webgpu', 'cpu']) {
+    test(`${mode}/${backend}: golden logits and greedy tokens of the official package`, async () => {
+      for (const c of ['bf16-l0v', 'fp16-oddranks', 'fp32-bytes']) {
+        const r = await run('golden', c, { backend, worker });
+        assert.equal(r.info.backend, backend, `${c}: ${r.info.reason}`);
+        assert.ok(r.worst <= GOLDEN_TOL, `${c}: max|d|/std ${r.worst}`);
+        assert.deepEqual(r.greedy, r.want, `${c}: greedy tokens`);
+        assert.ok(r.progressMonotone && r.progressLast === 1, `${c}: progress`);
+        console.log(`  ${mode}/${backend} ${c}: max|d|/std = ${r.worst.toExponential(2)}${r.info.adapter ? ` on ${r.info.adapter}` : ''}`);
+      }
+      if (backend === 'cpu') {
+        const r = await run('golden', 'fp32-bytes', { backend, worker, source: 'safetensors' });
+        assert.ok(r.worst <= GOLDEN_TOL);
+      }
+    });
+  }
+
+  test(`${mode}: CPU and WebGPU agree; states cross backends`, async () => {
+    const r = await run('parity', { worker });
+    assert.equal(r.gpuInfo.backend, 'webgpu');
+    assert.ok(r.logits <= PARITY_TOL, `logits ${r.logits}`);
+    assert.ok(r.stateDiff <= 1e-4, `state ${r.stateDiff}`);
+    assert.ok(r.headerSame, 'state headers (fingerprint, shapes) identical');
+    assert.ok(r.crossed <= PARITY_TOL, `crossed ${r.crossed}`);
+    assert.ok(r.seededSame && r.seededLen === 16, 'same seed, same tokens');
+    assert.ok(r.forkSame <= 1e-6, `fork ${r.forkSame}`);
+    console.log(`  ${mode}: cpu-vs-webgpu logits ${r.logits.toExponential(2)}, state ${r.stateDiff.toExponential(2)}, crossed ${r.crossed.toExponential(2)}`);
+  });
+
+  for (const backend of ['webgpu', 'cpu']) {
+    test(`${mode}/${backend}: abort mid-generation leaves the session usable`, async () => {
+      const r = await run('abort', { backend, worker });
+      assert.equal(r.tokensBeforeAbort, 3);
+      assert.equal(r.caught?.code, 'ABORTED');
+      assert.equal(r.caught?.name, 'AbortError');
+      assert.deepEqual(r.after, r.refAfter, 'continues exactly as a session fed the same tokens');
+      assert.equal(r.l2, 256);
+      assert.equal(r.loadAbort?.code, 'ABORTED');
+    });
+  }
+
+  test(`${mode}: bad options and inputs give coded errors`, async () => {
+    const r = await run('badInput', { worker });
+    assert.match(r.unknownLoadOption.message, /unknown option `bakend`/);
+    assert.match(r.badBackend.message, /option `backend` must be one of/);
+    assert.equal(r.notAModel.code, 'BAD_MODEL');
+    assert.equal(r.truncated.code, 'BAD_MODEL');
+    assert.equal(r.badSource.code, 'BAD_INPUT');
+    assert.match(r.tokenRange.message, /out of range/);
+    assert.match(r.negativeToken.message, /index 0/);
+    assert.match(r.unknownGenOption.message, /unknown option `temprature`/);
+    assert.match(r.badGenValue.message, /topP/);
+    assert.equal(r.emptyContinue.code, 'BAD_INPUT');
+    assert.equal(r.garbageState.code, 'STATE_MISMATCH');
+    assert.equal(r.stillWorks, 256);
+    for (const [k, v] of Object.entries(r)) if (typeof v === 'object') assert.ok(v.isGander, `${k}: ${v.message}`);
+  });
+
+  test(`${mode}: ModelStore put (converting), list, load, states, delete`, async () => {
+    const r = await run('store', { worker, backend: 'webgpu' });
+    assert.deepEqual(r.phases.sort(), ['convert', 'store']);
+    assert.ok(r.put.chunks >= 2, 'several chunks');
+    assert.deepEqual(r.list.map((m) => m.name).sort(), ['tiny-int8', 'tiny-raw']);
+    assert.equal(r.fromStore['tiny-int8'].quant, 'int8');
+    // int8 against the official logits: the bound of the quantisation tests (tests/quant.rs).
+    assert.ok(r.fromStore['tiny-int8'].err < 0.1, `int8 ${r.fromStore['tiny-int8'].err}`);
+    assert.ok(r.fromStore['tiny-raw'].err <= GOLDEN_TOL, `raw ${r.fromStore['tiny-raw'].err}`);
+    for (const v of Object.values(r.fromStore)) assert.ok(v.stateRoundTrip <= 1e-6);
+    assert.equal(r.mismatch?.code, 'STATE_MISMATCH');
+    assert.equal(r.mismatchLoad?.code, 'STATE_MISMATCH');
+    assert.equal(r.deleted, true);
+    assert.deepEqual(r.after, ['tiny-int8']);
+    assert.equal(r.missing?.code, 'NOT_FOUND');
+    assert.ok(r.usage.models > 0 && r.usage.quota > 0);
+  });
+}
+
+test('a corrupted chunk is detected, named, and other models still load', async () => {
+  const r = await run('corrupt', { backend: 'cpu' });
+  assert.equal(r.caught?.code, 'BAD_MODEL');
+  assert.match(r.caught.message, /chunk 1/);
+  assert.equal(r.bystanderWorks, 256);
+});
+
+test('quota: refused up front with numbers, mid-write failure cleans up, crash leftovers removed on open', async () => {
+  const r = await run('quota', {});
+  assert.equal(r.before?.code, 'QUOTA');
+  assert.ok(r.before.needed > 0 && r.before.available === 100000, JSON.stringify(r.before));
+  assert.equal(r.mid?.code, 'QUOTA');
+  assert.deepEqual(r.names, ['keeper']);
+  assert.equal(r.leftovers, 0);
+  assert.ok(r.orphansAfterCrash > 0, 'a crashed write leaves chunks behind');
+  assert.deepEqual(r.namesAfterCrash, ['keeper'], 'but never a visible half model');
+  assert.equal(r.orphansAfterReopen, 0);
+  assert.equal(r.keeperWorks, 256);
+});
+
+for (const worker of [false, true]) {
+  test(`${worker ? 'worker' : 'page'}: a lost GPU gives DEVICE_LOST and the saved state resumes on the CPU`, async () => {
+    const r = await run('deviceLoss', { worker });
+    assert.equal(r.caught?.code, 'DEVICE_LOST', JSON.stringify(r.caught));
+    assert.ok(r.resumed <= 1e-5, `resumed ${r.resumed}`);
+    assert.equal(r.works, 256);
+  });
+}
+
+test('no console errors on the page', () => {
+  assert.deepEqual(errors, []);
+});
