@@ -31,7 +31,7 @@ web-deps: deps
 	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)$$" || $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm; }
-	@[ -x $(NPM_BIN)/wasm-opt ] && [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --loglevel=error
+	@[ -x $(NPM_BIN)/wasm-opt ] && [ -x $(NPM_BIN)/vite ] && [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --loglevel=error
 
 # The npm package gander-rwkv in pkg/: wasm-bindgen's output (--target web), optimised with
 # wasm-opt, plus pkg-template/ (the JS API, worker, store, types, package.json, README).
@@ -44,10 +44,24 @@ pkg: web-deps
 	@echo "pkg/gander_bg.wasm: $$(stat -c %s pkg/gander_bg.wasm) bytes ($$(gzip -9c pkg/gander_bg.wasm | wc -c) gzipped)"
 
 # GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
-test: deps
+# In order: the no-panic lint gate (native and wasm builds), the native tests (CPU, lavapipe
+# GPU), the wasm kernels in Node (WASI), the wasm engine in Node and its WebGPU backend in headless
+# Chromium (wasm-bindgen-test), then the built npm package in headless Chromium (Playwright).
+WASM_TEST := CHROMEDRIVER=$$(command -v chromedriver) WASM_BINDGEN_TEST_TIMEOUT=300 $(CARGO) test --release --locked --target wasm32-unknown-unknown
+test: web-deps pkg target/e2e/stream-int8.safetensors
 	$(CARGO) clippy --release --locked --lib --quiet -- -D clippy::unwrap_used -D clippy::expect_used -D clippy::panic
+	$(CARGO) clippy --release --locked --lib --quiet --target wasm32-unknown-unknown -- -D clippy::unwrap_used -D clippy::expect_used -D clippy::panic
 	GANDER_REQUIRE_GPU=1 XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(CARGO) test --release --locked
 	$(WASI_RUNNER) $(CARGO) test --release --locked --target wasm32-wasip1 --test kernels --test tokenizer
+	$(WASM_TEST) --test wasm_node
+	$(WASM_TEST) --test wasm_webgpu
+	$(CARGO) build --release --locked -q
+	node --test --test-concurrency=1 tests/e2e/
+
+# A 113 MiB int8 model (byte vocabulary, C=1024, L=8) for the streaming-load test.
+target/e2e/stream-int8.safetensors:
+	@mkdir -p target/e2e
+	$(CARGO) run --release --locked -q --example random_model -- $@ --embd 1024 --layers 8 --vocab 256 --quant int8
 
 $(BENCH_DIR)/rwkv7-0.1b-random-%.safetensors:
 	@mkdir -p $(BENCH_DIR)

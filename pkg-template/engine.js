@@ -11,6 +11,7 @@ import { openSource, readAll } from './sources.js';
 
 let wasmUrl;
 let ready;
+let exports;
 
 /** Use another URL for gander_bg.wasm (call before the first load). */
 export function setWasmUrl(url) {
@@ -23,12 +24,29 @@ export function initWasm(url) {
   if (url !== undefined && !ready) wasmUrl = url;
   if (!ready) {
     const arg = wasmUrl !== undefined ? { module_or_path: wasmUrl } : undefined;
-    ready = init(arg).then(() => wasm, (e) => {
+    ready = init(arg).then((x) => { exports = x; return wasm; }, (e) => {
       ready = undefined;
       throw new GanderError('WASM_LOAD', `could not load gander_bg.wasm (${e.message}); serve it as application/wasm next to gander.js, or call setWasmUrl()`);
     });
   }
   return ready;
+}
+
+/** Bytes of wasm linear memory on this thread (it only grows): tests check streaming with it. */
+export function wasmMemoryBytes() {
+  return exports ? exports.memory.buffer.byteLength : 0;
+}
+
+/** A readable adapter name from the browser (wgpu's web backend leaves it empty). */
+async function adapterName() {
+  try {
+    const a = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+    const i = a && a.info;
+    const name = i ? [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ') : '';
+    return name || 'WebGPU adapter';
+  } catch {
+    return 'WebGPU adapter';
+  }
 }
 
 let gpuOpen;
@@ -38,7 +56,9 @@ async function openGpu() {
     throw new NoWebGPUError('this browser has no WebGPU (navigator.gpu is missing; in Chromium it needs a secure context, and may be disabled by policy)');
   }
   if (!gpuOpen) {
-    gpuOpen = wasm.WasmGpu.open().catch((e) => { gpuOpen = undefined; throw toGanderError(e); });
+    gpuOpen = Promise.all([wasm.WasmGpu.open(), adapterName()])
+      .then(([g, name]) => { g.label = name; return g; })
+      .catch((e) => { gpuOpen = undefined; throw toGanderError(e); });
   }
   return gpuOpen;
 }
@@ -85,7 +105,7 @@ export async function loadModel(source, opts = {}, openStore) {
       model = await load(gpu);
       // A first token checks the device end to end (limits, out-of-memory are reported late).
       await warmUp(model);
-      reason = backend === 'webgpu' ? 'WebGPU was requested' : `WebGPU adapter "${gpu.adapter}" is available and met the model's needs`;
+      reason = backend === 'webgpu' ? 'WebGPU was requested' : `the WebGPU adapter (${gpu.label}) ran the model`;
     } catch (e) {
       if (model) model.free();
       model = undefined;
@@ -96,7 +116,7 @@ export async function loadModel(source, opts = {}, openStore) {
     }
   }
   if (!model) model = await load(null);
-  return new LocalModel(model, reason);
+  return new LocalModel(model, reason, gpu && model.info().backend === 'webgpu' ? gpu.label : undefined);
 }
 
 async function warmUp(m) {
@@ -141,9 +161,11 @@ async function stream(src, probe, gpu, { signal, onProgress }) {
 
 /** A loaded model on this thread. */
 export class LocalModel {
-  constructor(w, reason) {
+  constructor(w, reason, adapter) {
     this._w = w;
-    this.info = Object.freeze({ ...w.info(), reason });
+    const info = { ...w.info(), reason };
+    if (adapter) info.adapter = adapter;
+    this.info = Object.freeze(info);
     const tok = this.info.tokenizer ? w : null;
     this.tokenizer = Object.freeze({
       encode: (text) => {

@@ -1,7 +1,7 @@
 // gander-rwkv: RWKV-7 language models in the browser, on WebGPU with a wasm CPU fallback.
 // The API is design.md's "JavaScript API" contract; see README.md for a walk-through.
 
-import { loadModel, setWasmUrl, initWasm } from './engine.js';
+import { loadModel, setWasmUrl, initWasm, wasmMemoryBytes } from './engine.js';
 import { WorkerModel } from './client.js';
 import { ModelStore } from './store.js';
 import { checkOptions, is } from './options.js';
@@ -40,6 +40,11 @@ export class Gander {
   /** Load the wasm module ahead of time (optional; `load` does it on first use). */
   static async init(wasmUrl) {
     await initWasm(wasmUrl);
+  }
+
+  /** Bytes of wasm memory on the page's thread (diagnostics; the engine's, without a worker). */
+  static wasmMemoryBytes() {
+    return wasmMemoryBytes();
   }
 }
 

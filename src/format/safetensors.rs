@@ -90,6 +90,9 @@ impl SafetensorsFile {
 /// own cap is 100 MB; a model's header is a few hundred KB).
 const MAX_HEADER: u64 = 100_000_000;
 
+/// Streamed tensors up to this size are copied when read; bigger ones are moved out.
+const PIECE_COPY_MAX: usize = 1 << 20;
+
 impl SafetensorsFile {
     /// The length of the header block (8-byte length + JSON) from a file's first 8 bytes.
     pub fn header_len(prefix: &[u8], file_len: u64) -> Result<u64> {
@@ -182,8 +185,12 @@ impl TensorSource for SafetensorsFile {
     fn read(&mut self, name: &str) -> Result<RawTensor> {
         let info = self.infos.get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?.clone();
         let &(a, b) = self.ranges.get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?;
-        if let Buffer::Pieces(have) = &self.buf {
-            let data = have.get(name).cloned().ok_or_else(|| Error::BadInput(format!("tensor `{name}` was not streamed in yet")))?;
+        if let Buffer::Pieces(have) = &mut self.buf {
+            // Streamed tensors are handed over, not copied (the wasm heap would otherwise hold
+            // each big matrix twice while it goes to the GPU); small ones (vectors, which the
+            // fingerprint reads too) are copied so they can be read again.
+            let data = if b - a > PIECE_COPY_MAX { have.remove(name) } else { have.get(name).cloned() };
+            let data = data.ok_or_else(|| Error::BadInput(format!("tensor `{name}` was not streamed in yet (or was read already)")))?;
             return Ok(RawTensor { info, data });
         }
         let data = self.buf.get(a..b).ok_or_else(|| Error::BadFile(format!("`{name}` lies outside the file")))?.to_vec();

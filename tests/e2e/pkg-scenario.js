@@ -292,3 +292,21 @@ export async function deviceLoss({ worker }) {
   await again.dispose();
   return out;
 }
+
+/** Load a model from the store on WebGPU and report how much the wasm heap grew: streaming
+ *  part by part means it holds one part at a time, never the whole file. */
+export async function streaming({ url, backend = 'webgpu' }) {
+  const st = await ModelStore.open();
+  const file = await bytes(url);
+  await st.put('streamed', file);
+  await Gander.init();
+  const before = Gander.wasmMemoryBytes();
+  const m = await Gander.load({ store: 'streamed' }, { backend });
+  const after = Gander.wasmMemoryBytes();
+  const l = await m.session().forward([1, 2, 3]);
+  const out = { size: file.byteLength, before, after, grew: after - before, backend: m.info.backend, quant: m.info.quant, logits: l.length, finite: l.every(Number.isFinite) };
+  await m.dispose();
+  await st.delete('streamed');
+  st.close();
+  return out;
+}

@@ -9,6 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startServer } from './serve.mjs';
 import { launch, openPage } from './browser.mjs';
@@ -142,6 +143,23 @@ for (const worker of [false, true]) {
     assert.equal(r.works, 256);
   });
 }
+
+test('a model streams from the store into WebGPU without the whole file in the wasm heap', async (t) => {
+  const file = join(ROOT, 'target', 'e2e', 'stream-int8.safetensors');
+  if (!existsSync(file)) {
+    t.skip('target/e2e/stream-int8.safetensors missing (make test creates it)');
+    return;
+  }
+  // A fresh page: wasm memory only grows, so earlier tests would hide the peak.
+  const fresh = await openPage(browser.ctx, `${server.url}tests/e2e/pkg.html`);
+  const r = await fresh.page.evaluate((a) => window.scenario.streaming(a), { url: '/target/e2e/stream-int8.safetensors' });
+  await fresh.page.close();
+  assert.equal(r.backend, 'webgpu');
+  assert.ok(r.finite && r.logits === 256);
+  console.log(`  streamed ${(r.size / 1048576).toFixed(1)} MiB int8 model: wasm heap grew ${(r.grew / 1048576).toFixed(1)} MiB (${(r.after / 1048576).toFixed(1)} MiB in all)`);
+  assert.ok(r.grew < 0.35 * r.size, `wasm heap grew ${r.grew} bytes loading a ${r.size}-byte model`);
+  assert.deepEqual(fresh.errors, []);
+});
 
 test('no console errors on the page', () => {
   assert.deepEqual(errors, []);
