@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: test deps web-deps pkg bench bench-all wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo test deps web-deps pkg bench bench-all wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -42,6 +42,12 @@ pkg: web-deps
 	$(NPM_BIN)/wasm-opt -O3 --strip-debug --strip-producers --enable-simd --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int --enable-sign-ext --enable-multivalue --enable-mutable-globals pkg/gander_bg.wasm -o pkg/gander_bg.wasm
 	cp pkg-template/* pkg/
 	@echo "pkg/gander_bg.wasm: $$(stat -c %s pkg/gander_bg.wasm) bytes ($$(gzip -9c pkg/gander_bg.wasm | wc -c) gzipped)"
+
+# The demo page: builds the package and serves www/ (with pkg/ at /pkg/) on 127.0.0.1:$(PORT).
+PORT ?= 8080
+demo: pkg
+	@echo "Gander demo: open http://127.0.0.1:$(PORT)/ (Ctrl+C stops the server)"
+	node tools/serve.mjs --port $(PORT) www /pkg=pkg
 
 # GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
 # In order: the no-panic lint gate (native and wasm builds), the native tests (CPU, lavapipe

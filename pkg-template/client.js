@@ -27,6 +27,7 @@ export class WorkerClient {
     const p = this._pending.get(msg.id);
     if (!p) return;
     if (msg.event === 'progress') { p.onProgress?.(msg.value); return; }
+    if (msg.event === 'stats') { p.onStats?.(msg.value); return; }
     if (msg.event) { p.onEvent?.(msg.value); return; }
     this._pending.delete(msg.id);
     p.cleanup?.();
@@ -35,13 +36,13 @@ export class WorkerClient {
   }
 
   /** Send `op`; resolves with its result. `signal` aborts it inside the worker. */
-  request(op, args, transfer = [], { onProgress, onEvent, signal, onId } = {}) {
+  request(op, args, transfer = [], { onProgress, onEvent, onStats, signal, onId } = {}) {
     if (this._dead) return Promise.reject(this._dead);
     throwIfAborted(signal);
     const id = this._next++;
     onId?.(id);
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, onProgress, onEvent };
+      const entry = { resolve, reject, onProgress, onEvent, onStats };
       if (signal) {
         const onAbort = () => this.abort(id);
         signal.addEventListener('abort', onAbort, { once: true });
@@ -167,6 +168,7 @@ export class WorkerSession {
       signal,
       onId: (id) => { reqId = id; },
       onEvent: (ev) => { queue.push(ev); wake?.(); },
+      onStats: (st) => { this.lastGeneration = st; },
     });
     p.then((v) => { finished = true; result = v; wake?.(); }, (e) => { finished = true; error = e; wake?.(); });
     // The worker makes one token per credit; the request itself carries the first.

@@ -50,11 +50,16 @@ const handlers = {
   async generate({ sid, prompt, options }, ctx) {
     const s = session(sid);
     const it = s.generate(prompt, { ...options, signal: ctx.signal });
-    for (;;) {
-      await ctx.credit();
-      const { value, done } = await it.next();
-      if (done) break;
-      ctx.event(value);
+    try {
+      for (;;) {
+        await ctx.credit();
+        const { value, done } = await it.next();
+        if (done) break;
+        ctx.event(value);
+      }
+    } finally {
+      // Stats also when the generation ends in an error or an abort.
+      self.postMessage({ id: ctx.id, event: 'stats', value: s.lastGeneration });
     }
     return [s.lastGeneration];
   },
@@ -109,6 +114,7 @@ self.onmessage = async (e) => {
   let wake = null;
   credits.set(id, { grant: () => { n++; wake?.(); } });
   const ctx = {
+    id,
     credit: async () => {
       while (n === 0 && !ac.signal.aborted) await new Promise((r) => { wake = r; });
       wake = null;

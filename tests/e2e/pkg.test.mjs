@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startServer } from './serve.mjs';
+import { startServer } from '../../tools/serve.mjs';
 import { launch, openPage } from './browser.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -2,7 +2,7 @@
 // application/wasm, JS modules), COOP/COEP headers (cross-origin isolation, so the page may use
 // SharedArrayBuffer later), no caching, and nothing outside its roots.
 //
-//   node tests/e2e/serve.mjs [--port 8080] [--host 127.0.0.1] ROOT [/prefix=DIR ...]
+//   node tools/serve.mjs [--port 8080] [--host 127.0.0.1] ROOT [/prefix=DIR ...]
 //
 // Also importable: `startServer({ root, mounts, port })` resolves to `{ url, close }`.
 

@@ -1,0 +1,186 @@
+// The demo page (www/) in headless Chromium, through its stable test hooks: ready with the
+// built-in model, generate, stop, add a model from a file, find it again after a reload, delete
+// it, save and restore a state across a reload, prime a state, the no-WebGPU path, and a phone-width
+// layout. Screenshots go to target/screenshots/ (look at them when the page changes).
+//
+// The first test uses WebGPU (SwiftShader, which checks correctness, not speed: about 0.35 s per
+// token and 0.35 s per prompt token for the built-in model, all dispatch overhead); the others pin
+// the CPU backend (?backend=cpu) to keep the suite short, and one runs with WebGPU disabled.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from '../../tools/serve.mjs';
+import { launch, openPage } from './browser.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SHOTS = join(ROOT, 'target', 'screenshots');
+const FIXTURE = join(ROOT, '..', 'shared', 'fixtures', 'tiny-rwkv7-834k', 'model.pth');
+const ready = () => /ready/.test(document.querySelector('[data-testid=status]')?.textContent || '');
+
+let server;
+let browser;
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = await startServer({ root: join(ROOT, 'www'), mounts: { '/pkg': join(ROOT, 'pkg') } });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function open(path = '', ctx = browser.ctx) {
+  const r = await openPage(ctx, `${server.url}${path}`, { ready });
+  await r.page.setViewportSize({ width: 1280, height: 860 });
+  return r;
+}
+
+const tid = (page, id) => page.locator(`[data-testid=${id}]`);
+
+async function generateOnce(page, prompt) {
+  await tid(page, 'prompt').fill(prompt);
+  await tid(page, 'generate').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=stop]').disabled && /ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 300000 });
+}
+
+test('ready with the built-in model; generates; no console errors', async () => {
+  const { page, errors } = await open('?confirm=0');
+  const status = await tid(page, 'status').textContent();
+  assert.match(status, /ready/);
+  assert.match(status, /WebGPU/, 'SwiftShader WebGPU is used when present');
+  await page.locator('#max-tokens').fill('12');
+  await generateOnce(page, 'Hi');
+  const text = await page.locator('.msg.bot').last().textContent();
+  assert.ok(text.length > 0, 'the model answered');
+  assert.match(await page.locator('#st-decode').textContent(), /tok\/s/);
+  assert.match(await page.locator('#st-state').textContent(), /KiB|MiB/);
+  await page.screenshot({ path: join(SHOTS, 'demo-desktop.png') });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('stop ends a long generation and the page stays usable', async () => {
+  const { page, errors } = await open('?confirm=0&backend=cpu');
+  await page.locator('#max-tokens').fill('4000');
+  await tid(page, 'prompt').fill('Tell me a long story');
+  await tid(page, 'generate').click();
+  await page.waitForFunction(() => (document.querySelector('.msg.bot')?.textContent || '').length > 20);
+  await tid(page, 'stop').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=stop]').disabled);
+  assert.match(await tid(page, 'output').textContent(), /stopped/);
+  const tokens = await page.evaluate(() => document.querySelector('#st-decode').textContent);
+  assert.match(tokens, /tok\/s/);
+  await page.locator('#max-tokens').fill('10');
+  await generateOnce(page, 'And now?');
+  assert.equal(await page.locator('.msg.bot').count(), 2);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('add a model from a file, find it after a reload, use it, delete it', async () => {
+  const { page, errors } = await open('?confirm=0&backend=cpu');
+  await page.locator('#model-file').setInputFiles(FIXTURE);
+  await page.locator('#model-quant').selectOption('q4');
+  await page.locator('#add-model-btn').click();
+  await page.waitForFunction(() => /Added/.test(document.querySelector('#add-status').textContent), null, { timeout: 60000 });
+  assert.equal(await page.locator('[data-model="model-q4"]').count(), 1);
+  await page.screenshot({ path: join(SHOTS, 'demo-model-added.png') });
+  await page.reload();
+  await page.waitForFunction(ready);
+  assert.equal(await page.locator('[data-model="model-q4"]').count(), 1, 'still stored after a reload');
+  await page.locator('[data-model="model-q4"] button', { hasText: 'Use' }).click();
+  await page.waitForFunction(() => /ready · model-q4/.test(document.querySelector('[data-testid=status]').textContent));
+  await page.locator('#max-tokens').fill('8');
+  await generateOnce(page, 'Hi');
+  // A file that is not a model gets a friendly message and stores nothing.
+  await page.locator('#model-file').setInputFiles({ name: 'notes.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('this is not a model at all, just some text') });
+  await page.locator('#add-model-btn').click();
+  await page.waitForFunction(() => /not an RWKV-7 checkpoint/.test(document.querySelector('#add-status').textContent));
+  // Delete (the page switches back to the built-in model when its model is gone on reload).
+  await page.locator('[data-model="model-q4"] button', { hasText: 'Delete' }).click();
+  await page.waitForFunction(() => !document.querySelector('[data-model="model-q4"]'));
+  await page.reload();
+  await page.waitForFunction(ready);
+  assert.equal(await page.locator('[data-model="model-q4"]').count(), 0);
+  assert.match(await tid(page, 'status').textContent(), /built-in/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('save a conversation state, reload, restore it and continue', async () => {
+  const { page, errors } = await open('?confirm=0&backend=cpu');
+  await page.locator('#max-tokens').fill('12');
+  await page.locator('#temperature').fill('0');
+  await generateOnce(page, 'Remember the word apple');
+  const first = await page.locator('.msg.bot').last().textContent();
+  await page.locator('#state-name').fill('apple talk');
+  await page.locator('#save-state-btn').click();
+  await page.waitForSelector('[data-state="apple talk"]');
+  // The reference: the same next turn without a reload.
+  await generateOnce(page, 'What word?');
+  const expected = await page.locator('.msg.bot').last().textContent();
+  await page.reload();
+  await page.waitForFunction(ready);
+  await page.locator('#temperature').fill('0');
+  await page.locator('#max-tokens').fill('12');
+  await page.locator('[data-state="apple talk"] button', { hasText: 'Restore' }).click();
+  await page.waitForFunction(() => /restored/.test(document.querySelector('[data-testid=output]').textContent));
+  assert.equal(await page.locator('.msg.bot').first().textContent(), first, 'the transcript comes back');
+  await generateOnce(page, 'What word?');
+  assert.equal(await page.locator('.msg.bot').last().textContent(), expected, 'restored state continues exactly as before the reload');
+  await page.screenshot({ path: join(SHOTS, 'demo-restored.png') });
+  await page.locator('[data-state="apple talk"] button', { hasText: 'Delete' }).click();
+  await page.waitForFunction(() => !document.querySelector('[data-state="apple talk"]'));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('ingest a document into a primed state and answer from it', async () => {
+  const { page, errors } = await open('?confirm=0&backend=cpu');
+  await page.locator('#ingest-text').fill('The secret city is Lisbon. The secret city is Lisbon. '.repeat(10));
+  await page.locator('#ingest').click();
+  await page.waitForFunction(() => /Primed state ready/.test(document.querySelector('#ingest-status').textContent));
+  assert.equal(await page.locator('#use-primed').isChecked(), true);
+  await page.locator('#max-tokens').fill('8');
+  await generateOnce(page, 'Which city?');
+  await generateOnce(page, 'Again?');
+  // Each question starts from the primed state: the transcript holds one exchange.
+  assert.equal(await page.locator('.msg.user').count(), 1);
+  assert.match(await tid(page, 'output').textContent(), /started from the primed state/);
+  await page.screenshot({ path: join(SHOTS, 'demo-primed.png') });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('without WebGPU the page falls back to the CPU and says so', async () => {
+  const nogpu = await launch({ webgpu: false });
+  try {
+    const { page, errors } = await open('?confirm=0', nogpu.ctx);
+    assert.match(await tid(page, 'status').textContent(), /ready.*CPU/);
+    assert.match(await page.locator('#notice').textContent(), /WebGPU is not available/);
+    await page.locator('#max-tokens').fill('10');
+    await generateOnce(page, 'Hello');
+    assert.ok((await page.locator('.msg.bot').last().textContent()).length > 0);
+    await page.screenshot({ path: join(SHOTS, 'demo-no-webgpu.png') });
+    assert.deepEqual(errors, []);
+  } finally {
+    await nogpu.close();
+  }
+});
+
+test('phone width: one column, no horizontal scrolling', async () => {
+  const { page, errors } = await open('?confirm=0&backend=cpu');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.locator('#max-tokens').fill('20');
+  await generateOnce(page, 'Hi from a phone');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow}px wider than the window`);
+  await page.screenshot({ path: join(SHOTS, 'demo-phone.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
