@@ -123,6 +123,10 @@ export class WorkerModel {
     this._c.terminate();
   }
 
+  async _memoryBytes() {
+    return this._c.request('memory', {});
+  }
+
   async _simulateDeviceLoss() {
     await this._c.request('simulateDeviceLoss', { mid: this._mid });
   }

@@ -200,6 +200,11 @@ export class LocalModel {
     if (this._w) { this._w.free(); this._w = null; }
   }
 
+  /** Diagnostics: bytes of wasm memory of the engine (it only grows; leak tests watch it). */
+  async _memoryBytes() {
+    return wasmMemoryBytes();
+  }
+
   /** Fault tests: destroy the GPU device as a lost GPU would. */
   _simulateDeviceLoss() {
     this._live().simulateDeviceLoss();

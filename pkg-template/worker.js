@@ -2,7 +2,7 @@
 // messages `{id, op, args}` with `{id, ok, value}` or `{id, ok: false, error}`; progress and
 // tokens stream as `{id, event, value}`. `{op: 'abort', args: {target}}` aborts request `target`.
 
-import { initWasm, loadModel } from './engine.js';
+import { initWasm, loadModel, wasmMemoryBytes } from './engine.js';
 import { ModelStore } from './store.js';
 import { GanderError, serializeError } from './errors.js';
 
@@ -85,6 +85,9 @@ const handlers = {
     await session(sid).dispose();
     sessions.delete(sid);
     return [undefined];
+  },
+  memory() {
+    return [wasmMemoryBytes()];
   },
   simulateDeviceLoss({ mid }) {
     model(mid)._simulateDeviceLoss();

@@ -310,3 +310,85 @@ export async function streaming({ url, backend = 'webgpu' }) {
   st.close();
   return out;
 }
+
+/** Leaks: wasm memory after `n` generations each aborted after its first token, against the
+ *  memory after a warm-up of 50 (wasm memory only grows, so a leak shows as growth). */
+export async function abortLeak({ worker, n = 1000 }) {
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const m = await Gander.load(file.buffer, { backend: 'cpu', worker });
+  const s = m.session();
+  const once = async () => {
+    const ac = new AbortController();
+    try {
+      for await (const ev of s.generate('Hi', { temperature: 0.8, maxTokens: 50, signal: ac.signal })) { if (ev) ac.abort(); }
+    } catch (e) {
+      if (e.code !== 'ABORTED') throw e;
+    }
+  };
+  for (let i = 0; i < 50; i++) await once();
+  const before = await m._memoryBytes();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await once();
+  const after = await m._memoryBytes();
+  const works = (await s.forward([1])).length;
+  await m.dispose();
+  return { before, after, n, ms: performance.now() - t0, works };
+}
+
+/** Two writers of one name (two tabs): the second is refused with BUSY while the first runs,
+ *  and the first completes intact. */
+export async function twoWriters() {
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const a = await ModelStore.open({ chunkSize: 256 * 1024 });
+  const b = await ModelStore.open({ chunkSize: 256 * 1024 });
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  a._beforeChunk = async (i) => { if (i === 1) await gate; };
+  const first = a.put('contested', file.slice().buffer);
+  await new Promise((r) => setTimeout(r, 50));
+  let second = null;
+  try { await b.put('contested', file.slice().buffer); } catch (e) { second = err(e); }
+  release();
+  const manifest = await first;
+  const m = await Gander.load({ store: 'contested' }, { backend: 'cpu' });
+  const works = (await m.session().forward([1])).length;
+  await m.dispose();
+  await a.delete('contested');
+  a.close();
+  b.close();
+  return { second, chunks: manifest.chunks, works };
+}
+
+/** A state of another format version, or cut short, is refused with a coded error. */
+export async function stateVersions() {
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const m = await Gander.load(file.buffer, { backend: 'cpu' });
+  const s = m.session();
+  await s.forward([1, 2, 3]);
+  const blob = await s.saveState();
+  const out = {};
+  const v2 = blob.slice();
+  new DataView(v2.buffer).setUint32(8, 2, true);
+  try { await s.loadState(v2); out.version = 'no error'; } catch (e) { out.version = err(e); }
+  try { await s.loadState(blob.slice(0, blob.length - 4)); out.short = 'no error'; } catch (e) { out.short = err(e); }
+  await s.loadState(blob);
+  out.works = (await s.forward([4])).length;
+  await m.dispose();
+  return out;
+}
+
+/** The GPU lost in the middle of a generation ends it with DEVICE_LOST. */
+export async function lossMidGeneration({ worker }) {
+  const file = await bytes('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const m = await Gander.load(file.buffer, { backend: 'webgpu', worker });
+  const s = m.session();
+  let n = 0;
+  let caught = null;
+  try {
+    for await (const ev of s.generate('A', { temperature: 0, maxTokens: 20 })) {
+      if (ev && ++n === 2) await m._simulateDeviceLoss();
+    }
+  } catch (e) { caught = err(e); }
+  await m.dispose();
+  return { n, caught };
+}

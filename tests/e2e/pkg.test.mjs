@@ -161,6 +161,38 @@ test('a model streams from the store into WebGPU without the whole file in the w
   assert.deepEqual(fresh.errors, []);
 });
 
+for (const worker of [false, true]) {
+  test(`${worker ? 'worker' : 'page'}: wasm memory stays flat over 1,000 aborted generations`, async () => {
+    const r = await run('abortLeak', { worker, n: 1000 });
+    console.log(`  ${worker ? 'worker' : 'page'}: ${r.n} aborted generations in ${(r.ms / 1000).toFixed(1)} s, wasm memory ${r.before} -> ${r.after} bytes`);
+    assert.equal(r.after, r.before, 'no growth');
+    assert.equal(r.works, 256);
+  });
+}
+
+test('two writers of one name: the second gets BUSY, the first completes', async () => {
+  const r = await run('twoWriters');
+  assert.equal(r.second?.code, 'BUSY');
+  assert.ok(r.chunks >= 2);
+  assert.equal(r.works, 256);
+});
+
+test('a state of another format version or cut short is refused; the session goes on', async () => {
+  const r = await run('stateVersions');
+  assert.equal(r.version?.code, 'STATE_MISMATCH');
+  assert.match(r.version.message, /version/);
+  assert.ok(r.short?.isGander && r.short.code !== 'INTERNAL', JSON.stringify(r.short));
+  assert.equal(r.works, 256);
+});
+
+for (const worker of [false, true]) {
+  test(`${worker ? 'worker' : 'page'}: the GPU lost mid-generation ends it with DEVICE_LOST`, async () => {
+    const r = await run('lossMidGeneration', { worker });
+    assert.equal(r.n, 2);
+    assert.equal(r.caught?.code, 'DEVICE_LOST', JSON.stringify(r.caught));
+  });
+}
+
 test('no console errors on the page', () => {
   assert.deepEqual(errors, []);
 });
