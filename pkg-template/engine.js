@@ -37,16 +37,19 @@ export function wasmMemoryBytes() {
   return exports ? exports.memory.buffer.byteLength : 0;
 }
 
-/** A readable adapter name from the browser (wgpu's web backend leaves it empty). */
+/** A readable adapter name from the browser (wgpu's web backend leaves it empty), or a
+ *  NoWebGPUError when the browser offers no adapter at all. */
 async function adapterName() {
+  let a = null;
   try {
-    const a = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
-    const i = a && a.info;
-    const name = i ? [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ') : '';
-    return name || 'WebGPU adapter';
-  } catch {
-    return 'WebGPU adapter';
+    a = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    throw new NoWebGPUError(`the browser refused a WebGPU adapter (${e.message})`);
   }
+  if (!a) throw new NoWebGPUError('the browser offers no WebGPU adapter (WebGPU turned off, or no supported GPU)');
+  const i = a.info;
+  const name = i ? [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ') : '';
+  return name || 'WebGPU adapter';
 }
 
 let gpuOpen;
@@ -56,8 +59,8 @@ async function openGpu() {
     throw new NoWebGPUError('this browser has no WebGPU (navigator.gpu is missing; in Chromium it needs a secure context, and may be disabled by policy)');
   }
   if (!gpuOpen) {
-    gpuOpen = Promise.all([wasm.WasmGpu.open(), adapterName()])
-      .then(([g, name]) => { g.label = name; return g; })
+    gpuOpen = adapterName()
+      .then(async (name) => { const g = await wasm.WasmGpu.open(); g.label = name; return g; })
       .catch((e) => { gpuOpen = undefined; throw toGanderError(e); });
   }
   return gpuOpen;
@@ -95,7 +98,7 @@ export async function loadModel(source, opts = {}, openStore) {
       gpu = await openGpu();
     } catch (e) {
       if (backend === 'webgpu') throw e;
-      reason = `WebGPU is not available (${e.message}), so the wasm CPU path runs instead`;
+      reason = `WebGPU is not available: ${e.message}; the wasm CPU path runs instead`;
     }
   }
   const load = (device) => (probe.kind === 'pth' ? loadWhole(src, device, opts) : stream(src, probe, device, opts));

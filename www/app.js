@@ -222,7 +222,7 @@ async function selectModel(key) {
   setBusy(false);
   readyStatus();
   const notes = [];
-  if (app.model.info.backend === 'cpu' && backendPref !== 'cpu') notes.push(`WebGPU is not available here, so the model runs on the CPU (wasm SIMD). ${app.model.info.reason}.`);
+  if (app.model.info.backend === 'cpu' && backendPref !== 'cpu') notes.push(`${app.model.info.reason}.`);
   if (key === BUILTIN.key) notes.push(BUILTIN.note);
   if (!app.model.info.tokenizer) notes.push('This model has a vocabulary Gander has no tokenizer for, so it cannot take text.');
   notice(notes.join(' '));
