@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: demo test deps web-deps pkg bench bench-all wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo eval-sql train-sql test deps web-deps pkg bench bench-all wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -48,6 +48,38 @@ PORT ?= 8080
 demo: pkg
 	@echo "Gander demo: open http://127.0.0.1:$(PORT)/ (Ctrl+C stops the server)"
 	node tools/serve.mjs --port $(PORT) www /pkg=pkg
+
+# The text-to-SQL demo model (issue 8, tools/sql/README.md). train-sql regenerates the data and
+# trains on the CPU (about 35 minutes on 2 cores, torch in target/pyref); eval-sql measures
+# execution accuracy on the held-out tables with `gander generate --temperature 0`: the shipped
+# int8 file on the CPU and GPU backends always (the GPU run spawns one process per question on
+# lavapipe: about 15 minutes), the f32 and q4 files when the trained .pth is there (train-sql
+# makes it), the learning-at-test-time runs (N = 5, 20 examples), and off-template paraphrases.
+SQL := target/sql
+SQL_MODEL := www/models/sql-rwkv7-int8.safetensors
+SQL_EVAL = python3 tools/sql/eval.py --data $(SQL)/eval.jsonl
+
+$(SQL)/eval.jsonl:
+	python3 tools/sql/sqlgen.py $(SQL) --train 60000
+
+train-sql: $(PYREF)/bin/python
+	python3 tools/sql/sqlgen.py $(SQL) --train 60000
+	$(PYREF)/bin/python tools/sql/train.py $(SQL) $(SQL)/sql-rwkv7.pth --steps 2400 --batch 48
+	$(CARGO) run --release --locked -q -- convert $(SQL)/sql-rwkv7.pth $(SQL_MODEL) --quant int8
+
+eval-sql: deps $(SQL)/eval.jsonl
+	$(CARGO) build --release --locked -q
+	$(SQL_EVAL) --model $(SQL_MODEL) --backend cpu
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(SQL_EVAL) --model $(SQL_MODEL) --backend gpu
+	@if [ -f $(SQL)/sql-rwkv7.pth ]; then \
+	  target/release/gander convert $(SQL)/sql-rwkv7.pth $(SQL)/sql-f32.safetensors --quant f32 && \
+	  target/release/gander convert $(SQL)/sql-rwkv7.pth $(SQL)/sql-q4.safetensors --quant q4 && \
+	  $(SQL_EVAL) --model $(SQL)/sql-f32.safetensors && $(SQL_EVAL) --model $(SQL)/sql-q4.safetensors; \
+	else echo "(f32 and q4: run make train-sql first, it writes $(SQL)/sql-rwkv7.pth)"; fi
+	$(SQL_EVAL) --model $(SQL_MODEL) --shots 5
+	$(SQL_EVAL) --model $(SQL_MODEL) --shots 20
+	python3 tools/sql/paraphrases.py $(SQL)/paraphrases.jsonl
+	python3 tools/sql/eval.py --model $(SQL_MODEL) --data $(SQL)/paraphrases.jsonl
 
 # GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
 # In order: the no-panic lint gate (native and wasm builds), the native tests (CPU, lavapipe

@@ -11,9 +11,17 @@ import { Gander, ModelStore } from './pkg/index.js';
 
 const BUILTIN = {
   key: 'builtin',
-  label: 'tiny-rwkv7-834k (built-in)',
-  url: new URL('./models/tiny-rwkv7-834k-int8.safetensors', import.meta.url).href,
-  note: 'The built-in model is a tiny test model (834K parameters, byte-level, int8): it proves the engine works but writes English-looking gibberish. Add a real RWKV-7 checkpoint under Models for sensible text.',
+  label: 'sql-rwkv7 (built-in text-to-SQL)',
+  url: new URL('./models/sql-rwkv7-int8.safetensors', import.meta.url).href,
+  size: '18.0 MiB',
+  note: 'The built-in model is Gander\'s own small RWKV-7 (874K parameters plus a 65,536-token embedding and head, int8), trained to turn a question about one table into SQL. Give it a schema and a question in the format shown; it answers after "SQL:". It knows the phrasings it was trained on, not free English. Add any RWKV-7 checkpoint under Models for general text.',
+  // How the page drives this model: completion of a fixed prompt format, greedy, one line,
+  // every question from a fresh (or primed) state.
+  profile: {
+    mode: 'complete', stop: ['\n'], temperature: 0, maxTokens: 80, fresh: true,
+    example: 'Table: employees(name TEXT, city TEXT, salary INTEGER)\nQuestion: What is the average salary of the employees in Berlin?\nSQL:',
+    ingest: 'Table: employees(name TEXT, city TEXT, salary INTEGER)\nQuestion: How many employees are there?\nSQL: SELECT COUNT(*) FROM employees;\n\nTable: employees(name TEXT, city TEXT, salary INTEGER)\nQuestion: List the name of the employees in Paris.\nSQL: SELECT name FROM employees WHERE city = \'Paris\';\n',
+  },
 };
 const CHAT_STOP = '\n\nUser:';
 
@@ -163,7 +171,7 @@ async function refreshModels() {
     li.dataset.model = key;
     ul.append(li);
   };
-  row(BUILTIN.key, BUILTIN.label, 'int8 · 1.1 MiB', false);
+  row(BUILTIN.key, BUILTIN.label, `int8 · ${BUILTIN.size}`, false);
   for (const m of list) row(m.name, m.name, `${m.quant} · ${mib(m.size)}`, true);
   return list;
 }
@@ -217,6 +225,8 @@ async function selectModel(key) {
   $('use-primed').checked = false;
   $('use-primed').disabled = true;
   $('ingest-status').textContent = '';
+  app.profile = key === BUILTIN.key ? BUILTIN.profile : null;
+  applyProfile();
   renderOutput();
   showInfo();
   setBusy(false);
@@ -315,14 +325,19 @@ async function generate(ev) {
   setBusy(true);
   setStatus('generating…', 'busy');
   try {
+    if ($('use-primed').checked && app.primed) {
+      await app.session.loadState(app.primed.bytes);
+      app.transcript = [{ role: 'system', text: `started from the primed state (${app.primed.tokens} tokens of “${app.primed.label}”)` }];
+      renderOutput();
+      app.context = true;
+      app.lastFinish = null;
+    } else if (app.profile?.fresh && app.mode === app.profile.mode && app.context) {
+      // This model answers each question on its own: start from an empty state.
+      await app.session.reset();
+      app.context = false;
+      app.lastFinish = null;
+    }
     if (app.mode === 'chat') {
-      if ($('use-primed').checked && app.primed) {
-        await app.session.loadState(app.primed.bytes);
-        app.transcript = [{ role: 'system', text: `started from the primed state (${app.primed.tokens} tokens of “${app.primed.label}”)` }];
-        renderOutput();
-        app.context = true;
-        app.lastFinish = null;
-      }
       // The state already holds the conversation: feed only the new turn. After a stop at
       // "\n\nUser:", those tokens are in the state already.
       const head = app.lastFinish === 'stop' ? ' ' : app.context ? '\n\nUser: ' : 'User: ';
@@ -335,7 +350,8 @@ async function generate(ev) {
       $('prompt').value = '';
       await stream(prompt, opts, ac, (t) => { m.text += t; node.textContent = m.text; });
     } else {
-      prompt = text;
+      prompt = app.context && app.profile?.fresh ? `\n${text}` : text;
+      if (app.profile && app.mode === app.profile.mode) opts.stop = app.profile.stop;
       const m = { role: 'completion', given: text, text: '' };
       node = addMessage(m);
       const tail = document.createTextNode('');
@@ -465,6 +481,7 @@ async function restoreState(name) {
     if (saved && saved.mode) setMode(saved.mode, false);
     app.transcript.push({ role: 'system', text: `restored “${name}” (the saved state is unchanged: continuing here is a branch)` });
     $('use-primed').checked = false;
+    asPrimed(bytes, name);
     renderOutput();
     readyStatus();
   } catch (e) {
@@ -498,14 +515,25 @@ async function importState(ev) {
   if (!file || app.busy) return;
   try {
     await app.session.loadState(new Uint8Array(await file.arrayBuffer()));
+    const bytes = await app.session.saveState();
     app.transcript = [{ role: 'system', text: `state imported from ${file.name}` }];
     app.context = true;
     app.lastFinish = null;
+    asPrimed(bytes, file.name);
     renderOutput();
     notice('');
   } catch (e) {
     notice(friendly(e));
   }
+}
+
+/** A model that answers each question from a fresh state (the built-in SQL model) starts every
+ *  question from a restored or imported state instead, as from a primed one. */
+function asPrimed(bytes, label) {
+  if (!(app.profile?.fresh && app.mode === app.profile.mode)) return;
+  app.primed = { bytes, tokens: 'saved', label };
+  $('use-primed').disabled = false;
+  $('use-primed').checked = true;
 }
 
 /** Feed a document or examples into a fresh state once; later questions start from a copy. */
@@ -534,7 +562,6 @@ async function ingest() {
     }
     $('use-primed').disabled = false;
     $('use-primed').checked = true;
-    setMode('chat', false);
     app.transcript = [{ role: 'system', text: `primed with ${ids.length} tokens in ${secs.toFixed(1)} s; each question now starts from this state` }];
     app.context = true;
     app.lastFinish = null;
@@ -551,12 +578,22 @@ async function ingest() {
 
 // ---------- wiring ----------
 
+/** Sampling defaults, mode and example prompt of the built-in model (others: chat defaults). */
+function applyProfile() {
+  const p = app.profile;
+  setMode(p ? p.mode : 'chat', false);
+  $('temperature').value = p ? p.temperature : 1;
+  $('max-tokens').value = p ? p.maxTokens : 200;
+  $('prompt').value = p ? p.example : '';
+  $('ingest-text').value = p ? p.ingest : '';
+}
+
 function setMode(mode, render = true) {
   app.mode = mode;
   for (const b of document.querySelectorAll('.seg-btn')) b.classList.toggle('active', b.dataset.mode === mode);
   $('prompt').placeholder = mode === 'chat'
     ? 'Type a message… (Enter sends, Shift+Enter for a new line)'
-    : 'Beginning of a text to continue… (Enter sends)';
+    : app.profile ? 'Table: NAME(col TYPE, ...) / Question: ... / SQL:  (Enter sends, Shift+Enter for a new line)' : 'Beginning of a text to continue… (Enter sends)';
   if (render) renderOutput();
 }
 

@@ -3,8 +3,8 @@
 // it, save and restore a state across a reload, prime a state, the no-WebGPU path, and a phone-width
 // layout. Screenshots go to target/screenshots/ (look at them when the page changes).
 //
-// The first test uses WebGPU (SwiftShader, which checks correctness, not speed: about 0.35 s per
-// token and 0.35 s per prompt token for the built-in model, all dispatch overhead); the others pin
+// The first test uses WebGPU (SwiftShader, which checks correctness, not speed: seconds per token
+// for the built-in model, mostly the 65,536-row head at one workgroup per row); the others pin
 // the CPU backend (?backend=cpu) to keep the suite short, and one runs with WebGPU disabled.
 
 import { test, before, after } from 'node:test';
@@ -42,21 +42,24 @@ async function open(path = '', ctx = browser.ctx) {
 
 const tid = (page, id) => page.locator(`[data-testid=${id}]`);
 
+// The built-in model turns a table and a question into SQL (completion mode, one line).
+const SQL_PROMPT = 'Table: north_cars(brand TEXT, price REAL, year INTEGER)\nQuestion: What is the average price of the north_cars made by Acme?\nSQL:';
+
 async function generateOnce(page, prompt) {
-  await tid(page, 'prompt').fill(prompt);
+  if (prompt !== undefined) await tid(page, 'prompt').fill(prompt);
   await tid(page, 'generate').click();
   await page.waitForFunction(() => document.querySelector('[data-testid=stop]').disabled && /ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 300000 });
 }
 
-test('ready with the built-in model; generates; no console errors', async () => {
+test('ready with the built-in model; it writes SQL; no console errors', async () => {
   const { page, errors } = await open('?confirm=0');
   const status = await tid(page, 'status').textContent();
   assert.match(status, /ready/);
   assert.match(status, /WebGPU/, 'SwiftShader WebGPU is used when present');
-  await page.locator('#max-tokens').fill('12');
-  await generateOnce(page, 'Hi');
-  const text = await page.locator('.msg.bot').last().textContent();
-  assert.ok(text.length > 0, 'the model answered');
+  await generateOnce(page, SQL_PROMPT);
+  const text = await page.locator('.msg.completion').last().textContent();
+  console.log(`  webgpu: ${JSON.stringify(text.slice(SQL_PROMPT.length))}`);
+  assert.match(text, /SQL: SELECT .* FROM north_cars/, 'the built-in model answers with SQL about the table');
   assert.match(await page.locator('#st-decode').textContent(), /tok\/s/);
   assert.match(await page.locator('#st-state').textContent(), /KiB|MiB/);
   await page.screenshot({ path: join(SHOTS, 'demo-desktop.png') });
@@ -66,6 +69,7 @@ test('ready with the built-in model; generates; no console errors', async () => 
 
 test('stop ends a long generation and the page stays usable', async () => {
   const { page, errors } = await open('?confirm=0&backend=cpu');
+  await page.locator('#mode-chat').click();
   await page.locator('#max-tokens').fill('4000');
   await tid(page, 'prompt').fill('Tell me a long story');
   await tid(page, 'generate').click();
@@ -114,6 +118,7 @@ test('add a model from a file, find it after a reload, use it, delete it', async
 
 test('save a conversation state, reload, restore it and continue', async () => {
   const { page, errors } = await open('?confirm=0&backend=cpu');
+  await page.locator('#mode-chat').click();
   await page.locator('#max-tokens').fill('12');
   await page.locator('#temperature').fill('0');
   await generateOnce(page, 'Remember the word apple');
@@ -126,6 +131,7 @@ test('save a conversation state, reload, restore it and continue', async () => {
   const expected = await page.locator('.msg.bot').last().textContent();
   await page.reload();
   await page.waitForFunction(ready);
+  await page.locator('#mode-chat').click();
   await page.locator('#temperature').fill('0');
   await page.locator('#max-tokens').fill('12');
   await page.locator('[data-state="apple talk"] button', { hasText: 'Restore' }).click();
@@ -140,18 +146,19 @@ test('save a conversation state, reload, restore it and continue', async () => {
   await page.close();
 });
 
-test('ingest a document into a primed state and answer from it', async () => {
+test('ingest solved examples into a primed state and answer from it', async () => {
   const { page, errors } = await open('?confirm=0&backend=cpu');
-  await page.locator('#ingest-text').fill('The secret city is Lisbon. The secret city is Lisbon. '.repeat(10));
+  // The page pre-fills two solved examples for the built-in model.
+  assert.match(await page.locator('#ingest-text').inputValue(), /SQL: SELECT/);
   await page.locator('#ingest').click();
   await page.waitForFunction(() => /Primed state ready/.test(document.querySelector('#ingest-status').textContent));
   assert.equal(await page.locator('#use-primed').isChecked(), true);
-  await page.locator('#max-tokens').fill('8');
-  await generateOnce(page, 'Which city?');
-  await generateOnce(page, 'Again?');
-  // Each question starts from the primed state: the transcript holds one exchange.
-  assert.equal(await page.locator('.msg.user').count(), 1);
+  await generateOnce(page, SQL_PROMPT);
+  await generateOnce(page, SQL_PROMPT.replace('average price', 'highest price'));
+  // Each question starts from the primed state: the transcript holds the last one only.
+  assert.equal(await page.locator('.msg.completion').count(), 1);
   assert.match(await tid(page, 'output').textContent(), /started from the primed state/);
+  assert.match(await page.locator('.msg.completion').textContent(), /SELECT MAX\(price\)/);
   await page.screenshot({ path: join(SHOTS, 'demo-primed.png') });
   assert.deepEqual(errors, []);
   await page.close();
@@ -163,9 +170,8 @@ test('without WebGPU the page falls back to the CPU and says so', async () => {
     const { page, errors } = await open('?confirm=0', nogpu.ctx);
     assert.match(await tid(page, 'status').textContent(), /ready.*CPU/);
     assert.match(await page.locator('#notice').textContent(), /WebGPU is not available/);
-    await page.locator('#max-tokens').fill('10');
-    await generateOnce(page, 'Hello');
-    assert.ok((await page.locator('.msg.bot').last().textContent()).length > 0);
+    await generateOnce(page, SQL_PROMPT);
+    assert.match(await page.locator('.msg.completion').last().textContent(), /SQL: SELECT/);
     await page.screenshot({ path: join(SHOTS, 'demo-no-webgpu.png') });
     assert.deepEqual(errors, []);
   } finally {
@@ -176,8 +182,7 @@ test('without WebGPU the page falls back to the CPU and says so', async () => {
 test('phone width: one column, no horizontal scrolling', async () => {
   const { page, errors } = await open('?confirm=0&backend=cpu');
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.locator('#max-tokens').fill('20');
-  await generateOnce(page, 'Hi from a phone');
+  await generateOnce(page, SQL_PROMPT);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `page is ${overflow}px wider than the window`);
   await page.screenshot({ path: join(SHOTS, 'demo-phone.png'), fullPage: true });

@@ -8,8 +8,9 @@ synonym of it, in many phrasings, with the gold SQL. Prompt format (exactly):
 
 and the model continues with " SELECT ...;" then a newline.
 
-Training and evaluation tables come from disjoint table names (and different random column sets
-and values), so evaluation tables never appear in training.
+Evaluation tables never appear in training: their names are compounds (`north_hotels`) that no
+training table uses (training sees plain names and other compounds), with their own random column
+sets and rows. Their words are known tokens: a tiny model cannot emit a token it never saw.
 
     python3 tools/sql/sqlgen.py OUT_DIR [--train 120000] [--eval-tables 40] [--per-table 5] [--seed 1]
 
@@ -28,14 +29,6 @@ TRAIN_TABLES = [
     "schools", "shops", "parks", "ships", "tools", "plants", "animals", "recipes", "concerts",
     "apartments", "laptops", "cameras", "paintings", "farms", "factories", "clubs", "authors",
     "doctors", "teachers", "drivers", "artists", "projects", "invoices", "tickets", "rooms",
-]
-EVAL_TABLES = [
-    "vendors", "gadgets", "novels", "festivals", "athletes", "boats", "bakeries", "gardens",
-    "theaters", "clinics", "airlines", "universities", "libraries", "magazines", "watches",
-    "bridges", "islands", "rivers", "mountains", "castles", "trains", "planets", "satellites",
-    "podcasts", "startups", "galleries", "stadiums", "markets", "vineyards", "zoos",
-    "warehouses", "pharmacies", "cinemas", "courts", "villages", "lakes", "volcanoes", "robots",
-    "drones", "studios",
 ]
 
 CITIES = ["Berlin", "Paris", "Madrid", "Rome", "Vienna", "Oslo", "Lisbon", "Prague", "Dublin",
@@ -84,6 +77,28 @@ NUM_COLS = [
 ]
 AGG = {"COUNT": None, "SUM": ["total", "sum of the"], "AVG": ["average", "mean"],
        "MIN": ["minimum", "lowest", "smallest"], "MAX": ["maximum", "highest", "largest"]}
+
+
+PREFIXES = ["city", "north", "south", "old", "new", "main", "local", "green", "blue", "small", "big", "west",
+            "east", "top", "star", "river", "park", "sun", "moon", "gold"]
+
+
+def eval_names(n):
+    """Held-out table names: compounds of known words that no training table uses."""
+    rng = random.Random(12345)
+    names = []
+    while len(names) < n:
+        name = f"{rng.choice(PREFIXES)}_{rng.choice(TRAIN_TABLES)}"
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def train_name(rng, held_out):
+    while True:
+        name = rng.choice(TRAIN_TABLES) if rng.random() < 0.5 else f"{rng.choice(PREFIXES)}_{rng.choice(TRAIN_TABLES)}"
+        if name not in held_out:
+            return name
 
 
 def make_table(rng, name):
@@ -208,19 +223,29 @@ def main():
     per_table = int(args.get("--per-table", 5))
     rng = random.Random(int(args.get("--seed", 1)))
     os.makedirs(out, exist_ok=True)
+    held_out = eval_names(n_eval_tables)
     with open(os.path.join(out, "train.txt"), "w") as f:
         for _ in range(n_train):
-            t = make_table(rng, rng.choice(TRAIN_TABLES))
+            t = make_table(rng, train_name(rng, set(held_out)))
             q, sql = question(rng, t)
             f.write(json.dumps(prompt(t, q) + " " + sql + "\n") + "\n")
+    # Evaluation: its own random stream, so the training data does not depend on it. Each table
+    # also gets 20 solved examples (other questions) for the learning-at-test-time experiment.
+    rng = random.Random(int(args.get("--seed", 1)) + 1000)
     with open(os.path.join(out, "eval.jsonl"), "w") as f:
-        for name in EVAL_TABLES[:n_eval_tables]:
+        for name in held_out:
             t = make_table(rng, name)
             rows = rows_for(rng, t)
-            for _ in range(per_table):
+            asked = [question(rng, t, rows) for _ in range(per_table)]
+            shots = []
+            while len(shots) < 20:
                 q, sql = question(rng, t, rows)
+                if all(q != a for a, _ in asked) and all(q != s for s, _ in shots):
+                    shots.append((q, sql))
+            for q, sql in asked:
                 f.write(json.dumps({"table": name, "schema": [[c, ty] for c, ty, _ in t["cols"]], "rows": rows,
-                                    "prompt": prompt(t, q), "gold": sql}) + "\n")
+                                    "prompt": prompt(t, q), "gold": sql,
+                                    "shots": [prompt(t, a) + " " + b + "\n" for a, b in shots]}) + "\n")
     print(f"wrote {n_train} training examples and {n_eval_tables * per_table} evaluation questions to {out}")
 
 

@@ -1,0 +1,83 @@
+"""Execution accuracy of a text-to-SQL model on the held-out tables (issue 8).
+
+Runs every question through `gander generate --temperature 0` (stopping at the first newline),
+executes the model's SQL and the gold SQL on SQLite over the table's rows, and compares the
+result sets (in order when the gold query has ORDER BY, as multisets otherwise; numbers rounded
+to 6 significant digits). SQL that fails to run counts as wrong.
+
+With --shots N, N solved examples of the same table (other questions) come first, separated by
+a blank line: running the model over them once and starting each question from the saved state
+is the same computation (the state after a prefix is all the model keeps), which is how the demo
+page's "ingest" does it.
+
+    python3 tools/sql/eval.py --model FILE [--backend cpu|gpu] [--shots 0] [--data target/sql/eval.jsonl] [--gander target/release/gander]
+"""
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+
+
+def run_sql(d, sql):
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE TABLE {d['table']} (" + ", ".join(f"{c} {t}" for c, t in d["schema"]) + ")")
+    db.executemany(f"INSERT INTO {d['table']} VALUES (" + ",".join("?" * len(d["schema"])) + ")", d["rows"])
+    rows = db.execute(sql).fetchall()
+
+    def norm(v):
+        return float(f"{v:.6g}") if isinstance(v, float) else v
+
+    return [tuple(norm(v) for v in r) for r in rows]
+
+
+def same(d, pred):
+    try:
+        got = run_sql(d, pred)
+    except Exception:
+        return False
+    want = run_sql(d, d["gold"])
+    if "ORDER BY" in d["gold"].upper():
+        return got == want
+    return sorted(got, key=repr) == sorted(want, key=repr)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--shots", type=int, default=0)
+    ap.add_argument("--data", default="target/sql/eval.jsonl")
+    ap.add_argument("--gander", default="target/release/gander")
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--show", type=int, default=0, help="print this many wrong answers")
+    a = ap.parse_args()
+    data = [json.loads(l) for l in open(a.data)]
+    if a.limit:
+        data = data[: a.limit]
+    right = 0
+    wrong = []
+    t0 = time.time()
+    for d in data:
+        prefix = "\n".join(d["shots"][: a.shots]) + "\n" if a.shots else ""
+        out = subprocess.run(
+            [a.gander, "generate", "--model", a.model, "--prompt", prefix + d["prompt"], "--max-tokens", "80",
+             "--temperature", "0", "--stop", "\n", "--backend", a.backend],
+            capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"gander failed: {out.stderr.strip()}")
+        pred = out.stdout.strip()
+        if same(d, pred):
+            right += 1
+        else:
+            wrong.append((d["prompt"].split("\n")[1], pred, d["gold"]))
+    acc = right / len(data)
+    print(json.dumps({"model": a.model, "backend": a.backend, "shots": a.shots, "questions": len(data),
+                      "correct": right, "accuracy": round(acc, 4), "seconds": round(time.time() - t0, 1)}))
+    for q, p, g in wrong[: a.show]:
+        print(f"  {q}\n    got:  {p}\n    gold: {g}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Train a small RWKV-7 (x070) on tools/sql/sqlgen.py data and export an official-format `.pth`.
+
+A tool, not part of the package: plain PyTorch on the CPU. The model is the spec's forward pass
+(shared/docs/rwkv7-spec.md §2, sequence form with the WKV recurrence as a loop over tokens) with
+the official tensor names, shapes and orientations, so `gander convert` reads the export.
+
+Two tricks keep a CPU run short:
+- The loss is computed over the vocabulary rows the data uses (about 1,500 of 65,536) and only on
+  the answer (the SQL after "SQL:").
+- One channel of `ln_out` is pinned to the constant 1 (weight 0, bias 1), so column 0 of `head` is
+  a per-token bias. At export every unused row of `head` gets -30 there (and 0 elsewhere): those
+  tokens get logit -30 whatever the input, exactly, in the unchanged architecture.
+
+    python tools/sql/train.py DATA_DIR OUT.pth [--embd 128] [--layers 4] [--steps 3000] [--batch 48]
+"""
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from rwkv.rwkv_tokenizer import TRIE_TOKENIZER
+import rwkv
+
+VOCAB = 65536
+N = 64  # head size
+
+
+def tokenizer():
+    return TRIE_TOKENIZER(os.path.join(os.path.dirname(rwkv.__file__), "rwkv_vocab_v20230424.txt"))
+
+
+class Block(nn.Module):
+    def __init__(self, C, layer, L, ranks):
+        super().__init__()
+        H = C // N
+        dw, da, dv, dg = ranks
+        self.layer = layer
+        self.ln1 = nn.LayerNorm(C)
+        self.ln2 = nn.LayerNorm(C)
+        if layer == 0:
+            self.ln0 = nn.LayerNorm(C)
+        ratio = 1 - layer / L
+        ddd = torch.arange(C) / C
+        p = lambda x: nn.Parameter(x.reshape(1, 1, C).clone())
+        self.x_r = p(1 - ddd ** (0.2 * ratio))
+        self.x_w = p(1 - ddd ** (0.9 * ratio))
+        self.x_k = p(1 - ddd ** (0.7 * ratio))
+        self.x_v = p(1 - ddd ** (0.7 * ratio))
+        self.x_a = p(1 - ddd ** (0.9 * ratio))
+        self.x_g = p(1 - ddd ** (0.2 * ratio))
+        decay = torch.tensor([-7 + 5 * (n / (C - 1)) ** (0.85 + 1.0 * ratio ** 0.5) for n in range(C)])
+        self.w0 = p(decay + 0.5)
+        self.w1 = nn.Parameter(torch.zeros(C, dw))
+        self.w2 = nn.Parameter(torch.randn(dw, C) * 0.1)
+        self.a0 = p(torch.zeros(C))
+        self.a1 = nn.Parameter(torch.zeros(C, da))
+        self.a2 = nn.Parameter(torch.randn(da, C) * 0.1)
+        if layer > 0:
+            self.v0 = p(torch.ones(C))
+            self.v1 = nn.Parameter(torch.zeros(C, dv))
+            self.v2 = nn.Parameter(torch.randn(dv, C) * 0.1)
+        self.g1 = nn.Parameter(torch.zeros(C, dg))
+        self.g2 = nn.Parameter(torch.randn(dg, C) * 0.1)
+        self.k_k = p(torch.ones(C) * 0.85)
+        self.k_a = p(torch.ones(C))
+        self.r_k = nn.Parameter(torch.zeros(H, N) - 0.04)
+        self.receptance = nn.Linear(C, C, bias=False)
+        self.key = nn.Linear(C, C, bias=False)
+        self.value = nn.Linear(C, C, bias=False)
+        self.output = nn.Linear(C, C, bias=False)
+        for m, s in ((self.receptance, 1.0), (self.key, 0.1), (self.value, 1.0)):
+            nn.init.orthogonal_(m.weight, gain=s)
+        nn.init.zeros_(self.output.weight)
+        self.ln_x = nn.GroupNorm(H, C, eps=64e-5)
+        with torch.no_grad():
+            self.ln_x.weight.fill_(((1 + layer) / L) ** 0.7)
+        self.ffn_x_k = p(1 - ddd ** (ratio ** 4))
+        self.ffn_key = nn.Linear(C, 4 * C, bias=False)
+        self.ffn_value = nn.Linear(4 * C, C, bias=False)
+        nn.init.orthogonal_(self.ffn_key.weight)
+        nn.init.zeros_(self.ffn_value.weight)
+
+    def forward(self, x, v_first):
+        B, T, C = x.shape
+        H = C // N
+        u = self.ln1(x)
+        d = F.pad(u, (0, 0, 1, -1)) - u
+        xr, xw, xk = u + d * self.x_r, u + d * self.x_w, u + d * self.x_k
+        xv, xa, xg = u + d * self.x_v, u + d * self.x_a, u + d * self.x_g
+        r, k, v = self.receptance(xr), self.key(xk), self.value(xv)
+        decay = torch.exp(-0.6065306597 * torch.sigmoid(self.w0 + torch.tanh(xw @ self.w1) @ self.w2))
+        alpha = torch.sigmoid(self.a0 + (xa @ self.a1) @ self.a2)
+        g = torch.sigmoid(xg @ self.g1) @ self.g2
+        kk = F.normalize((k * self.k_k).view(B, T, H, N), dim=-1, eps=1e-12).view(B, T, C)
+        k = k * (1 + (alpha - 1) * self.k_a)
+        if self.layer == 0:
+            v_first = v
+        else:
+            v = v + (v_first - v) * torch.sigmoid(self.v0 + (xv @ self.v1) @ self.v2)
+        # WKV, spec §2.3 step 11: S[i][j], i = value, j = key.
+        rs, ds, ks, vs = (t.view(B, T, H, N) for t in (r, decay, k, v))
+        aa = (-kk).view(B, T, H, N)
+        bb = (kk * alpha).view(B, T, H, N)
+        S = torch.zeros(B, H, N, N)
+        ys = []
+        for t in range(T):
+            sa = S @ aa[:, t, :, :, None]
+            S = S * ds[:, t, :, None, :] + sa @ bb[:, t, :, None, :] + vs[:, t, :, :, None] @ ks[:, t, :, None, :]
+            ys.append((S @ rs[:, t, :, :, None]).squeeze(-1))
+        y = torch.stack(ys, 1).reshape(B * T, C)
+        y = self.ln_x(y).view(B, T, C)
+        bonus = (rs * ks * self.r_k).sum(-1, keepdim=True) * vs
+        y = y + bonus.reshape(B, T, C)
+        x = x + self.output(y * g)
+        u = self.ln2(x)
+        d = F.pad(u, (0, 0, 1, -1)) - u
+        x = x + self.ffn_value(torch.relu(self.ffn_key(u + d * self.ffn_x_k)) ** 2)
+        return x, v_first
+
+
+class Model(nn.Module):
+    def __init__(self, C, L, used, ranks):
+        super().__init__()
+        self.emb = nn.Embedding(len(used), C)
+        nn.init.uniform_(self.emb.weight, -1e-4, 1e-4)
+        self.blocks = nn.ModuleList([Block(C, i, L, ranks) for i in range(L)])
+        self.ln_out = nn.LayerNorm(C)
+        self.head = nn.Linear(C, len(used), bias=False)
+        nn.init.orthogonal_(self.head.weight, gain=0.5)
+        self.pin()
+
+    @torch.no_grad()
+    def pin(self):
+        """Channel 0 of ln_out is the constant 1: head column 0 is a per-token bias."""
+        self.ln_out.weight[0] = 0.0
+        self.ln_out.bias[0] = 1.0
+
+    def forward(self, idx):
+        x = self.blocks[0].ln0(self.emb(idx))
+        v_first = None
+        for b in self.blocks:
+            x, v_first = b(x, v_first)
+        return self.head(self.ln_out(x))
+
+
+def export(model, used, C, L, path):
+    """The official state dict (spec §1.3), full 65,536-row vocabulary, fp32."""
+    sd = {}
+    idx = torch.tensor(used)
+    emb = torch.zeros(VOCAB, C)
+    emb[idx] = model.emb.weight.detach()
+    head = torch.zeros(VOCAB, C)
+    head[:, 0] = -30.0
+    head[idx] = model.head.weight.detach()
+    sd["emb.weight"] = emb
+    sd["head.weight"] = head
+    sd["ln_out.weight"] = model.ln_out.weight.detach().clone()
+    sd["ln_out.bias"] = model.ln_out.bias.detach().clone()
+    for i, b in enumerate(model.blocks):
+        p = f"blocks.{i}."
+        if i == 0:
+            sd[p + "ln0.weight"], sd[p + "ln0.bias"] = b.ln0.weight.detach(), b.ln0.bias.detach()
+        for n in ("ln1", "ln2"):
+            sd[p + n + ".weight"], sd[p + n + ".bias"] = getattr(b, n).weight.detach(), getattr(b, n).bias.detach()
+        names = ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g", "w0", "w1", "w2", "a0", "a1", "a2", "g1", "g2", "k_k", "k_a", "r_k"]
+        if i > 0:
+            names += ["v0", "v1", "v2"]
+        for n in names:
+            sd[p + "att." + n] = getattr(b, n).detach()
+        for n in ("receptance", "key", "value", "output"):
+            sd[p + f"att.{n}.weight"] = getattr(b, n).weight.detach()
+        sd[p + "att.ln_x.weight"], sd[p + "att.ln_x.bias"] = b.ln_x.weight.detach(), b.ln_x.bias.detach()
+        sd[p + "ffn.x_k"] = b.ffn_x_k.detach()
+        sd[p + "ffn.key.weight"] = b.ffn_key.weight.detach()
+        sd[p + "ffn.value.weight"] = b.ffn_value.weight.detach()
+    torch.save({k: v.float().contiguous().clone() for k, v in sd.items()}, path)
+
+
+def main():
+    data, out = sys.argv[1], sys.argv[2]
+    a = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+    C, L = int(a.get("--embd", 128)), int(a.get("--layers", 4))
+    steps, batch = int(a.get("--steps", 3000)), int(a.get("--batch", 48))
+    lr = float(a.get("--lr", 4e-3))
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    tok = tokenizer()
+    t0 = time.time()
+    texts = [json.loads(l) for l in open(os.path.join(data, "train.txt"))]
+    evals = [json.loads(l) for l in open(os.path.join(data, "eval.jsonl"))]
+    examples = []
+    vocab = set()
+    for t in texts:
+        p, ans = t.split("\nSQL:")
+        ids_p = tok.encode(p + "\nSQL:")
+        ids_a = tok.encode(ans)
+        examples.append((ids_p, ids_a))
+        vocab.update(ids_p + ids_a)
+    for e in evals:  # eval prompts' tokens must be embeddable (their words all occur in training)
+        vocab.update(tok.encode(e["prompt"]))
+    used = sorted(vocab)
+    remap = {t: i for i, t in enumerate(used)}
+    print(f"{len(examples)} examples, {len(used)} vocabulary rows used, tokenized in {time.time() - t0:.0f} s", flush=True)
+    model = Model(C, L, used, (16, 16, 16, 32))
+    print(f"{sum(p.numel() for p in model.parameters()):,} trainable parameters", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    examples.sort(key=lambda e: len(e[0]) + len(e[1]))
+    batches = [examples[i:i + batch] for i in range(0, len(examples), batch)]
+    t0 = time.time()
+    for step in range(steps):
+        lr_now = lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for gparam in opt.param_groups:
+            gparam["lr"] = lr_now
+        bt = rng.choice(batches)
+        T = max(len(p) + len(q) for p, q in bt)
+        x = torch.zeros(len(bt), T, dtype=torch.long)
+        y = torch.full((len(bt), T), -100, dtype=torch.long)
+        for i, (p, q) in enumerate(bt):
+            s = [remap[t] for t in p + q]
+            x[i, :len(s)] = torch.tensor(s)
+            # predict answer tokens (position j predicts s[j+1]); the prompt's last token predicts the first
+            for j in range(len(p) - 1, len(s) - 1):
+                y[i, j] = s[j + 1]
+        logits = model(x)
+        loss = F.cross_entropy(logits.view(-1, len(used)), y.view(-1), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        model.pin()
+        if step % 50 == 0 or step == steps - 1:
+            print(f"step {step} loss {loss.item():.4f} lr {lr_now:.2e} {time.time() - t0:.0f} s", flush=True)
+        if step % 500 == 499:
+            export(model, used, C, L, out)
+    export(model, used, C, L, out)
+    print(f"trained {steps} steps in {time.time() - t0:.0f} s; wrote {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
