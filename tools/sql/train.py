@@ -239,7 +239,7 @@ def main():
         if step % 500 == 499:
             export(model, used, C, L, out)
     export(model, used, C, L, out)
-    print(f"trained {steps} steps in {time.time() - t0:.0f} s; wrote {out}", flush=True)
+    print(f"trained {steps} steps in {time.time() - t0:.0f} s; wrote {out} (tools/sql/expand.py --compact makes the repository's compact copy)", flush=True)
 
 
 if __name__ == "__main__":
