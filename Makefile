@@ -134,7 +134,7 @@ clean-bench:
 # the stable toolchain (no sanitizer: panics, aborts, out-of-memory and hangs are what is caught).
 # Corpora are seeded from the test fixtures and kept under fuzz/corpus (ignored by git).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_bytes state_blob vocab cli_args
+FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args
 
 fuzz-seeds:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
@@ -144,10 +144,15 @@ fuzz-seeds:
 	@[ -f fuzz/corpus/vocab/head.txt ] || head -c 2000 src/tokenizer/rwkv_vocab_v20230424.txt > fuzz/corpus/vocab/head.txt
 	@[ -f fuzz/corpus/cli_args/logits ] || printf 'logits\0--model\0m.pth\0--tokens\01,2,3\0--all' > fuzz/corpus/cli_args/logits
 	@[ -f fuzz/corpus/cli_args/generate ] || printf 'generate\0--model\0m\0--prompt\0hi\0--temperature\00.5\0--top-p\00.9\0--max-tokens\010\0--seed\07' > fuzz/corpus/cli_args/generate
+	@cp -n tests/golden/fp32-bytes/time_state.pth fuzz/corpus/state_tuning/time_state.pth
+	@[ -f fuzz/corpus/state_tuning/one-layer.safetensors ] || python3 -c "import json,struct,sys; h=json.dumps({'blocks.1.att.time_state':{'dtype':'F32','shape':[2,32,32],'data_offsets':[0,8192]}}).encode(); sys.stdout.buffer.write(struct.pack('<Q',len(h))+h+bytes(8192))" > fuzz/corpus/state_tuning/one-layer.safetensors
 	@[ -f fuzz/corpus/state_blob/zero.bin ] || python3 -c "import struct,sys; sys.stdout.buffer.write(b'GNDRSTAT'+struct.pack('<I',1)+bytes(32)+struct.pack('<4I',2,64,1,64)+bytes(4*2*(2*64+64*64)))" > fuzz/corpus/state_blob/zero.bin
 
 fuzz: fuzz-seeds
+	@mkdir -p target/fuzz-logs
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  echo "== $$t"; \
-	  cargo fuzz run -O -s none $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 2>&1 | grep -E "DONE|Done [0-9]+ runs|SUMMARY|panicked|deadly|crash-|oom-|timeout-" || exit 1; \
+	  cargo fuzz run -O -s none $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 > ../target/fuzz-logs/$$t.log 2>&1; rc=$$?; \
+	  grep -E "DONE|Done [0-9]+ runs|SUMMARY|panicked|deadly|crash-|oom-|timeout-" ../target/fuzz-logs/$$t.log; \
+	  [ $$rc -eq 0 ] || { echo "fuzz target $$t failed (exit $$rc): see target/fuzz-logs/$$t.log and fuzz/artifacts/$$t"; exit 1; }; \
 	done

@@ -211,7 +211,7 @@ export class WorkerSession {
 
   async loadState(bytes) {
     if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
-    if (!(bytes instanceof Uint8Array)) throw new BadInputError('loadState: expected the Uint8Array from saveState');
+    if (!(bytes instanceof Uint8Array)) throw new BadInputError('loadState: expected bytes (a Uint8Array or ArrayBuffer) from saveState or of a state-tuning file');
     await this._req('loadState', { bytes });
   }
 

@@ -303,11 +303,12 @@ export class LocalSession {
     return acall(this._live().saveState());
   }
 
-  /** Replace the state with a blob from saveState. */
+  /** Replace the state with a blob from saveState, or start from an RWKV state-tuning file
+   * (.pth/.safetensors with blocks.N.att.time_state) tuned for this model. */
   async loadState(bytes) {
     if (!(bytes instanceof Uint8Array)) {
       if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
-      else throw new BadInputError('loadState: expected the Uint8Array from saveState');
+      else throw new BadInputError('loadState: expected bytes (a Uint8Array or ArrayBuffer) from saveState or of a state-tuning file');
     }
     call(() => this._live().loadState(bytes));
   }

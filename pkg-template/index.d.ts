@@ -107,7 +107,9 @@ export interface Session {
   generate(prompt?: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<TokenEvent, GenerationStats | undefined, void>;
   /** The state as a versioned blob; it loads on either backend of the same model. */
   saveState(): Promise<Uint8Array>;
-  /** Replace the state (StateMismatchError if it belongs to another model). */
+  /** Replace the state with a blob from saveState, or start from an RWKV state-tuning file
+   * (.pth/.safetensors holding blocks.N.att.time_state); StateMismatchError (code
+   * STATE_MISMATCH) if it belongs to another model or another shape. */
   loadState(bytes: Uint8Array | ArrayBuffer): Promise<void>;
   /** A new session starting from a copy of this one. */
   fork(): Promise<Session>;

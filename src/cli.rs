@@ -62,6 +62,10 @@ enum Cmd {
         /// Print the logits after every position, not only the last.
         #[arg(long)]
         all: bool,
+        /// Start from this state instead of zeros: a Gander state file or an RWKV state-tuning
+        /// file (.pth/.safetensors with blocks.N.att.time_state).
+        #[arg(long)]
+        state: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendArg,
     },
@@ -92,6 +96,10 @@ enum Cmd {
         /// Stop before this string (repeatable).
         #[arg(long)]
         stop: Vec<String>,
+        /// Start from this state instead of zeros: a Gander state file or an RWKV state-tuning
+        /// file (.pth/.safetensors with blocks.N.att.time_state).
+        #[arg(long)]
+        state: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendArg,
     },
@@ -101,6 +109,10 @@ enum Cmd {
         model: PathBuf,
         #[arg(long)]
         text_file: PathBuf,
+        /// Start from this state instead of zeros: a Gander state file or an RWKV state-tuning
+        /// file (.pth/.safetensors with blocks.N.att.time_state).
+        #[arg(long)]
+        state: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendArg,
     },
@@ -179,6 +191,28 @@ macro_rules! with_model {
     };
 }
 
+/// The state a command starts from: zeros, or the file given with `--state`.
+fn initial_state<B: Backend>(m: &Model<B>, path: Option<&Path>) -> Result<B::State> {
+    let Some(path) = path else { return m.new_state() };
+    // A state or state-tuning file is at most the state's size in f32 plus a container's
+    // headers; refuse anything far larger before reading it into memory.
+    let cap = 2 * crate::State::byte_len_for(&m.config) as u64 + (1 << 20);
+    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if len > cap {
+        return Err(Error::StateMismatch(format!(
+            "{}: {len} bytes is far more than a state of this model ({} bytes); is it a state file?",
+            path.display(),
+            crate::State::byte_len_for(&m.config)
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    m.state_from_bytes(&bytes).map_err(|e| match e {
+        Error::StateMismatch(msg) => Error::StateMismatch(format!("{}: {msg}", path.display())),
+        Error::BadFile(msg) => Error::BadFile(format!("{}: {msg}", path.display())),
+        other => other,
+    })
+}
+
 fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     String::from_utf8(bytes).map_err(|_| Error::BadInput(format!("{}: not UTF-8 text", path.display())))
@@ -225,10 +259,10 @@ fn run(cmd: Cmd) -> Result<()> {
             };
             print_json(&serde_json::json!(tok.encode(&text)))
         }
-        Cmd::Logits { model, tokens, all, backend } => {
+        Cmd::Logits { model, tokens, all, state, backend } => {
             let ids = parse_tokens(&tokens)?;
             with_model!(&model, backend, |m| {
-                let mut state = m.new_state()?;
+                let mut state = initial_state(&m, state.as_deref())?;
                 let rows: Vec<Vec<f32>> = if all {
                     let mut rows = Vec::new();
                     m.forward_all(&mut state, &ids, |_, l| {
@@ -244,7 +278,7 @@ fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Generate {
             model, prompt, max_tokens, temperature, top_p, top_k, seed, presence_penalty,
-            frequency_penalty, penalty_decay, stop, backend,
+            frequency_penalty, penalty_decay, stop, state, backend,
         } => {
             let sampler = SamplerOptions { temperature, top_p, top_k, presence_penalty, frequency_penalty, penalty_decay, seed };
             sampler.validate()?;
@@ -253,7 +287,7 @@ fn run(cmd: Cmd) -> Result<()> {
             }
             with_model!(&model, backend, |m| {
                 let ids = m.tokenizer()?.encode(&prompt);
-                let mut state = m.new_state()?;
+                let mut state = initial_state(&m, state.as_deref())?;
                 let t0 = Instant::now();
                 let logits = m.forward(&mut state, &ids)?;
                 let prefill_s = t0.elapsed().as_secs_f64();
@@ -283,14 +317,14 @@ fn run(cmd: Cmd) -> Result<()> {
                 Ok(())
             })
         }
-        Cmd::Perplexity { model, text_file, backend } => {
+        Cmd::Perplexity { model, text_file, state, backend } => {
             let text = read_text(&text_file)?;
             with_model!(&model, backend, |m| {
                 let ids = m.tokenizer()?.encode(&text);
                 if ids.len() < 2 {
                     return Err(Error::BadInput(format!("{}: perplexity needs a text of at least 2 tokens", text_file.display())));
                 }
-                let mut state = m.new_state()?;
+                let mut state = initial_state(&m, state.as_deref())?;
                 let mut nll = 0f64;
                 m.forward_all(&mut state, &ids[..ids.len() - 1], |i, logits| {
                     nll -= log_softmax_at(logits, ids[i + 1] as usize);

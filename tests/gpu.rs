@@ -62,6 +62,25 @@ fn gpu_logits_match_official_package() {
     }
 }
 
+#[test]
+fn gpu_starts_from_a_state_tuning_file_like_the_official_package() {
+    let _turn = turn();
+    if gpu().is_none() {
+        return;
+    }
+    let g = golden("fp32-bytes");
+    let want = read_f32(&golden_dir("fp32-bytes").join("logits_tuned.f32"));
+    let m = load_gpu(&golden_dir("fp32-bytes").join("model.pth"));
+    let mut st = m.state_from_bytes(&std::fs::read(golden_dir("fp32-bytes").join("time_state.pth")).unwrap()).unwrap();
+    let mut worst = 0f64;
+    for (t, &tok) in g.tokens.iter().enumerate() {
+        let got = m.forward(&mut st, &[tok]).unwrap();
+        worst = worst.max(rel_err(&got, &want[t * g.vocab..(t + 1) * g.vocab]));
+    }
+    println!("GPU from time_state.pth: max|d|/std = {worst:.2e}");
+    assert!(worst <= GPU_TOL, "{worst:e}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every op against the CPU op on seeded random inputs.
 

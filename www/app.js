@@ -75,7 +75,7 @@ function friendly(e) {
     case 'QUOTA': return `Not enough storage: ${e.needed ? `${mib(e.needed)} needed, ${mib(e.available)} free` : msg}. Delete a model or a saved state, or free disk space.`;
     case 'BAD_MODEL': return `That file is not an RWKV-7 checkpoint Gander can read (${msg}).`;
     case 'UNSUPPORTED': return `Gander cannot run this model: ${msg}`;
-    case 'STATE_MISMATCH': return `That state belongs to another model (${msg}).`;
+    case 'STATE_MISMATCH': return `That state does not fit this model (${msg}).`;
     case 'NO_WEBGPU': return `WebGPU is not available in this browser: ${msg}. Choose the CPU backend (?backend=cpu).`;
     case 'DEVICE_LOST': return 'The GPU was lost (driver reset or sleep). Reload the page; a saved state can be restored.';
     case 'IO': return `Could not fetch the model: ${msg}`;
@@ -514,6 +514,13 @@ async function importState(ev) {
   ev.target.value = '';
   if (!file || app.busy) return;
   try {
+    // A state (or state-tuning file) is about the state's size; refuse a large file before
+    // reading it into memory.
+    const cap = 2 * app.model.info.stateBytes + (1 << 20);
+    if (file.size > cap) {
+      notice(`${file.name} (${mib(file.size)}) is far larger than a state of this model (${mib(app.model.info.stateBytes)}): choose a state exported here or a state-tuning file.`);
+      return;
+    }
     await app.session.loadState(new Uint8Array(await file.arrayBuffer()));
     const bytes = await app.session.saveState();
     app.transcript = [{ role: 'system', text: `state imported from ${file.name}` }];

@@ -106,6 +106,13 @@ impl<B: Backend> Model<B> {
         self.backend.new_state(&self.config, self.fingerprint)
     }
 
+    /// A session state from saved bytes: a Gander state blob saved with this model, or an RWKV
+    /// state-tuning file (per-layer `time_state`) for this model's shape ([`State::from_any_bytes`]).
+    pub fn state_from_bytes(&self, bytes: &[u8]) -> Result<B::State> {
+        let host = crate::State::from_any_bytes(bytes, &self.config, &self.fingerprint)?;
+        self.backend.state_from_host(&host)
+    }
+
     fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
         if tokens.is_empty() {
             return Err(Error::BadInput("empty prompt: give at least one token".into()));

@@ -59,7 +59,7 @@ impl<B: Backend + 'static> Sess<B> {
 
     fn load(&self, bytes: &[u8]) -> Result<(), JsValue> {
         let m = &self.model;
-        let host = State::from_bytes(bytes, &m.config, &m.fingerprint).map_err(js_err)?;
+        let host = State::from_any_bytes(bytes, &m.config, &m.fingerprint).map_err(js_err)?;
         let dev = m.backend.state_from_host(&host).map_err(js_err)?;
         // Refuse while a call holds the state, rather than have that call overwrite this one.
         let mut slot = self.state.borrow_mut();

@@ -34,15 +34,19 @@ function err(e) {
   return { name: e && e.name, code: e && e.code, message: String(e && e.message), isGander: e instanceof Error && 'code' in e };
 }
 
-/** Golden logits token by token, greedy continuation, and the reason/backend chosen. */
-export async function golden(caseName, { backend, worker, source = 'pth' }) {
+/** Golden logits token by token, greedy continuation, and the reason/backend chosen. With
+ * `tuned`, the session first loads the case's state-tuning file (time_state.pth) and the
+ * reference is the official package started from that state. */
+export async function golden(caseName, { backend, worker, source = 'pth', tuned = false }) {
   const dir = `/tests/golden/${caseName}`;
   const g = await (await fetch(`${dir}/golden.json`)).json();
-  const want = await floats(`${dir}/logits_one.f32`);
+  if (tuned) g.greedy = (await (await fetch(`${dir}/tuned.json`)).json()).greedy;
+  const want = await floats(`${dir}/logits_${tuned ? 'tuned' : 'one'}.f32`);
   const file = await bytes(`${dir}/model.${source}`);
   const progress = [];
   const m = await Gander.load(file.buffer, { backend, worker, onProgress: (p) => progress.push(p.fraction) });
   const s = m.session();
+  if (tuned) await s.loadState(await bytes(`${dir}/time_state.pth`));
   let worst = 0;
   for (let t = 0; t < g.tokens.length; t++) {
     const l = await s.forward([g.tokens[t]]);

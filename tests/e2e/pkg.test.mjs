@@ -52,6 +52,11 @@ for (const worker of [false, true]) {
         const r = await run('golden', 'fp32-bytes', { backend, worker, source: 'safetensors' });
         assert.ok(r.worst <= GOLDEN_TOL);
       }
+      // A state-tuning file (blocks.N.att.time_state) as the initial state.
+      const t = await run('golden', 'fp32-bytes', { backend, worker, tuned: true });
+      assert.ok(t.worst <= GOLDEN_TOL, `time_state.pth: max|d|/std ${t.worst}`);
+      assert.deepEqual(t.greedy, t.want, 'time_state.pth: greedy tokens');
+      console.log(`  ${mode}/${backend} fp32-bytes from time_state.pth: max|d|/std = ${t.worst.toExponential(2)}`);
     });
   }
 

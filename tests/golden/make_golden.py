@@ -13,6 +13,12 @@ runs the official `rwkv` package (RWKV_V7_ON=1, strategy 'cpu fp32') to record:
   state.f32       the state after the T tokens, per layer: att_prev[C], S[H][N][N], ffn_prev[C]
   golden.json     tokens, greedy continuation (argmax, fed back), shapes
 Tokenizer goldens come from the package's TRIE_TOKENIZER on hard strings.
+
+State tuning (`--only state-tuning`, reuses the committed fp32-bytes/model.pth): a random
+per-layer `blocks.N.att.time_state` [H, N, N] in bf16 saved as fp32-bytes/time_state.pth (the
+layout state-tuning trainers save), and the official package's logits for the same tokens when
+its v7 state starts from it (state[3i+1] = time_state, shift vectors zero) in
+fp32-bytes/logits_tuned.f32 [T, V], greedy continuation in fp32-bytes/tuned.json.
 """
 import json, os, struct, sys
 os.environ["RWKV_V7_ON"] = "1"
@@ -151,7 +157,42 @@ def tokenizer_goldens():
     print("tokenizer", len(cases), "cases")
 
 
+def state_tuning_case(seed=300):
+    from rwkv.model import RWKV
+    out = os.path.join(HERE, "fp32-bytes")
+    meta = json.load(open(os.path.join(out, "golden.json")))
+    C, N, L = meta["embd"], meta["head_size"], meta["layers"]
+    H = C // N
+    g = torch.Generator().manual_seed(seed)
+    ts = {f"blocks.{i}.att.time_state": (torch.randn(H, N, N, generator=g) * 0.5).to(torch.bfloat16) for i in range(L)}
+    torch.save(ts, os.path.join(out, "time_state.pth"))
+    model = RWKV(model=os.path.join(out, "model"), strategy="cpu fp32")
+    state = []
+    for i in range(L):
+        state += [torch.zeros(C), ts[f"blocks.{i}.att.time_state"].float().clone(), torch.zeros(C)]
+    one = []
+    for t in meta["tokens"]:
+        logits, state = model.forward([t], state)
+        one.append(logits.float().numpy().copy())
+    greedy, logits = [], torch.tensor(one[-1])
+    for _ in range(12):
+        t = int(torch.argmax(logits))
+        greedy.append(t)
+        logits, state = model.forward([t], state)
+        logits = logits.float()
+    with open(os.path.join(out, "logits_tuned.f32"), "wb") as f:
+        f.write(f32_bytes(np.stack(one)))
+    with open(os.path.join(out, "tuned.json"), "w") as f:
+        json.dump(dict(tokens=meta["tokens"], greedy=greedy, seed=seed,
+                       reference=f"rwkv 0.8.32 cpu fp32 from state[3i+1] = time_state, torch {torch.__version__}"), f, indent=1)
+    print("state-tuning ok", "greedy", greedy)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--only", "state-tuning"]:
+        state_tuning_case()
+        sys.exit(0)
     for i, (name, cfg) in enumerate(CASES.items()):
         run_case(name, cfg, 100 + i)
     tokenizer_goldens()
+    state_tuning_case()

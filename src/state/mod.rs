@@ -21,6 +21,9 @@
 use crate::error::{Error, Result};
 use crate::model::Config;
 
+mod tuning;
+pub use tuning::looks_like_tuning_file;
+
 const MAGIC: &[u8; 8] = b"GNDRSTAT";
 /// The state format version this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
