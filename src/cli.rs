@@ -321,13 +321,18 @@ fn run(cmd: Cmd) -> Result<()> {
             let text = read_text(&text_file)?;
             with_model!(&model, backend, |m| {
                 let ids = m.tokenizer()?.encode(&text);
-                if ids.len() < 2 {
+                // Each position predicts the next token: inputs are all but the last, targets all but the first.
+                let (Some((_, inputs)), Some((_, targets))) = (ids.split_last(), ids.split_first()) else {
+                    return Err(Error::BadInput(format!("{}: perplexity needs a text of at least 2 tokens", text_file.display())));
+                };
+                if inputs.is_empty() {
                     return Err(Error::BadInput(format!("{}: perplexity needs a text of at least 2 tokens", text_file.display())));
                 }
                 let mut state = initial_state(&m, state.as_deref())?;
                 let mut nll = 0f64;
-                m.forward_all(&mut state, &ids[..ids.len() - 1], |i, logits| {
-                    nll -= log_softmax_at(logits, ids[i + 1] as usize);
+                m.forward_all(&mut state, inputs, |i, logits| {
+                    let target = targets.get(i).copied().unwrap_or(0);
+                    nll -= log_softmax_at(logits, target as usize);
                     Ok(())
                 })?;
                 let scored = ids.len() - 1;

@@ -14,17 +14,31 @@
 // values. `make test` enforces this with clippy; the two justified exceptions say why.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+// Every module that reads bytes, numbers or text from outside (files, CLI arguments, JS calls)
+// also has indexing and slicing denied: lookups are `get`, patterns or iterators, so an
+// out-of-range index in a hostile file is an error value, never a panic. The backends index
+// buffers whose sizes come from the config checked at load; they are covered by the fuzz
+// targets running loaded models (README "Fuzzing").
 pub mod backend;
 #[cfg(not(target_arch = "wasm32"))]
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod cli;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod error;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod format;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod generate;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod model;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod sampler;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod state;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod tokenizer;
 #[cfg(target_arch = "wasm32")]
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod web;
 
 pub use error::{Error, Result};

@@ -130,17 +130,17 @@ impl Sampler {
             let pen = if occ > 0.0 { o.presence_penalty as f64 + occ * o.frequency_penalty as f64 } else { 0.0 };
             cand.push((i as u32, l as f64 - pen));
         }
-        if cand.is_empty() {
+        let Some(&first) = cand.first() else {
             return Err(Error::BadInput("no token can be sampled: every logit is masked or not finite".into()));
-        }
+        };
         if o.temperature == 0.0 {
             // Greedy: the highest logit, the lowest id on a tie; a scan, not a sort.
-            let best = cand.iter().fold(cand[0], |b, &c| if c.1 > b.1 { c } else { b });
+            let best = cand.iter().fold(first, |b, &c| if c.1 > b.1 { c } else { b });
             return Ok(best.0);
         }
         // Highest logit first; ties broken by the lower id, so runs are repeatable.
         cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let max = cand[0].1;
+        let (top, max) = cand.first().copied().unwrap_or(first);
         let probs = &mut self.probs;
         probs.clear();
         probs.extend(cand.iter().map(|c| (c.1 - max).exp()));
@@ -150,7 +150,7 @@ impl Sampler {
         let mut keep = probs.len();
         if o.top_p < 1.0 {
             let mut acc = 0.0;
-            let mut cutoff = probs[0];
+            let mut cutoff = 1.0;
             for &p in probs.iter() {
                 acc += p;
                 cutoff = p;
@@ -166,7 +166,7 @@ impl Sampler {
         // Temperature on the kept probabilities, p^(1/T) renormalised, computed as
         // exp((l − l_max)/T): the most likely token keeps weight 1, so a small T can neither
         // underflow every weight to 0 nor turn them into NaN.
-        let probs = &mut probs[..keep];
+        probs.truncate(keep);
         if o.temperature != 1.0 {
             let inv = 1.0 / o.temperature as f64;
             for (p, c) in probs.iter_mut().zip(cand.iter()) {
@@ -175,13 +175,16 @@ impl Sampler {
         }
         let total: f64 = probs.iter().sum();
         let mut x = self.rng.next_f64() * total;
-        for (i, &p) in probs.iter().enumerate() {
+        let mut last = top;
+        for (&p, &c) in probs.iter().zip(cand.iter()) {
             if x < p {
-                return Ok(cand[i].0);
+                return Ok(c.0);
             }
             x -= p;
+            last = c.0;
         }
-        Ok(cand[keep - 1].0)
+        // Rounding left x just above the total: the last kept token.
+        Ok(last)
     }
 }
 

@@ -23,7 +23,7 @@
 
 use super::quant::{self, HostMatrix, MatrixData};
 use super::safetensors::SafetensorsFile;
-use super::{DType, RawTensor, TensorInfo, TensorSource};
+use super::{le_words, DType, RawTensor, TensorInfo, TensorSource};
 use crate::error::{Error, Result};
 use half::f16;
 use std::collections::BTreeMap;
@@ -221,15 +221,19 @@ impl TensorSource for GanderSource {
                 s => return Err(Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
             };
             let data = match t.info.dtype {
-                DType::F16 => MatrixData::F16(t.data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect()),
+                DType::F16 => MatrixData::F16(le_words(&t.data).map(f16::from_le_bytes).collect()),
                 _ => MatrixData::F32(t.to_f32()),
             };
             return Ok(HostMatrix { rows, cols, data });
         };
-        let [rows, cols] = self.meta.logical_shapes[name];
+        let [rows, cols] = *self
+            .meta
+            .logical_shapes
+            .get(name)
+            .ok_or_else(|| Error::BadModel(format!("no logical shape for `{name}`")))?;
         let q = self.inner.read(&format!("{name}.q"))?.data;
         let s = self.inner.read(&format!("{name}.scale"))?.data;
-        let scale: Vec<f16> = s.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect();
+        let scale: Vec<f16> = le_words(&s).map(f16::from_le_bytes).collect();
         if scale.iter().any(|x| !x.is_finite()) {
             return Err(Error::BadModel(format!("`{name}.scale` contains NaN or infinite values")));
         }
@@ -303,7 +307,9 @@ pub fn write(
             Quant::F32 => vec![(name.clone(), "F32", info.shape.clone())],
             Quant::F16 => vec![(name.clone(), "F16", info.shape.clone())],
             Quant::Int8 | Quant::Q4 => {
-                let (r, c) = (info.shape[0], info.shape[1]);
+                let [r, c] = *info.shape.as_slice() else {
+                    return Err(Error::BadModel(format!("`{name}` has shape {:?}, expected a matrix", info.shape)));
+                };
                 shapes.insert(name.clone(), [r, c]);
                 let qshape = if how == Quant::Int8 { vec![r, quant::int8::row_bytes(c)] } else { vec![r, quant::q4::row_bytes(c)] };
                 let qtype = if how == Quant::Int8 { "I8" } else { "U8" };

@@ -10,7 +10,7 @@ pub mod quant;
 pub mod safetensors;
 pub mod tensor;
 
-pub use tensor::{DType, RawTensor, TensorInfo};
+pub use tensor::{le_words, DType, RawTensor, TensorInfo};
 
 use crate::error::Result;
 use std::collections::BTreeMap;
@@ -31,7 +31,7 @@ pub trait TensorSource {
         };
         let data = match t.info.dtype {
             DType::F16 => quant::MatrixData::F16(
-                t.data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]])).collect(),
+                le_words(&t.data).map(half::f16::from_le_bytes).collect(),
             ),
             _ => quant::MatrixData::F32(t.to_f32()),
         };

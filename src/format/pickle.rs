@@ -106,26 +106,27 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| bad("unexpected end of data"))?;
-        let s = &self.data[self.pos..end];
+        let end = self.pos.checked_add(n).ok_or_else(|| bad("unexpected end of data"))?;
+        let s = self.data.get(self.pos..end).ok_or_else(|| bad("unexpected end of data"))?;
         self.pos = end;
         Ok(s)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        self.take(N)?.try_into().map_err(|_| bad("unexpected end of data"))
+    }
     fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        Ok(u8::from_le_bytes(self.array()?))
     }
     fn u16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Ok(u16::from_le_bytes(self.array()?))
     }
     fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn line(&mut self) -> Result<&'a str> {
-        let rest = &self.data[self.pos..];
+        let rest = self.data.get(self.pos..).unwrap_or_default();
         let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| bad("unterminated GLOBAL line"))?;
-        let s = std::str::from_utf8(&rest[..n]).map_err(|_| bad("GLOBAL name is not UTF-8"))?;
+        let s = std::str::from_utf8(rest.get(..n).unwrap_or_default()).map_err(|_| bad("GLOBAL name is not UTF-8"))?;
         self.pos += n + 1;
         Ok(s)
     }
@@ -237,15 +238,15 @@ fn call(f: Callable, args: &[Rc<Value>]) -> Result<Value> {
         Callable::OrderedDict if args.is_empty() => Ok(Value::Dict(Vec::new())),
         Callable::OrderedDict => Err(Error::ForbiddenPickle("OrderedDict called with arguments".into())),
         Callable::RebuildTensorV2 => {
-            if args.len() < 4 {
+            let [storage, offset, size, stride, ..] = args else {
                 return Err(bad("_rebuild_tensor_v2 needs at least 4 arguments"));
-            }
-            let (key, dtype, numel) = match &*args[0] {
+            };
+            let (key, dtype, numel) = match &**storage {
                 Value::Storage { key, dtype, numel } => (key.clone(), *dtype, *numel),
                 other => return Err(bad(format!("tensor storage is a {}", other.kind()))),
             };
-            let size = usize_tuple(&args[2], "tensor size")?;
-            let stride = usize_tuple(&args[3], "tensor stride")?;
+            let size = usize_tuple(size, "tensor size")?;
+            let stride = usize_tuple(stride, "tensor stride")?;
             if size.len() != stride.len() {
                 return Err(bad("tensor size and stride differ in length"));
             }
@@ -253,7 +254,7 @@ fn call(f: Callable, args: &[Rc<Value>]) -> Result<Value> {
                 storage_key: key,
                 dtype,
                 storage_numel: numel,
-                offset: as_usize(&args[1], "storage offset")?,
+                offset: as_usize(offset, "storage offset")?,
                 size,
                 stride,
             }))
@@ -313,7 +314,7 @@ pub fn parse_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRef)>> {
                 for (i, &byte) in b.iter().enumerate() {
                     v |= (byte as i64) << (8 * i);
                 }
-                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+                if n < 8 && b.last().is_some_and(|&top| top & 0x80 != 0) {
                     v -= 1i64 << (8 * n);
                 }
                 m.push(Value::Int(v))?
@@ -385,11 +386,14 @@ pub fn parse_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRef)>> {
             b'Q' => {
                 let pid = m.pop()?;
                 let storage = match &*pid {
-                    Value::Tuple(t) if t.len() == 5 => match (&*t[0], &*t[1], &*t[2]) {
-                        (Value::Str(tag), Value::Global(Callable::Storage(dtype)), Value::Str(key)) if tag == "storage" => {
-                            Value::Storage { key: key.clone(), dtype: *dtype, numel: as_usize(&t[4], "storage size")? }
-                        }
-                        _ => return Err(bad("persistent id is not a float storage")),
+                    Value::Tuple(t) => match t.as_slice() {
+                        [tag, kind, key, _, numel] => match (&**tag, &**kind, &**key) {
+                            (Value::Str(tag), Value::Global(Callable::Storage(dtype)), Value::Str(key)) if tag == "storage" => {
+                                Value::Storage { key: key.clone(), dtype: *dtype, numel: as_usize(numel, "storage size")? }
+                            }
+                            _ => return Err(bad("persistent id is not a float storage")),
+                        },
+                        _ => return Err(bad("persistent id is not a 5-tuple")),
                     },
                     _ => return Err(bad("persistent id is not a 5-tuple")),
                 };

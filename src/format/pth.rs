@@ -130,17 +130,18 @@ fn strided_offsets(t: &TensorRef) -> Vec<usize> {
     let mut idx = vec![0usize; t.size.len()];
     loop {
         out.push(t.offset + idx.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>());
-        let mut d = t.size.len();
-        loop {
-            if d == 0 {
-                return out;
-            }
-            d -= 1;
-            idx[d] += 1;
-            if idx[d] < t.size[d] {
+        // Odometer: bump the last index, carrying leftwards; done when every digit wrapped.
+        let mut wrapped = true;
+        for (i, &n) in idx.iter_mut().zip(&t.size).rev() {
+            *i += 1;
+            if *i < n {
+                wrapped = false;
                 break;
             }
-            idx[d] = 0;
+            *i = 0;
+        }
+        if wrapped {
+            return out;
         }
     }
 }
@@ -182,7 +183,9 @@ impl TensorSource for PthFile {
             f.read_exact(&mut storage).map_err(read_err)?;
             let mut buf = Vec::with_capacity(numel * es);
             for off in strided_offsets(&t) {
-                buf.extend_from_slice(&storage[off * es..(off + 1) * es]);
+                // Offsets were checked against the storage size above; a miss is a bad file.
+                let elem = off.checked_mul(es).and_then(|a| storage.get(a..a.checked_add(es)?));
+                buf.extend_from_slice(elem.ok_or_else(|| Error::BadFile(format!("`{name}`: element outside its storage")))?);
             }
             buf
         };

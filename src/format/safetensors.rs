@@ -129,7 +129,7 @@ impl SafetensorsFile {
             infos.insert(name, ti);
         }
         spans.sort_unstable();
-        if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+        if spans.windows(2).any(|w| matches!(w, [a, b] if b.0 < a.1)) {
             return Err(bad("tensors overlap".into()));
         }
         let meta = md.metadata().clone().unwrap_or_default().into_iter().collect();

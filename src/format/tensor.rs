@@ -42,6 +42,12 @@ impl TensorInfo {
     }
 }
 
+/// The little-endian words of `N` bytes in `data` (a trailing partial word is ignored; callers
+/// have checked the length against the shape).
+pub fn le_words<const N: usize>(data: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+    data.as_chunks::<N>().0.iter().copied()
+}
+
 /// One tensor's data, contiguous and little-endian in `info.dtype`.
 #[derive(Clone, Debug)]
 pub struct RawTensor {
@@ -53,9 +59,9 @@ impl RawTensor {
     /// Convert to f32 (exact for every dtype here).
     pub fn to_f32(&self) -> Vec<f32> {
         match self.info.dtype {
-            DType::F32 => self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            DType::F16 => self.data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            DType::BF16 => self.data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            DType::F32 => le_words(&self.data).map(f32::from_le_bytes).collect(),
+            DType::F16 => le_words(&self.data).map(|b| f16::from_le_bytes(b).to_f32()).collect(),
+            DType::BF16 => le_words(&self.data).map(|b| bf16::from_le_bytes(b).to_f32()).collect(),
             DType::I8 => self.data.iter().map(|&b| b as i8 as f32).collect(),
             DType::U8 => self.data.iter().map(|&b| b as f32).collect(),
         }
@@ -64,6 +70,6 @@ impl RawTensor {
     /// The tensor as raw f16 bits if it is stored as f16.
     pub fn as_f16_bits(&self) -> Option<Vec<u16>> {
         (self.info.dtype == DType::F16)
-            .then(|| self.data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect())
+            .then(|| le_words(&self.data).map(u16::from_le_bytes).collect())
     }
 }

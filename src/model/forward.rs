@@ -7,7 +7,7 @@
 
 use super::weights::{ChannelMix, Norm, TimeMix, Weights};
 use crate::backend::{Backend, LoraMid, Shift, WkvInputs};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Which logits a forward call should produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,12 +46,15 @@ fn time_mix<B: Backend>(
         (vec![&att.x_w, &att.x_a, &att.x_g], vec![LoraMid::Tanh, none, LoraMid::Sigmoid])
     };
     let h = b.matmul_mix_group(&u, &d, &mus, &att.lora_down, &mids)?;
+    let [hw, ha, hg, ..] = h.as_slice() else {
+        return Err(Error::BadModel(format!("{} LoRA products for {} inputs", h.len(), mus.len())));
+    };
     // 5. decay input z = w0 + tanh(x_w·w1)·w2 (the decay itself is formed in fp32 inside wkv)
-    let z = b.lora_up(&h[0], &att.w2, Some(&att.w0), false)?;
+    let z = b.lora_up(hw, &att.w2, Some(&att.w0), false)?;
     // 6. in-context learning rate α = σ(a0 + (x_a·a1)·a2)
-    let alpha = b.lora_up(&h[1], &att.a2, Some(&att.a0), true)?;
+    let alpha = b.lora_up(ha, &att.a2, Some(&att.a0), true)?;
     // 7. output gate g = σ(x_g·g1)·g2
-    let g = b.lora_up(&h[2], &att.g2, None, false)?;
+    let g = b.lora_up(hg, &att.g2, None, false)?;
     // 10 (its gate, layers ≥ 1): σ(v0 + (x_v·v1)·v2); layer 0 instead defines v_first = v
     let gate = match (&att.v, v_first.as_ref(), h.get(3)) {
         (Some(vr), Some(_), Some(hv)) => Some(b.lora_up(hv, &vr.v2, Some(&vr.v0), true)?),

@@ -127,9 +127,14 @@ impl<B: Backend> Loader<'_, B> {
 /// `[rows, cols]` row-major to `[cols, rows]`.
 fn transpose<T: Copy + Default>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
     let mut out = vec![T::default(); v.len()];
-    for i in 0..rows {
-        for o in 0..cols {
-            out[o * rows + i] = v[i * cols + o];
+    if cols == 0 {
+        return out;
+    }
+    for (i, row) in v.chunks_exact(cols).take(rows).enumerate() {
+        for (o, &x) in row.iter().enumerate() {
+            if let Some(d) = out.get_mut(o * rows + i) {
+                *d = x;
+            }
         }
     }
     out

@@ -99,17 +99,25 @@ impl State {
 
     /// Parse a state blob and check that it belongs to the model with `cfg` and `fingerprint`.
     pub fn from_bytes(bytes: &[u8], cfg: &Config, fingerprint: &[u8; 32]) -> Result<State> {
-        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        let Some((header, body)) = bytes.split_first_chunk::<HEADER>() else {
+            return Err(Error::StateMismatch("not a Gander state (too short); was it saved by Gander?".into()));
+        };
+        let (magic, rest) = header.split_at(8);
+        if magic != MAGIC {
             return Err(Error::StateMismatch("not a Gander state (bad magic); was it saved by Gander?".into()));
         }
-        let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-        let version = u32_at(8);
+        let (version, rest) = rest.split_at(4);
+        let (saved_fingerprint, dims) = rest.split_at(32);
+        let words: Vec<u32> = crate::format::le_words(version).chain(crate::format::le_words(dims)).map(u32::from_le_bytes).collect();
+        let [version, l, c, h, n] = *words.as_slice() else {
+            return Err(Error::StateMismatch("not a Gander state (short header)".into()));
+        };
         if version != STATE_VERSION {
             return Err(Error::StateMismatch(format!(
                 "state format version {version}; this build reads version {STATE_VERSION}"
             )));
         }
-        let dims = [u32_at(44), u32_at(48), u32_at(52), u32_at(56)].map(|d| d as usize);
+        let dims = [l, c, h, n].map(|d| d as usize);
         let want = [cfg.layers, cfg.embd, cfg.heads, cfg.head_size];
         if dims != want {
             return Err(Error::StateMismatch(format!(
@@ -117,7 +125,7 @@ impl State {
                 dims[0], dims[1], dims[2], dims[3], want[0], want[1], want[2], want[3]
             )));
         }
-        if &bytes[12..44] != fingerprint {
+        if saved_fingerprint != fingerprint {
             return Err(Error::StateMismatch(
                 "state was saved with a different model (fingerprints differ)".into(),
             ));
@@ -130,7 +138,7 @@ impl State {
                 st.byte_len()
             )));
         }
-        let mut floats = bytes[HEADER..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let mut floats = crate::format::le_words(body).map(f32::from_le_bytes);
         for l in &mut st.layers {
             for v in [&mut l.att_shift, &mut l.wkv, &mut l.ffn_shift] {
                 for x in v.iter_mut() {

@@ -27,8 +27,8 @@ impl StreamDecoder {
                 }
                 Err(e) => {
                     let good = e.valid_up_to();
-                    // Safety of the unwrap-free path: the prefix up to `good` is valid UTF-8.
-                    out.push_str(&String::from_utf8_lossy(&self.pending[..good]));
+                    // The prefix up to `good` is valid UTF-8 (what `valid_up_to` promises).
+                    out.push_str(&String::from_utf8_lossy(self.pending.get(..good).unwrap_or_default()));
                     match e.error_len() {
                         Some(bad) => {
                             out.push('\u{FFFD}');

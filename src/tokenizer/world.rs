@@ -118,62 +118,75 @@ impl World {
         }
         // Build the trie from the tokens in bytewise order: a node covers a range of tokens that
         // share its prefix; children split the range by the next byte.
+        let tok = |i: u32| tokens.get(i as usize).map(Vec::as_slice).unwrap_or_default();
         let mut order: Vec<u32> = (1..tokens.len() as u32).collect();
-        order.sort_by(|&a, &b| tokens[a as usize].cmp(&tokens[b as usize]));
+        order.sort_by(|&a, &b| tok(a).cmp(tok(b)));
         let mut w = World { bytes, offsets, nodes: Vec::new(), edge_byte: Vec::new(), edge_node: Vec::new() };
         w.nodes.push(Node { token: 0, first_edge: 0, edges: 0 });
         let mut queue = std::collections::VecDeque::from([(0usize, 0usize, order.len(), 0usize)]);
-        while let Some((node, mut lo, hi, depth)) = queue.pop_front() {
-            if lo < hi && tokens[order[lo] as usize].len() == depth {
-                w.nodes[node].token = order[lo];
-                lo += 1;
+        while let Some((node, lo, hi, depth)) = queue.pop_front() {
+            let mut range = order.get(lo..hi).unwrap_or_default();
+            // The token that is exactly this node's prefix sorts first in its range.
+            let mut token = 0;
+            if let Some((&first, rest)) = range.split_first() {
+                if tok(first).len() == depth {
+                    token = first;
+                    range = rest;
+                }
             }
             let first_edge = w.edge_byte.len() as u32;
-            let mut i = lo;
-            while i < hi {
-                let b = tokens[order[i] as usize][depth];
-                let mut j = i;
-                while j < hi && tokens[order[j] as usize][depth] == b {
-                    j += 1;
-                }
+            let mut start = hi - range.len();
+            while let Some((&t, rest)) = range.split_first() {
+                let Some(&b) = tok(t).get(depth) else {
+                    // A duplicate of this node's token (the shipped vocabulary has none): skip it.
+                    range = rest;
+                    start += 1;
+                    continue;
+                };
+                let run = range.iter().take_while(|&&u| tok(u).get(depth) == Some(&b)).count();
                 let child = w.nodes.len();
                 w.nodes.push(Node { token: 0, first_edge: 0, edges: 0 });
                 w.edge_byte.push(b);
                 w.edge_node.push(child as u32);
-                queue.push_back((child, i, j, depth + 1));
-                i = j;
+                queue.push_back((child, start, start + run, depth + 1));
+                start += run;
+                range = range.get(run..).unwrap_or_default();
             }
-            w.nodes[node].first_edge = first_edge;
-            w.nodes[node].edges = w.edge_byte.len() as u32 - first_edge;
+            let edges = w.edge_byte.len() as u32 - first_edge;
+            if let Some(n) = w.nodes.get_mut(node) {
+                *n = Node { token, first_edge, edges };
+            }
         }
         w
     }
 
     fn child(&self, node: usize, b: u8) -> Option<usize> {
-        let n = self.nodes[node];
-        let (s, e) = (n.first_edge as usize, (n.first_edge + n.edges) as usize);
-        self.edge_byte[s..e].binary_search(&b).ok().map(|i| self.edge_node[s + i] as usize)
+        let n = self.nodes.get(node)?;
+        let s = n.first_edge as usize;
+        let i = self.edge_byte.get(s..s + n.edges as usize)?.binary_search(&b).ok()?;
+        self.edge_node.get(s + i).map(|&c| c as usize)
     }
 
     /// Greedy longest-match encoding (spec §6.2).
     pub fn encode(&self, text: &[u8]) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
-        let mut p = 0;
-        while p < text.len() {
+        let mut rest = text;
+        while let Some(&first) = rest.first() {
             let mut node = 0;
             // Every single byte is a token (id = byte + 1), so a match always exists.
-            let mut best = (text[p] as u32 + 1, p + 1);
-            for (i, &b) in text[p..].iter().enumerate() {
+            let mut best = (first as u32 + 1, 1);
+            for (i, &b) in rest.iter().enumerate() {
                 match self.child(node, b) {
                     Some(c) => node = c,
                     None => break,
                 }
-                if self.nodes[node].token != 0 {
-                    best = (self.nodes[node].token, p + i + 1);
+                let t = self.nodes.get(node).map_or(0, |n| n.token);
+                if t != 0 {
+                    best = (t, i + 1);
                 }
             }
             out.push(best.0);
-            p = best.1;
+            rest = rest.get(best.1..).unwrap_or_default();
         }
         out
     }
@@ -181,15 +194,16 @@ impl World {
     /// The bytes of token `id`, or `None` for id 0 and ids past the vocabulary.
     pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
         let i = id as usize;
-        if i == 0 || i + 1 >= self.offsets.len() {
+        if i == 0 {
             return None;
         }
-        Some(&self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize])
+        let (&a, &b) = (self.offsets.get(i)?, self.offsets.get(i + 1)?);
+        self.bytes.get(a as usize..b as usize)
     }
 
     /// Number of ids with bytes (65,529).
     pub fn len(&self) -> usize {
-        self.offsets.len() - 2
+        self.offsets.len().saturating_sub(2)
     }
 
     pub fn is_empty(&self) -> bool {

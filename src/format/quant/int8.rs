@@ -22,18 +22,18 @@ pub fn quantize(rows: usize, cols: usize, w: &[f32]) -> (Vec<i8>, Vec<f16>) {
     let stride = nb * BLOCK;
     let mut q = vec![0i8; rows * stride];
     let mut scale = vec![f16::ZERO; rows * nb];
-    for r in 0..rows {
-        for b in 0..nb {
-            let lo = b * BLOCK;
-            let hi = ((b + 1) * BLOCK).min(cols);
-            let blk = &w[r * cols + lo..r * cols + hi];
+    if cols == 0 {
+        return (q, scale);
+    }
+    for ((row, qrow), srow) in w.chunks_exact(cols).zip(q.chunks_exact_mut(stride)).zip(scale.chunks_exact_mut(nb)) {
+        for ((blk, qb), s_out) in row.chunks(BLOCK).zip(qrow.chunks_exact_mut(BLOCK)).zip(srow.iter_mut()) {
             let amax = blk.iter().fold(0f32, |m, &x| m.max(x.abs()));
             let s = f16_scale(amax / 127.0);
-            scale[r * nb + b] = s;
+            *s_out = s;
             let s = s.to_f32();
             if s > 0.0 {
-                for (i, &x) in blk.iter().enumerate() {
-                    q[r * stride + lo + i] = (x / s).round().clamp(-127.0, 127.0) as i8;
+                for (qv, &x) in qb.iter_mut().zip(blk) {
+                    *qv = (x / s).round().clamp(-127.0, 127.0) as i8;
                 }
             }
         }
@@ -50,8 +50,8 @@ pub fn row_bytes(cols: usize) -> usize {
 /// its blocks' scales.
 #[inline(always)]
 pub fn dequantize_row(q: &[i8], scale: &[f16], out: &mut [f32]) {
-    for (b, (qs, os)) in q.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
-        let s = scale[b].to_f32();
+    for ((qs, os), s) in q.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).zip(scale) {
+        let s = s.to_f32();
         for (o, &v) in os.iter_mut().zip(qs) {
             *o = v as f32 * s;
         }

@@ -66,33 +66,41 @@ impl HostMatrix {
         }
     }
 
-    /// Row `r` as f32 into `out` (length `cols`): the scalar reference dequantisation.
+    /// Row `r` as f32 into `out` (length `cols`): the scalar reference dequantisation. A row
+    /// outside the data reads as zeros; [`HostMatrix::validate`] refuses such matrices when they
+    /// are made, so that does not happen on any loaded model.
     #[inline(always)]
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
         let c = self.cols;
         let nb = blocks_per_row(c);
-        match &self.data {
-            MatrixData::F32(d) => out.copy_from_slice(&d[r * c..(r + 1) * c]),
+        let span = |len: usize| r.checked_mul(len).and_then(|a| Some(a..a.checked_add(len)?));
+        let done = match &self.data {
+            MatrixData::F32(d) => span(c).and_then(|s| d.get(s)).map(|row| out.copy_from_slice(row)),
             MatrixData::F16(d) => {
                 use half::slice::HalfFloatSliceExt;
-                d[r * c..(r + 1) * c].convert_to_f32_slice(out)
+                span(c).and_then(|s| d.get(s)).map(|row| row.convert_to_f32_slice(out))
             }
-            MatrixData::Int8 { q, scale } => {
-                let rb = int8::row_bytes(c);
-                int8::dequantize_row(&q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb], out)
-            }
-            MatrixData::Q4 { q, scale } => {
-                let rb = q4::row_bytes(c);
-                q4::dequantize_row(&q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb], out)
-            }
+            MatrixData::Int8 { q, scale } => span(int8::row_bytes(c))
+                .and_then(|s| q.get(s))
+                .zip(span(nb).and_then(|s| scale.get(s)))
+                .map(|(q, s)| int8::dequantize_row(q, s, out)),
+            MatrixData::Q4 { q, scale } => span(q4::row_bytes(c))
+                .and_then(|s| q.get(s))
+                .zip(span(nb).and_then(|s| scale.get(s)))
+                .map(|(q, s)| q4::dequantize_row(q, s, out)),
+        };
+        if done.is_none() {
+            out.fill(0.0);
         }
     }
 
     /// The whole matrix as f32 (tests, conversion between formats; never on the inference path).
     pub fn to_f32(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.rows * self.cols];
-        for r in 0..self.rows {
-            self.row_into(r, &mut out[r * self.cols..(r + 1) * self.cols]);
+        if self.cols > 0 {
+            for (r, row) in out.chunks_exact_mut(self.cols).enumerate() {
+                self.row_into(r, row);
+            }
         }
         out
     }

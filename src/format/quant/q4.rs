@@ -89,18 +89,22 @@ fn pack(rows: usize, cols: usize, w: &[f32], scale_of: impl Fn(f32) -> f32, code
     let pad = code_of(0.0, 0.0);
     let mut q = vec![pad | (pad << 4); rows * rb];
     let mut scale = vec![f16::ZERO; rows * nb];
-    for r in 0..rows {
-        let row = &w[r * cols..(r + 1) * cols];
-        for b in 0..nb {
-            let blk = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
+    if cols == 0 {
+        return (q, scale);
+    }
+    for ((row, qrow), srow) in w.chunks_exact(cols).zip(q.chunks_exact_mut(rb)).zip(scale.chunks_exact_mut(nb)) {
+        for ((blk, bytes), s_out) in row.chunks(BLOCK).zip(qrow.chunks_exact_mut(BLOCK / 2)).zip(srow.iter_mut()) {
             let amax = blk.iter().fold(0f32, |m, &x| m.max(x.abs()));
             let s16 = f16_scale(scale_of(amax));
-            scale[r * nb + b] = s16;
+            *s_out = s16;
             let s = s16.to_f32();
-            let bytes = &mut q[r * rb + b * BLOCK / 2..r * rb + (b + 1) * BLOCK / 2];
-            for (j, &x) in blk.iter().enumerate() {
-                let (byte, shift) = (j % 16, 4 * (j / 16));
-                bytes[byte] = (bytes[byte] & !(0x0f << shift)) | (code_of(x, s) << shift);
+            // Element j < 16 of a block is the low nibble of byte j, element 16 + j the high one.
+            let (lo, hi) = blk.split_at(blk.len().min(BLOCK / 2));
+            for (byte, &x) in bytes.iter_mut().zip(lo) {
+                *byte = (*byte & 0xf0) | code_of(x, s);
+            }
+            for (byte, &x) in bytes.iter_mut().zip(hi) {
+                *byte = (*byte & 0x0f) | (code_of(x, s) << 4);
             }
         }
     }
@@ -110,21 +114,29 @@ fn pack(rows: usize, cols: usize, w: &[f32], scale_of: impl Fn(f32) -> f32, code
 /// Dequantise one `q4` row into `out` (`cols` elements) from its stored (padded) bytes.
 #[inline(always)]
 pub fn dequantize_row(q: &[u8], scale: &[f16], out: &mut [f32]) {
-    for (b, os) in out.chunks_mut(BLOCK).enumerate() {
-        let s = scale[b].to_f32();
-        let qb = &q[b * BLOCK / 2..(b + 1) * BLOCK / 2];
-        for (j, o) in os.iter_mut().enumerate() {
-            let code = (qb[j % 16] >> (4 * (j / 16))) & 0x0f;
-            *o = (code as i32 - 8) as f32 * s;
+    for ((os, qb), s) in out.chunks_mut(BLOCK).zip(q.chunks_exact(BLOCK / 2)).zip(scale) {
+        let s = s.to_f32();
+        let (lo, hi) = os.split_at_mut(os.len().min(BLOCK / 2));
+        for (o, &b) in lo.iter_mut().zip(qb) {
+            *o = ((b & 0x0f) as i32 - 8) as f32 * s;
+        }
+        for (o, &b) in hi.iter_mut().zip(qb) {
+            *o = ((b >> 4) as i32 - 8) as f32 * s;
         }
     }
 }
 
 /// Dequantise a row made by [`quantize_with`] with the same `book`.
 pub fn dequantize_row_with(book: &[f32; 16], q: &[u8], scale: &[f16], out: &mut [f32]) {
-    for (c, o) in out.iter_mut().enumerate() {
-        let (b, j) = (c / BLOCK, c % BLOCK);
-        let code = (q[b * BLOCK / 2 + j % 16] >> (4 * (j / 16))) & 0x0f;
-        *o = book[code as usize] * scale[b].to_f32();
+    let entry = |code: u8| book.get(usize::from(code & 0x0f)).copied().unwrap_or(0.0);
+    for ((os, qb), s) in out.chunks_mut(BLOCK).zip(q.chunks_exact(BLOCK / 2)).zip(scale) {
+        let s = s.to_f32();
+        let (lo, hi) = os.split_at_mut(os.len().min(BLOCK / 2));
+        for (o, &b) in lo.iter_mut().zip(qb) {
+            *o = entry(b) * s;
+        }
+        for (o, &b) in hi.iter_mut().zip(qb) {
+            *o = entry(b >> 4) * s;
+        }
     }
 }
