@@ -1,6 +1,6 @@
 // The demo page (www/) in headless Chromium, through its stable test hooks: ready with the
 // built-in model, generate, stop, add a model from a file, find it again after a reload, delete
-// it, save and restore a state across a reload, prime a state, the no-WebGPU path, and a phone-width
+// it, save and restore a state across a reload, import state-tuning files, prime a state, the no-WebGPU path, and a phone-width
 // layout. Screenshots go to target/screenshots/ (look at them when the page changes).
 //
 // The first test uses WebGPU (SwiftShader, which checks correctness, not speed: seconds per token
@@ -142,6 +142,37 @@ test('save a conversation state, reload, restore it and continue', async () => {
   await page.screenshot({ path: join(SHOTS, 'demo-restored.png') });
   await page.locator('[data-state="apple talk"] button', { hasText: 'Delete' }).click();
   await page.waitForFunction(() => !document.querySelector('[data-state="apple talk"]'));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+/** A safetensors state-tuning file: blocks.N.att.time_state, [H, N, N] f32, all `value`. */
+function tuningFile(layers, heads, headSize, value) {
+  const n = heads * headSize * headSize * 4;
+  const header = {};
+  for (let i = 0; i < layers; i++) header[`blocks.${i}.att.time_state`] = { dtype: 'F32', shape: [heads, headSize, headSize], data_offsets: [i * n, (i + 1) * n] };
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const data = Buffer.alloc(layers * n);
+  for (let o = 0; o < data.length; o += 4) data.writeFloatLE(value, o);
+  return Buffer.concat([len, json, data]);
+}
+
+test('import a state-tuning file: another model\'s is refused, a fitting one is used', async () => {
+  const { page, errors } = await open('?confirm=0&backend=cpu');
+  await generateOnce(page, SQL_PROMPT);
+  const fresh = (await page.locator('.msg.completion').last().textContent()).slice(SQL_PROMPT.length);
+  // The random test model's tuning file (H=2, N=32, L=2) does not fit the built-in model.
+  await page.locator('#import-state').setInputFiles(join(ROOT, 'tests', 'golden', 'fp32-bytes', 'time_state.pth'));
+  await page.waitForFunction(() => /does not fit this model.*tuned for another model/.test(document.querySelector('#notice').textContent));
+  // One for the built-in model's shape (L=4, H=2, N=64) with all-zero matrices is the zero
+  // state: it loads, acts as a primed state, and gives the fresh answer.
+  await page.locator('#import-state').setInputFiles({ name: 'zero-tuning.safetensors', mimeType: 'application/octet-stream', buffer: tuningFile(4, 2, 64, 0) });
+  await page.waitForFunction(() => /state imported from zero-tuning.safetensors/.test(document.querySelector('[data-testid=output]').textContent));
+  await generateOnce(page, SQL_PROMPT);
+  assert.match(await tid(page, 'output').textContent(), /started from the primed state/);
+  assert.equal((await page.locator('.msg.completion').last().textContent()).slice(SQL_PROMPT.length), fresh);
   assert.deepEqual(errors, []);
   await page.close();
 });
