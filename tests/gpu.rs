@@ -81,6 +81,24 @@ fn gpu_starts_from_a_state_tuning_file_like_the_official_package() {
     assert!(worst <= GPU_TOL, "{worst:e}");
 }
 
+#[test]
+fn gpu_refuses_a_state_of_another_shape() {
+    let _turn = turn();
+    if gpu().is_none() {
+        return;
+    }
+    let a = load_gpu(&golden_dir("fp32-bytes").join("model.pth"));
+    let b = load_gpu(&golden_dir("bf16-l0v").join("model.pth"));
+    let mut other = a.new_state().unwrap();
+    let e = b.forward(&mut other, &[1]).unwrap_err();
+    assert_eq!(e.code(), "STATE_MISMATCH", "{e}");
+    let mut short = State::zeros(&a.config, a.fingerprint);
+    short.layers[0].att_shift.pop();
+    assert_eq!(a.backend.state_from_host(&short).map(|_| ()).unwrap_err().code(), "STATE_MISMATCH");
+    let mut own = a.new_state().unwrap();
+    assert_eq!(a.forward(&mut own, &[1]).unwrap().len(), a.config.vocab);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every op against the CPU op on seeded random inputs.
 

@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use gander::model::load_path;
+use gander::backend::Backend;
 use gander::State;
 
 #[test]
@@ -74,4 +75,28 @@ fn gander_files_round_trip_f32_exactly_and_f16_within_tolerance() {
             assert!(e <= tol, "{case} {q}: {e:e} > {tol:e}");
         }
     }
+}
+
+#[test]
+fn a_state_of_another_shape_is_refused_before_any_kernel_runs() {
+    let a = load_path(&golden_dir("fp32-bytes").join("model.pth")).unwrap();
+    let b = load_path(&golden_dir("bf16-l0v").join("model.pth")).unwrap();
+    // Another model's state, through every forward entry point.
+    let mut other = a.new_state().unwrap();
+    let e = b.forward(&mut other, &[1]).unwrap_err();
+    assert_eq!(e.code(), "STATE_MISMATCH", "{e}");
+    assert!(b.prefill(&mut other, &[1]).is_err());
+    assert!(b.forward_all(&mut other, &[1], |_, _| Ok(())).is_err());
+    // A hand-built state whose vectors are too short for its own shape (the fields are
+    // public): refused, where the SIMD WKV kernel would otherwise write past its end.
+    let mut short = a.new_state().unwrap();
+    short.layers[1].wkv.truncate(10);
+    let e = a.forward(&mut short, &[1]).unwrap_err();
+    assert_eq!(e.code(), "STATE_MISMATCH", "{e}");
+    assert!(e.to_string().contains("layer 1"), "{e}");
+    let e = a.backend.state_from_host(&short).unwrap_err();
+    assert_eq!(e.code(), "STATE_MISMATCH", "{e}");
+    // The refused calls left the model usable.
+    let mut fresh = a.new_state().unwrap();
+    assert_eq!(a.forward(&mut fresh, &[1]).unwrap().len(), a.config.vocab);
 }

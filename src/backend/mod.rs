@@ -93,7 +93,12 @@ pub trait Backend: Sync {
 
     fn new_state(&self, cfg: &Config, fingerprint: [u8; 32]) -> Result<Self::State>;
     fn state_to_host(&self, s: &Self::State) -> Result<State>;
+    /// Upload a host state; refused unless it fits `cfg` ([`State::check_fits`]).
     fn state_from_host(&self, s: &State) -> Result<Self::State>;
+    /// Refuse a state that does not have the shape of a model with `cfg` (another model's, or
+    /// a hand-built one): the kernels index it by the config, so [`crate::Model`] checks this
+    /// before every forward call.
+    fn state_fits(&self, s: &Self::State, cfg: &Config) -> Result<()>;
 
     /// An activation from host data (`rows·cols` floats, row-major): for tests and for callers
     /// that feed their own inputs.

@@ -152,6 +152,7 @@ impl<B: Backend> Model<B> {
     /// [`Model::forward`] into a caller's buffer, so a decode loop reuses one logits buffer.
     pub fn forward_into(&self, state: &mut B::State, tokens: &[u32], logits: &mut Vec<f32>) -> Result<()> {
         self.check_tokens(tokens)?;
+        self.backend.state_fits(state, &self.config)?;
         self.backend.install(|| {
             let n_chunks = tokens.len().div_ceil(MAX_CHUNK);
             for (i, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
@@ -167,6 +168,7 @@ impl<B: Backend> Model<B> {
     /// Advance the state over `tokens` without computing logits.
     pub fn prefill(&self, state: &mut B::State, tokens: &[u32]) -> Result<()> {
         self.check_tokens(tokens)?;
+        self.backend.state_fits(state, &self.config)?;
         self.backend.install(|| {
             for chunk in tokens.chunks(MAX_CHUNK) {
                 forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::None)?;
@@ -178,6 +180,7 @@ impl<B: Backend> Model<B> {
     /// Feed `tokens` and call `each(t, logits_after_token_t)` for every position, in order.
     pub fn forward_all(&self, state: &mut B::State, tokens: &[u32], mut each: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<()> {
         self.check_tokens(tokens)?;
+        self.backend.state_fits(state, &self.config)?;
         let v = self.config.vocab;
         let mut base = 0;
         for chunk in tokens.chunks(MAX_CHUNK) {
@@ -261,6 +264,7 @@ impl<B: Backend> Model<B> {
     /// [`Model::forward`] without blocking on a GPU read-back: the browser's path.
     pub async fn forward_async(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
         self.check_tokens(tokens)?;
+        self.backend.state_fits(state, &self.config)?;
         let n_chunks = tokens.len().div_ceil(MAX_CHUNK);
         let mut last = None;
         for (i, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {

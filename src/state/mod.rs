@@ -65,6 +65,31 @@ impl State {
         }
     }
 
+    /// Whether this state has the shape of a model with `cfg`: L, C, H, N and every vector's
+    /// length. The backends index a state by the config, so every state a model runs on passes
+    /// this first (`State`'s fields are public: a hand-built one may be anything).
+    pub fn check_fits(&self, cfg: &Config) -> Result<()> {
+        let have = [self.layers.len(), self.embd, self.heads, self.head_size];
+        let want = [cfg.layers, cfg.embd, cfg.heads, cfg.head_size];
+        if have != want {
+            return Err(Error::StateMismatch(format!(
+                "state is for L={} C={} H={} N={}, this model is L={} C={} H={} N={}",
+                have[0], have[1], have[2], have[3], want[0], want[1], want[2], want[3]
+            )));
+        }
+        self.check_consistent()
+    }
+
+    /// Whether every layer's vectors have the lengths this state's own C, H, N say.
+    pub fn check_consistent(&self) -> Result<()> {
+        let wkv = self.heads.checked_mul(self.head_size).and_then(|x| x.checked_mul(self.head_size));
+        let bad = |l: &LayerState| l.att_shift.len() != self.embd || Some(l.wkv.len()) != wkv || l.ffn_shift.len() != self.embd;
+        match self.layers.iter().position(bad) {
+            Some(i) => Err(Error::StateMismatch(format!("layer {i} of the state has vectors of the wrong length"))),
+            None => Ok(()),
+        }
+    }
+
     /// An independent copy (a branch of the conversation).
     pub fn fork(&self) -> State {
         self.clone()

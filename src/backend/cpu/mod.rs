@@ -259,7 +259,11 @@ impl Backend for Cpu {
         Ok(s.clone())
     }
     fn state_from_host(&self, s: &State) -> Result<State> {
+        s.check_consistent()?;
         Ok(s.clone())
+    }
+    fn state_fits(&self, s: &State, cfg: &Config) -> Result<()> {
+        s.check_fits(cfg)
     }
 
     fn act_from_host(&self, rows: usize, cols: usize, data: &[f32]) -> Result<Tensor> {

@@ -586,7 +586,20 @@ impl Backend for Gpu {
         Ok(State { embd: s.embd, heads: s.heads, head_size: s.head_size, fingerprint: s.fingerprint, layers })
     }
 
+    fn state_fits(&self, s: &GpuState, cfg: &Config) -> Result<()> {
+        let have = [s.att.len(), s.wkv.len(), s.ffn.len(), s.embd, s.heads, s.head_size];
+        let want = [cfg.layers, cfg.layers, cfg.layers, cfg.embd, cfg.heads, cfg.head_size];
+        if have != want {
+            return Err(Error::StateMismatch(format!(
+                "state is for L={} C={} H={} N={}, this model is L={} C={} H={} N={}",
+                s.att.len(), s.embd, s.heads, s.head_size, cfg.layers, cfg.embd, cfg.heads, cfg.head_size
+            )));
+        }
+        Ok(())
+    }
+
     fn state_from_host(&self, s: &State) -> Result<GpuState> {
+        s.check_consistent()?;
         let up = |v: &[f32]| self.upload("state", bytemuck::cast_slice(v));
         Ok(GpuState {
             att: s.layers.iter().map(|l| up(&l.att_shift)).collect(),
@@ -665,7 +678,7 @@ impl Backend for Gpu {
         let dev = &self.ctx.device;
         let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
         let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
-        enc.copy_buffer_to_buffer(u.buf.get(), (x.rows as u64 - 1) * bytes, st, 0, bytes);
+        enc.copy_buffer_to_buffer(u.buf.get(), (x.rows as u64).saturating_sub(1) * bytes, st, 0, bytes);
         Ok((u, d))
     }
 
