@@ -75,7 +75,7 @@ function friendly(e) {
     case 'QUOTA': return `Not enough storage: ${e.needed ? `${mib(e.needed)} needed, ${mib(e.available)} free` : msg}. Delete a model or a saved state, or free disk space.`;
     case 'BAD_MODEL': return `That file is not an RWKV-7 checkpoint Gander can read (${msg}).`;
     case 'UNSUPPORTED': return `Gander cannot run this model: ${msg}`;
-    case 'STATE_MISMATCH': return `That state does not fit this model (${msg}).`;
+    case 'STATE_MISMATCH': return `That state does not fit this model: ${msg.replace(/^state does not fit this model: /, '').replace(/\.$/, '')}.`;
     case 'NO_WEBGPU': return `WebGPU is not available in this browser: ${msg}. Choose the CPU backend (?backend=cpu).`;
     case 'DEVICE_LOST': return 'The GPU was lost (driver reset or sleep). Reload the page; a saved state can be restored.';
     case 'IO': return `Could not fetch the model: ${msg}`;

@@ -166,6 +166,7 @@ test('import a state-tuning file: another model\'s is refused, a fitting one is 
   // The random test model's tuning file (H=2, N=32, L=2) does not fit the built-in model.
   await page.locator('#import-state').setInputFiles(join(ROOT, 'tests', 'golden', 'fp32-bytes', 'time_state.pth'));
   await page.waitForFunction(() => /does not fit this model.*tuned for another model/.test(document.querySelector('#notice').textContent));
+  await page.screenshot({ path: join(SHOTS, 'demo-tuning-refused.png') });
   // One for the built-in model's shape (L=4, H=2, N=64) with all-zero matrices is the zero
   // state: it loads, acts as a primed state, and gives the fresh answer.
   await page.locator('#import-state').setInputFiles({ name: 'zero-tuning.safetensors', mimeType: 'application/octet-stream', buffer: tuningFile(4, 2, 64, 0) });
