@@ -6,6 +6,14 @@ import * as wasm from './gander.js';
 import { BadInputError, GanderError, deserializeError, throwIfAborted } from './errors.js';
 import { initWasm } from './engine.js';
 import { toIds } from './options.js';
+import { checkCreate, collect } from './chat.js';
+
+/** Tells the worker to free a session the page dropped without dispose(). */
+const reclaim = typeof FinalizationRegistry !== 'undefined'
+  ? new FinalizationRegistry(({ client, sid }) => {
+    sid.then((id) => { if (!client._dead) client.request('disposeSession', { sid: id }).catch(() => {}); }, () => {});
+  })
+  : null;
 
 export class WorkerClient {
   constructor() {
@@ -51,6 +59,56 @@ export class WorkerClient {
       this._pending.set(id, entry);
       this._w.postMessage({ id, op, args }, transfer);
     });
+  }
+
+  /**
+   * Stream the events of request `op`, pulling one per `next()` (the worker makes one item per
+   * credit). On abort: `drain` keeps reading the items the worker still sends after it saw the
+   * abort (chat's final chunk); otherwise the iterator throws an AbortedError.
+   */
+  async *stream(op, args, { signal, onStats, drain = false } = {}) {
+    const queue = [];
+    let wake = null;
+    let finished = false;
+    let error;
+    let result;
+    let reqId;
+    const p = this.request(op, args, [], {
+      signal,
+      onId: (id) => { reqId = id; },
+      onEvent: (ev) => { queue.push(ev); wake?.(); },
+      onStats,
+    });
+    p.then((v) => { finished = true; result = v; wake?.(); }, (e) => { finished = true; error = e; wake?.(); });
+    // The request itself carries the first credit.
+    let asked = true;
+    try {
+      for (;;) {
+        if (queue.length) { yield queue.shift(); asked = false; continue; }
+        if (finished) {
+          if (error) throw error;
+          return result;
+        }
+        if (!asked) {
+          if (signal && signal.aborted && !drain) {
+            this.abort(reqId);
+            await p.catch(() => {});
+            throwIfAborted(signal);
+          }
+          this.credit(reqId);
+          asked = true;
+        }
+        await new Promise((r) => { wake = r; });
+        wake = null;
+      }
+    } finally {
+      // The consumer stopped early (break, return, throw): stop the worker's loop too, and wait
+      // for it so the session is free for the next call.
+      if (!finished) {
+        if (reqId !== undefined) this.abort(reqId);
+        await p.catch(() => {});
+      }
+    }
   }
 
   abort(target) {
@@ -119,6 +177,29 @@ export class WorkerModel {
     return new WorkerSession(this, this._c.request('session', { mid: this._mid }));
   }
 
+  /** OpenAI-shaped chat (chat.js); the conversation cache lives in the worker with the model. */
+  get chat() {
+    const create = async (params) => {
+      const p = checkCreate(params);
+      const { signal, ...rest } = p;
+      const chunks = this._c.stream('chat', { mid: this._mid, params: rest }, { signal, drain: true });
+      return p.stream ? chunks : collect(chunks);
+    };
+    return Object.freeze({ completions: Object.freeze({ create }) });
+  }
+
+  async _chatLogits(params) {
+    return this._c.request('chatLogits', { mid: this._mid, params });
+  }
+
+  async _chatCacheInfo() {
+    return this._c.request('chatCacheInfo', { mid: this._mid });
+  }
+
+  async _liveSessions() {
+    return this._c.request('liveSessions', { mid: this._mid });
+  }
+
   async dispose() {
     this._c.terminate();
   }
@@ -139,6 +220,7 @@ export class WorkerSession {
     this._c = model._c;
     this._sid = sid; // a Promise of the worker-side id
     this.lastGeneration = null;
+    reclaim?.register(this, { client: this._c, sid }, this);
   }
 
   async _req(op, args = {}, transfer = [], extra = {}) {
@@ -162,49 +244,13 @@ export class WorkerSession {
       throw new BadInputError('generate: option `signal` must be an AbortSignal');
     }
     if (prompt !== undefined && prompt !== null && typeof prompt !== 'string') prompt = toIds('generate', prompt);
-    const queue = [];
-    let wake = null;
-    let finished = false;
-    let error;
-    let result;
-    let reqId;
-    const p = this._req('generate', { prompt, options: rest }, [], {
+    const sid = await this._sid;
+    const result = yield* this._c.stream('generate', { sid, prompt, options: rest }, {
       signal,
-      onId: (id) => { reqId = id; },
-      onEvent: (ev) => { queue.push(ev); wake?.(); },
       onStats: (st) => { this.lastGeneration = st; },
     });
-    p.then((v) => { finished = true; result = v; wake?.(); }, (e) => { finished = true; error = e; wake?.(); });
-    // The worker makes one token per credit; the request itself carries the first.
-    let asked = true;
-    try {
-      for (;;) {
-        if (queue.length) { yield queue.shift(); asked = false; continue; }
-        if (finished) {
-          if (error) throw error;
-          this.lastGeneration = result;
-          return result;
-        }
-        if (!asked) {
-          if (signal && signal.aborted) {
-            this._c.abort(reqId);
-            await p.catch(() => {});
-            throwIfAborted(signal);
-          }
-          this._c.credit(reqId);
-          asked = true;
-        }
-        await new Promise((r) => { wake = r; });
-        wake = null;
-      }
-    } finally {
-      // The consumer stopped early (break, return, throw): stop the worker's loop too, and wait
-      // for it so the session is free for the next call.
-      if (!finished) {
-        if (reqId !== undefined) this._c.abort(reqId);
-        await p.catch(() => {});
-      }
-    }
+    this.lastGeneration = result;
+    return result;
   }
 
   async saveState() { return this._req('saveState'); }
@@ -221,5 +267,8 @@ export class WorkerSession {
 
   async reset() { await this._req('reset'); }
 
-  async dispose() { await this._req('disposeSession'); }
+  async dispose() {
+    reclaim?.unregister(this);
+    await this._req('disposeSession');
+  }
 }

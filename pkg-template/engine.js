@@ -8,6 +8,7 @@ import {
 } from './errors.js';
 import { toIds } from './options.js';
 import { openSource, readAll } from './sources.js';
+import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect } from './chat.js';
 
 let wasmUrl;
 let ready;
@@ -81,10 +82,19 @@ async function acall(p) {
  * Returns a LocalModel.
  */
 export async function loadModel(source, opts = {}, openStore) {
-  const { backend = 'auto', onProgress, signal } = opts;
+  const { onProgress, signal } = opts;
   await initWasm(opts.wasmUrl);
   throwIfAborted(signal);
   const src = await openSource(source, { signal, onProgress, openStore });
+  try {
+    return await loadFrom(src, opts, openStore);
+  } finally {
+    src.close?.();
+  }
+}
+
+async function loadFrom(src, opts, openStore) {
+  const { backend = 'auto', signal } = opts;
   throwIfAborted(signal);
   if (src.size < 16) throw new GanderError('BAD_MODEL', `the file is ${src.size} bytes long: not a model`);
   const head = await src.read(0, 16);
@@ -119,8 +129,18 @@ export async function loadModel(source, opts = {}, openStore) {
     }
   }
   if (!model) model = await load(null);
-  return new LocalModel(model, reason, gpu && model.info().backend === 'webgpu' ? gpu.label : undefined);
+  const m = new LocalModel(model, reason, gpu && model.info().backend === 'webgpu' ? gpu.label : undefined);
+  m._setupChat(opts.chatCache, openStore);
+  return m;
 }
+
+/** Frees the wasm session of a LocalSession the page dropped without dispose(). */
+const reclaim = typeof FinalizationRegistry !== 'undefined'
+  ? new FinalizationRegistry(({ w, model, ref }) => {
+    if (model._sessions.delete(ref)) model._sessionCount--;
+    if (!w.__freed) { w.__freed = true; w.free(); }
+  })
+  : null;
 
 async function warmUp(m) {
   const s = m.session();
@@ -181,7 +201,57 @@ export class LocalModel {
         return call(() => tok.decode(toIds('tokenizer.decode', ids)));
       },
     });
+    // Weak: a session the page drops is reclaimed (see `reclaim`); dispose() frees the rest.
     this._sessions = new Set();
+    this._sessionCount = 0;
+    const create = async (params) => {
+      const p = checkCreate(params);
+      const chunks = chatChunks(this, p);
+      return p.stream ? chunks : collect(chunks);
+    };
+    this.chat = Object.freeze({ completions: Object.freeze({ create }) });
+  }
+
+  _setupChat(opts = {}, openStore) {
+    const { maxBytes = CHAT_CACHE_BYTES, persist } = opts ?? {};
+    const entryBytes = this.info.stateBytes + 4 * this.info.vocab;
+    this._chat = { cache: new ChatCache(maxBytes, entryBytes), persist: null };
+    if (persist && openStore) {
+      const db = typeof persist === 'object' ? persist : {};
+      this._chat.persist = new ChatPersistence(this, () => openStore(db.database ? { database: db.database } : {}), db.keep);
+    }
+  }
+
+  /** Diagnostics: the conversation cache (entries, bytes). */
+  _chatCacheInfo() {
+    const c = this._chat.cache;
+    return { entries: c.entries.map((e) => ({ text: e.keys[0], keys: e.keys, ids: Array.from(e.ids) })), bytes: c.bytes, maxBytes: c.maxBytes };
+  }
+
+  /** Tests: the logits after a chat request's prompt, reached through the cache. */
+  async _chatLogits(params) {
+    return chatPromptLogits(this, params);
+  }
+
+  /** Live sessions (created and neither disposed nor reclaimed). */
+  _liveSessions() {
+    return this._sessionCount;
+  }
+
+  _track(s) {
+    const ref = typeof WeakRef !== 'undefined' ? new WeakRef(s) : { deref: () => s };
+    s._ref = ref;
+    this._sessions.add(ref);
+    this._sessionCount++;
+    reclaim?.register(s, { w: s._w, model: this, ref }, ref);
+    return s;
+  }
+
+  _untrack(s) {
+    if (this._sessions.delete(s._ref)) {
+      this._sessionCount--;
+      reclaim?.unregister(s._ref);
+    }
   }
 
   _live() {
@@ -191,14 +261,16 @@ export class LocalModel {
 
   /** A new session with a zero state. */
   session() {
-    const s = new LocalSession(this, call(() => this._live().session()));
-    this._sessions.add(s);
-    return s;
+    return this._track(new LocalSession(this, call(() => this._live().session())));
   }
 
   /** Free the weights (GPU buffers included) and every session. */
   async dispose() {
-    for (const s of this._sessions) s._free();
+    if (this._chat) await this._chat.cache.clear();
+    for (const ref of [...this._sessions]) {
+      const s = ref.deref();
+      if (s) { this._untrack(s); s._free(); }
+    }
     this._sessions.clear();
     if (this._w) { this._w.free(); this._w = null; }
   }
@@ -235,21 +307,33 @@ export class LocalSession {
   }
 
   _free() {
-    if (this._w) { this._w.free(); this._w = null; }
+    if (this._w) {
+      if (!this._w.__freed) { this._w.__freed = true; this._w.free(); }
+      this._w = null;
+    }
+  }
+
+  /** Run `f` as this session's one call: an overlapping call (another generate still
+   *  iterating, a forward not yet resolved) is refused with BUSY on every backend. */
+  async _exclusive(where, f) {
+    this._live();
+    if (this._busy) throw new GanderError('BUSY', `${where}: this session is busy with ${this._busy}; await it (or fork the session) first`);
+    this._busy = where;
+    try { return await f(); } finally { this._busy = null; }
   }
 
   /** Feed ids; the logits after the last one. */
   async forward(ids) {
     const t = toIds('forward', ids);
     if (t.length === 0) throw new BadInputError('forward: give at least one token id');
-    return acall(this._live().forward(t));
+    return this._exclusive('forward', () => acall(this._live().forward(t)));
   }
 
   /** Feed text or ids without sampling. */
   async prefill(textOrIds) {
     const t = promptIds(this.model, 'prefill', textOrIds);
     if (t.length === 0) throw new BadInputError('prefill: give some text or token ids');
-    await acall(this._live().prefill(t));
+    await this._exclusive('prefill', () => acall(this._live().prefill(t)));
   }
 
   /**
@@ -263,6 +347,11 @@ export class LocalSession {
       throw new BadInputError('generate: option `signal` must be an AbortSignal');
     }
     const gen = call(() => this._live().generation(rest));
+    if (this._busy) {
+      gen.free();
+      throw new GanderError('BUSY', `generate: this session is busy with ${this._busy}; finish or break out of that loop (or fork the session) first`);
+    }
+    this._busy = 'generate';
     const stats = { finish: null, tokens: 0, prefillTokens: 0, prefillMs: 0, decodeMs: 0 };
     this.lastGeneration = stats;
     try {
@@ -295,12 +384,13 @@ export class LocalSession {
     } finally {
       if (!stats.finish) stats.finish = 'aborted';
       gen.free();
+      this._busy = null;
     }
   }
 
   /** The state as a versioned blob (loads on either backend, same model). */
   async saveState() {
-    return acall(this._live().saveState());
+    return this._exclusive('saveState', () => acall(this._live().saveState()));
   }
 
   /** Replace the state with a blob from saveState, or start from an RWKV state-tuning file
@@ -310,25 +400,25 @@ export class LocalSession {
       if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
       else throw new BadInputError('loadState: expected bytes (a Uint8Array or ArrayBuffer) from saveState or of a state-tuning file');
     }
-    call(() => this._live().loadState(bytes));
+    await this._exclusive('loadState', async () => call(() => this._live().loadState(bytes)));
   }
 
   /** A new session with a copy of this state (and its last logits). */
   async fork() {
-    const w = await acall(this._live().fork());
+    const w = await this._exclusive('fork', () => acall(this._live().fork()));
     const s = new LocalSession(this.model, w);
-    this.model._sessions.add(s);
-    return s;
+    s.lastGeneration = null;
+    return this.model._track(s);
   }
 
   /** Back to a zero state. */
   async reset() {
-    call(() => this._live().reset());
+    await this._exclusive('reset', async () => call(() => this._live().reset()));
   }
 
-  /** Free this session's state now (otherwise freed with its model). */
+  /** Free this session's state now (otherwise when the page drops it, or with its model). */
   async dispose() {
-    this.model._sessions.delete(this);
+    this.model._untrack(this);
     this._free();
   }
 }

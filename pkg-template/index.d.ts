@@ -22,8 +22,16 @@ export interface Progress {
 export interface LoadOptions {
   /** 'auto' (default) uses WebGPU when an adapter can run the model, else the wasm CPU path. */
   backend?: Backend;
-  /** Run the engine in a dedicated Web Worker (same API; an ArrayBuffer source is transferred). */
+  /** Run the engine in a dedicated Web Worker (same API; an ArrayBuffer source is transferred).
+   * Default: true where Workers exist. */
   worker?: boolean;
+  /** The conversation cache of `chat.completions.create`. */
+  chatCache?: {
+    /** Byte budget for kept conversation states (default 64 MiB; 0 turns the cache off). */
+    maxBytes?: number;
+    /** Also keep answer states in the ModelStore so a chat survives a reload (default off). */
+    persist?: boolean | { database?: string; keep?: number };
+  };
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
   /** Where gander_bg.wasm is, if not next to gander.js. */
@@ -119,9 +127,104 @@ export interface Session {
   dispose(): Promise<void>;
 }
 
+export type ChatRole = 'system' | 'user' | 'assistant';
+export interface ChatMessage {
+  role: ChatRole;
+  /** Text, or OpenAI-style text parts (joined). */
+  content: string | { type: 'text'; text: string }[];
+}
+/** false: the prompt ends `Assistant:`; true: `Assistant: <think`; 'fake': `Assistant: <think>\n</think`. */
+export type Think = boolean | 'fake';
+
+export interface ChatCompletionCreateParams {
+  messages: ChatMessage[];
+  /** A name echoed in responses (default `rwkv7-` + the fingerprint's first 12 hex digits). */
+  model?: string;
+  stream?: boolean;
+  /** Default 1024. */
+  max_tokens?: number;
+  /** Defaults (CHAT_DEFAULTS, the RWKV authors' G1 chat sampling): temperature 1, top_p 0.3,
+   * presence_penalty 0.5, frequency_penalty 0.5, penalty_decay 0.996. */
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  penalty_decay?: number;
+  /** Default: a random seed per request. */
+  seed?: number;
+  /** Extra stop strings (a new turn, `\n\nUser:` / `\n\nSystem:`, always ends the answer). */
+  stop?: string | string[];
+  think?: Think;
+  n?: 1;
+  /** false: neither use nor fill the conversation cache. */
+  cache?: boolean;
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface ChatUsage {
+  /** Every token of the prompt, cached ones included. */
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** Prompt tokens not read again: a kept conversation state already held them. */
+  cached_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+  extra: {
+    prefill_tokens: number;
+    prefill_tokens_per_s: number;
+    decode_tokens_per_s: number;
+    time_to_first_token_s: number;
+    e2e_latency_s: number;
+    backend: 'webgpu' | 'cpu';
+  };
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: [{ index: 0; message: { role: 'assistant'; content: string; reasoning?: string }; finish_reason: FinishReason }];
+  usage: ChatUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string; reasoning?: string }; finish_reason: FinishReason | null }];
+  /** On the last chunk. */
+  usage?: ChatUsage;
+}
+
+export interface Chat {
+  completions: {
+    create(params: ChatCompletionCreateParams & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+    create(params: ChatCompletionCreateParams & { stream?: false }): Promise<ChatCompletion>;
+  };
+}
+
+/** The G1 chat prompt for `messages` (exactly what create() feeds the model). */
+export declare function formatChat(messages: ChatMessage[], options?: { think?: Think }): string;
+/** Splits a streamed answer into reasoning (<think>…</think>) and content. */
+export declare class ReplySplitter {
+  constructor(think?: Think);
+  push(text: string): { reasoning: string; content: string };
+  finish(): { reasoning: string; content: string };
+}
+export declare const TURN_STOPS: readonly string[];
+export declare const CHAT_DEFAULTS: Readonly<{ temperature: number; top_p: number; top_k: number; presence_penalty: number; frequency_penalty: number; penalty_decay: number; max_tokens: number }>;
+export declare const CHAT_CACHE_BYTES: number;
+
 export interface Model {
   readonly info: Readonly<ModelInfo>;
   readonly tokenizer: Tokenizer;
+  /** OpenAI-shaped chat with the G1 template; follow-up turns read only their new tokens. */
+  readonly chat: Chat;
   session(): Session;
   /** Free weights, sessions and (with worker: true) the worker. */
   dispose(): Promise<void>;

@@ -12,6 +12,8 @@ export {
   NoWebGPUError, DeviceLostError,
 } from './errors.js';
 export { ModelStore, setWasmUrl };
+export { formatChat, ReplySplitter, TURN_STOPS } from './chat-format.js';
+export { CHAT_DEFAULTS, CHAT_CACHE_BYTES } from './chat.js';
 
 const LOAD_OPTIONS = {
   backend: is.oneOf('auto', 'webgpu', 'cpu'),
@@ -19,18 +21,28 @@ const LOAD_OPTIONS = {
   onProgress: is.func,
   signal: is.signal,
   wasmUrl: is.url,
+  chatCache: [(v) => v && typeof v === 'object'
+    && Object.keys(v).every((k) => k === 'maxBytes' || k === 'persist')
+    && (v.maxBytes === undefined || (Number.isSafeInteger(v.maxBytes) && v.maxBytes >= 0))
+    && (v.persist === undefined || typeof v.persist === 'boolean' || (typeof v.persist === 'object' && v.persist !== null
+      && Object.keys(v.persist).every((k) => (k === 'database' && typeof v.persist[k] === 'string') || (k === 'keep' && Number.isInteger(v.persist[k]) && v.persist[k] > 0)))),
+  '{maxBytes?: bytes (default 64 MiB, 0 = no cache), persist?: true | {database?, keep?}}'],
 };
+
+/** Workers are the default where they exist: generation never blocks the page. */
+const HAS_WORKERS = typeof Worker !== 'undefined';
 
 export class Gander {
   /**
    * Load a model from an ArrayBuffer, Uint8Array, Blob/File, URL or `{store: name}`.
-   * Options: `backend` ('auto' | 'webgpu' | 'cpu'), `worker`, `onProgress`, `signal`, `wasmUrl`.
+   * Options: `backend` ('auto' | 'webgpu' | 'cpu'), `worker` (default: true where Workers
+   * exist), `onProgress`, `signal`, `wasmUrl`, `chatCache` ({maxBytes, persist}).
    */
   static async load(source, options = {}) {
     checkOptions('Gander.load', options, LOAD_OPTIONS);
     const opts = { ...(options ?? {}) };
     try {
-      if (opts.worker) return await WorkerModel.load(source, opts);
+      if (opts.worker ?? HAS_WORKERS) return await WorkerModel.load(source, opts);
       return await loadModel(source, opts, (s) => ModelStore.open(s.database ? { database: s.database } : {}));
     } catch (e) {
       throw toGanderError(e);

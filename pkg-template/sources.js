@@ -59,7 +59,16 @@ export async function openSource(source, { signal, onProgress, openStore } = {})
   if (source && typeof source === 'object' && typeof source.store === 'string') {
     if (!openStore) throw new BadInputError('a {store} source needs IndexedDB');
     const store = await openStore(source);
-    return store.source(source.store);
+    try {
+      const src = await store.source(source.store);
+      // The load closes the connection when done (engine.js), so a later upgrade of the
+      // database by another tab is not blocked by this one.
+      src.close = () => store.close();
+      return src;
+    } catch (e) {
+      store.close();
+      throw e;
+    }
   }
   throw new BadInputError('source must be an ArrayBuffer, a Uint8Array, a Blob or File, a URL, or {store: name}');
 }

@@ -83,6 +83,9 @@ export class ModelStore {
 
   constructor(db, name, chunkSize) {
     this._db = db;
+    // Another tab upgrading the database must not wait on this connection forever: close it
+    // (calls made afterwards fail with a clear IndexedDB error; open the store again).
+    db.onversionchange = () => db.close();
     this.database = name;
     this.chunkSize = chunkSize;
     /** Fault-injection hook for tests: called before each chunk is written, `(index, count)`. */
@@ -327,6 +330,27 @@ export class ModelStore {
     return all
       .filter((r) => !model || r.fingerprint === model.info.fingerprint)
       .map(({ name, size, createdAt, fingerprint }) => ({ name, size, createdAt, fingerprint }));
+  }
+
+  /** Conversation states (chat.js `ChatPersistence`): `{bytes, ids}` saved under `name` for
+   *  the model with `fingerprint`, or null. */
+  async _getChat(name, fingerprint) {
+    const tx = this._db.transaction('states', 'readonly');
+    const rec = await req(tx.objectStore('states').get(name));
+    if (!rec || rec.fingerprint !== fingerprint || !rec.chatIds) return null;
+    return { bytes: new Uint8Array(rec.bytes), ids: new Uint32Array(rec.chatIds) };
+  }
+
+  /** Save a conversation state and keep only the newest `keep` of this model's. */
+  async _putChat(name, fingerprint, bytes, ids, keep) {
+    await checkQuota(bytes.byteLength);
+    const tx = this._db.transaction('states', 'readwrite');
+    const os = tx.objectStore('states');
+    os.put({ name, fingerprint, bytes: bytes.slice().buffer, size: bytes.byteLength, chatIds: ids.slice().buffer, model: {}, createdAt: Date.now() });
+    const all = await req(os.getAll());
+    const mine = all.filter((r) => r.chatIds && r.fingerprint === fingerprint).sort((a, b) => b.createdAt - a.createdAt || (a.name === name ? -1 : 1));
+    for (const r of mine.slice(keep)) os.delete(r.name);
+    await done(tx);
   }
 
   async deleteState(name) {

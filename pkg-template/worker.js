@@ -5,6 +5,7 @@
 import { initWasm, loadModel, wasmMemoryBytes } from './engine.js';
 import { ModelStore } from './store.js';
 import { GanderError, serializeError } from './errors.js';
+import { chatChunks, checkCreate } from './chat.js';
 
 const models = new Map();
 const sessions = new Map();
@@ -62,6 +63,28 @@ const handlers = {
       self.postMessage({ id: ctx.id, event: 'stats', value: s.lastGeneration });
     }
     return [s.lastGeneration];
+  },
+  // Pull-driven like generate: one chunk per credit.
+  async chat({ mid, params }, ctx) {
+    const m = model(mid);
+    const it = chatChunks(m, checkCreate({ ...params, stream: true, signal: ctx.signal }));
+    for (;;) {
+      await ctx.credit();
+      const { value, done } = await it.next();
+      if (done) break;
+      ctx.event(value);
+    }
+    return [undefined];
+  },
+  async chatLogits({ mid, params }) {
+    const r = await model(mid)._chatLogits(params);
+    return [r, [r.logits.buffer]];
+  },
+  chatCacheInfo({ mid }) {
+    return [model(mid)._chatCacheInfo()];
+  },
+  liveSessions({ mid }) {
+    return [model(mid)._liveSessions()];
   },
   async saveState({ sid }) {
     const b = await session(sid).saveState();

@@ -6,7 +6,9 @@
 //!   over the narrow [`backend::Backend`] trait;
 //! - [`backend`]: the exact fp32 CPU backend (the project's numerical reference);
 //! - [`state`]: the recurrent state and its versioned binary format;
-//! - [`tokenizer`], [`sampler`], [`generate`]: text in, text out.
+//! - [`tokenizer`], [`sampler`], [`generate`]: text in, text out;
+//! - [`chat`]: the G1 chat template and the split of answers into reasoning and content;
+//! - [`grammar`]: GBNF and JSON-schema constraints, as token masks for constrained decoding.
 //!
 //! Errors are one enum, [`Error`], with a stable [`Error::code`].
 
@@ -20,6 +22,8 @@
 // buffers whose sizes come from the config checked at load; they are covered by the fuzz
 // targets running loaded models (README "Fuzzing").
 pub mod backend;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
+pub mod chat;
 #[cfg(not(target_arch = "wasm32"))]
 #[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod cli;
@@ -29,6 +33,8 @@ pub mod error;
 pub mod format;
 #[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod generate;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
+pub mod grammar;
 #[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod model;
 #[cfg_attr(not(test), deny(clippy::indexing_slicing))]

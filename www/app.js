@@ -7,7 +7,7 @@
 // URL parameters: ?backend=auto|webgpu|cpu (default auto), ?worker=0 to run on the page's thread.
 // Test hooks (stable): data-testid = prompt, generate, output, status (says "ready"), stop.
 
-import { Gander, ModelStore } from './pkg/index.js';
+import { CHAT_DEFAULTS, Gander, ModelStore, TURN_STOPS, formatChat } from './pkg/index.js';
 
 const BUILTIN = {
   key: 'builtin',
@@ -23,7 +23,6 @@ const BUILTIN = {
     ingest: 'Table: employees(name TEXT, city TEXT, salary INTEGER)\nQuestion: How many employees are there?\nSQL: SELECT COUNT(*) FROM employees;\n\nTable: employees(name TEXT, city TEXT, salary INTEGER)\nQuestion: List the name of the employees in Paris.\nSQL: SELECT name FROM employees WHERE city = \'Paris\';\n',
   },
 };
-const CHAT_STOP = '\n\nUser:';
 
 const params = new URLSearchParams(location.search);
 const backendPref = ['auto', 'webgpu', 'cpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
@@ -318,6 +317,7 @@ async function generate(ev) {
   const text = $('prompt').value;
   if (!text.trim()) { $('prompt').focus(); return; }
   const opts = sampling();
+  app.lastChat = null;
   let prompt;
   let node;
   const ac = new AbortController();
@@ -337,18 +337,20 @@ async function generate(ev) {
       app.context = false;
       app.lastFinish = null;
     }
-    if (app.mode === 'chat') {
-      // The state already holds the conversation: feed only the new turn. After a stop at
-      // "\n\nUser:", those tokens are in the state already.
-      const head = app.lastFinish === 'stop' ? ' ' : app.context ? '\n\nUser: ' : 'User: ';
-      prompt = `${head}${text.trim()}\n\nAssistant:`;
-      opts.stop = [CHAT_STOP];
+    if (app.mode === 'chat' && !($('use-primed').checked && app.primed)) {
+      await chat(text.trim(), opts, ac);
+    } else if (app.mode === 'chat') {
+      // A primed state: the conversation continues in this page's session, as the G1 template
+      // (formatChat) renders it after the primed text.
+      const messages = [...chatMessages(), { role: 'user', content: text.trim() }];
+      prompt = `${app.context ? '\n\n' : ''}${formatChat(messages.slice(-1))}`;
+      opts.stop = [...TURN_STOPS];
       addMessage({ role: 'user', text: text.trim() });
       const m = { role: 'bot', text: '' };
       node = addMessage(m);
       node.classList.add('streaming');
       $('prompt').value = '';
-      await stream(prompt, opts, ac, (t) => { m.text += t; node.textContent = m.text; });
+      await stream(prompt, opts, ac, (t) => { m.text += t; node.textContent = m.text.trimStart(); });
     } else {
       prompt = app.context && app.profile?.fresh ? `\n${text}` : text;
       if (app.profile && app.mode === app.profile.mode) opts.stop = app.profile.stop;
@@ -369,6 +371,58 @@ async function generate(ev) {
     app.abort = null;
     setBusy(false);
     showStats();
+  }
+}
+
+/** The transcript as chat messages (notes such as "stopped" left out). */
+function chatMessages() {
+  return app.transcript
+    .filter((m) => (m.role === 'user' || m.role === 'bot') && !m.pending)
+    .map((m) => ({ role: m.role === 'bot' ? 'assistant' : 'user', content: m.text }));
+}
+
+/** One chat turn through the package's OpenAI-shaped API: the model keeps the conversation's
+ *  state, so only the new turn is read (`usage.cached_tokens` says how much was not). */
+async function chat(text, opts, ac) {
+  const messages = [...chatMessages(), { role: 'user', content: text }];
+  addMessage({ role: 'user', text });
+  const m = { role: 'bot', text: '', pending: true };
+  const node = addMessage(m);
+  node.classList.add('streaming');
+  $('prompt').value = '';
+  const out = $('output');
+  let details = null;
+  const body = document.createElement('span');
+  node.replaceChildren(body);
+  app.lastChat = null;
+  try {
+    const chunks = await app.model.chat.completions.create({
+      messages, stream: true, signal: ac.signal, think: $('think').checked ? true : false,
+      max_tokens: opts.maxTokens, temperature: opts.temperature, top_p: opts.topP, top_k: opts.topK,
+      presence_penalty: opts.presencePenalty, frequency_penalty: opts.frequencyPenalty, penalty_decay: opts.penaltyDecay, seed: opts.seed,
+    });
+    for await (const c of chunks) {
+      const atBottom = out.scrollHeight - out.scrollTop - out.clientHeight < 40;
+      const d = c.choices[0].delta;
+      if (d.reasoning) {
+        if (!details) {
+          details = document.createElement('details');
+          details.className = 'reasoning';
+          const sum = document.createElement('summary');
+          sum.textContent = 'reasoning';
+          details.append(sum, document.createElement('span'));
+          node.prepend(details);
+        }
+        details.lastChild.textContent += d.reasoning;
+      }
+      if (d.content) { m.text += d.content; body.textContent = m.text; }
+      if (c.usage) app.lastChat = c.usage;
+      if (c.choices[0].finish_reason === 'abort') addMessage({ role: 'system', text: 'stopped' });
+      if (atBottom) out.scrollTop = out.scrollHeight;
+    }
+  } finally {
+    m.pending = false;
+    node.classList.remove('streaming');
   }
 }
 
@@ -396,8 +450,18 @@ function showStats() {
   $('st-backend').textContent = i.backend === 'webgpu' ? 'WebGPU' : 'CPU';
   $('st-backend').title = i.reason;
   const rate = (n, ms) => (n && ms > 0 ? `${(n / (ms / 1000)).toFixed(n / (ms / 1000) >= 100 ? 0 : 1)} tok/s` : '–');
-  $('st-prefill').textContent = g ? rate(g.prefillTokens, g.prefillMs) : '–';
-  $('st-decode').textContent = g ? rate(g.tokens, g.decodeMs) : '–';
+  const perS = (r) => (r > 0 ? `${r.toFixed(r >= 100 ? 0 : 1)} tok/s` : '–');
+  const u = app.lastChat;
+  if (u) {
+    $('st-prefill').textContent = u.extra.prefill_tokens ? perS(u.extra.prefill_tokens_per_s) : '–';
+    $('st-decode').textContent = perS(u.extra.decode_tokens_per_s);
+    $('st-cached').textContent = `${u.cached_tokens} of ${u.prompt_tokens} tokens`;
+    $('st-cached').title = 'prompt tokens the model did not read again: the conversation state was kept';
+  } else {
+    $('st-prefill').textContent = g ? rate(g.prefillTokens, g.prefillMs) : '–';
+    $('st-decode').textContent = g ? rate(g.tokens, g.decodeMs) : '–';
+    $('st-cached').textContent = '–';
+  }
   $('st-state').textContent = mib(i.stateBytes);
 }
 
@@ -589,7 +653,10 @@ async function ingest() {
 function applyProfile() {
   const p = app.profile;
   setMode(p ? p.mode : 'chat', false);
-  $('temperature').value = p ? p.temperature : 1;
+  $('temperature').value = p ? p.temperature : CHAT_DEFAULTS.temperature;
+  $('top-p').value = CHAT_DEFAULTS.top_p;
+  $('presence').value = CHAT_DEFAULTS.presence_penalty;
+  $('frequency').value = CHAT_DEFAULTS.frequency_penalty;
   $('max-tokens').value = p ? p.maxTokens : 200;
   $('prompt').value = p ? p.example : '';
   $('ingest-text').value = p ? p.ingest : '';

@@ -21,6 +21,13 @@ pub fn fixture_dir() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// A file of the trained fixture (`../shared/fixtures/`); a missing fixture fails the test.
+pub fn fixture_path(rel: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures").join(rel);
+    assert!(p.exists(), "{} is missing: the tests need ../shared beside the repository", p.display());
+    p
+}
+
 pub fn read_f32(path: &std::path::Path) -> Vec<f32> {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()

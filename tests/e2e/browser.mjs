@@ -9,9 +9,10 @@ import { join } from 'node:path';
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 /** A browser context on a fresh profile (or `profile`, to keep IndexedDB across launches). */
-export async function launch({ webgpu = true, profile } = {}) {
+export async function launch({ webgpu = true, profile, gc = false } = {}) {
   const dir = profile || mkdtempSync(join(tmpdir(), 'gander-chromium-'));
   const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+  if (gc) args.push('--js-flags=--expose-gc'); // reclaim tests force a collection
   if (webgpu) args.push('--enable-unsafe-webgpu');
   else args.push('--disable-webgpu', '--disable-features=WebGPU');
   const ctx = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args });

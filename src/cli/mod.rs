@@ -5,6 +5,7 @@
 
 use crate::backend::gpu::Gpu;
 use crate::backend::Backend;
+use crate::chat::Think;
 use crate::error::{Error, Result};
 use crate::format::{self, gander};
 use crate::generate::{generate, GenerateOptions};
@@ -100,6 +101,43 @@ enum Cmd {
         /// file (.pth/.safetensors with blocks.N.att.time_state).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Write the state after the prompt and the answer to this file (Gander state format).
+        #[arg(long)]
+        save_state: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendArg,
+    },
+    /// Chat with an RWKV-7 G1 model (the G1 template): interactive in a terminal, or the
+    /// conversation from stdin (a JSON message list, or one user turn per line).
+    Chat {
+        #[arg(long)]
+        model: PathBuf,
+        /// A system prompt (keep it short, the model authors advise).
+        #[arg(long)]
+        system: Option<String>,
+        /// Let the model reason first (`Assistant: <think`); the reasoning is shown dimmed.
+        #[arg(long)]
+        think: bool,
+        /// An empty think block (`<think>\n</think`): "fake thinking", fast.
+        #[arg(long, conflicts_with = "think")]
+        fake_think: bool,
+        /// Start from this state (a Gander state file or an RWKV state-tuning file).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long, default_value_t = 1024)]
+        max_tokens: usize,
+        /// Default: the G1 chat sampling (temperature 1, top-p 0.3, penalties 0.5/0.5, decay 0.996).
+        #[arg(long, allow_negative_numbers = true)]
+        temperature: Option<f32>,
+        /// Default: a random seed per run.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print one JSON line per turn to stderr: prompt_tokens, cached_tokens, completion_tokens, ttft_ms, finish.
+        #[arg(long)]
+        stats: bool,
+        /// Feed the whole conversation every turn instead of only its new tokens (for comparison).
+        #[arg(long)]
+        no_cache: bool,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendArg,
     },
@@ -191,6 +229,8 @@ macro_rules! with_model {
     };
 }
 
+mod chat;
+
 /// The state a command starts from: zeros, or the file given with `--state`.
 fn initial_state<B: Backend>(m: &Model<B>, path: Option<&Path>) -> Result<B::State> {
     let Some(path) = path else { return m.new_state() };
@@ -278,7 +318,7 @@ fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Generate {
             model, prompt, max_tokens, temperature, top_p, top_k, seed, presence_penalty,
-            frequency_penalty, penalty_decay, stop, state, backend,
+            frequency_penalty, penalty_decay, stop, state, save_state, backend,
         } => {
             let sampler = SamplerOptions { temperature, top_p, top_k, presence_penalty, frequency_penalty, penalty_decay, seed };
             sampler.validate()?;
@@ -304,6 +344,10 @@ fn run(cmd: Cmd) -> Result<()> {
                 if let Some(e) = write_err {
                     return Err(Error::io("stdout", e));
                 }
+                if let Some(path) = &save_state {
+                    let host = m.backend.state_to_host(&state)?;
+                    std::fs::write(path, host.to_bytes()).map_err(|e| Error::io(path, e))?;
+                }
                 let decode_s = t1.elapsed().as_secs_f64();
                 eprintln!(
                     "\n[gander] {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s ({}, finish: {:?})",
@@ -316,6 +360,14 @@ fn run(cmd: Cmd) -> Result<()> {
                 );
                 Ok(())
             })
+        }
+        Cmd::Chat { model, system, think, fake_think, state, max_tokens, temperature, seed, stats, no_cache, backend } => {
+            if let Some(t) = temperature {
+                crate::sampler::SamplerOptions { temperature: t, ..Default::default() }.validate()?;
+            }
+            let think = if think { Think::On } else if fake_think { Think::Fake } else { Think::Off };
+            let args = chat::ChatArgs { system, think, state, max_tokens, temperature, seed, stats, no_cache };
+            with_model!(&model, backend, |m| { chat::run(m, &args) })
         }
         Cmd::Perplexity { model, text_file, state, backend } => {
             let text = read_text(&text_file)?;

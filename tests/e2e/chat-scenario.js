@@ -1,0 +1,152 @@
+// What the chat tests do inside the page (tests/e2e/chat.test.mjs checks what these return):
+// model.chat.completions.create over the trained byte-level fixture, on the page and in the
+// worker, on WebGPU (SwiftShader) and the wasm CPU path.
+
+import { Gander, formatChat } from '/pkg/index.js';
+
+const FIXTURE = '/shared/fixtures/tiny-rwkv7-834k/model.safetensors';
+
+async function bytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+function err(e) {
+  return { name: e && e.name, code: e && e.code, message: String(e && e.message) };
+}
+
+function relErr(got, want) {
+  let mean = 0;
+  for (const x of want) mean += x;
+  mean /= want.length;
+  let v = 0;
+  for (const x of want) v += (x - mean) ** 2;
+  const std = Math.sqrt(v / want.length);
+  let d = 0;
+  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
+  return got.length === want.length ? d / std : Infinity;
+}
+
+const load = async (opts) => Gander.load((await bytes(FIXTURE)).buffer, opts);
+
+/** The README's ten lines, as a user writes them, plus the response and chunk shapes. */
+export async function shapes({ backend, worker, maxTokens = 12 }) {
+  const model = await load({ backend, worker });
+  const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is a goose?' }];
+  const res = await model.chat.completions.create({ messages, max_tokens: maxTokens, temperature: 0 });
+  const chunks = [];
+  for await (const c of await model.chat.completions.create({ messages, max_tokens: maxTokens, temperature: 0, stream: true })) chunks.push(c);
+  await model.dispose();
+  return { res, chunks, backend: model.info.backend, prompt: formatChat(messages) };
+}
+
+/** Three turns: per-turn usage, and the logits after turn 3's prompt (reached through the
+ *  cache) against a fresh session fed the same ids. */
+export async function threeTurns({ backend, worker, maxTokens = 24, questions = ['Tell me about rivers.', 'And about the sea?', 'Which is larger?'] }) {
+  const model = await load({ backend, worker });
+  const messages = [];
+  const turns = [];
+  for (const q of questions) {
+    messages.push({ role: 'user', content: q });
+    const res = await model.chat.completions.create({ messages, max_tokens: maxTokens, temperature: 0 });
+    turns.push({ usage: res.usage, finish: res.choices[0].finish_reason, content: res.choices[0].message.content });
+    messages.push(res.choices[0].message);
+  }
+  messages.push({ role: 'user', content: 'Thanks.' });
+  const viaCache = await model._chatLogits({ messages });
+  const fresh = await model.session().forward(viaCache.ids);
+  const uncached = await model._chatLogits({ messages, cache: false });
+  const info = await model._chatCacheInfo();
+  await model.dispose();
+  return {
+    turns, cached: viaCache.cached, ids: viaCache.ids.length, uncachedCached: uncached.cached,
+    err: relErr(viaCache.logits, fresh), entries: info.entries.length, bytes: info.bytes,
+  };
+}
+
+/** Overlapping calls on one session are refused with BUSY; the first call is unharmed. */
+export async function busy({ backend, worker, maxTokens = 6 }) {
+  const model = await load({ backend, worker });
+  const s = model.session();
+  const out = {};
+  const a = s.generate('The', { maxTokens, temperature: 0 });
+  await a.next();
+  try { for await (const _ of s.generate('x', { maxTokens: 2 })) { /* not reached */ } out.generate = 'no error'; } catch (e) { out.generate = err(e); }
+  try { await s.forward([1]); out.forward = 'no error'; } catch (e) { out.forward = err(e); }
+  let n = 1;
+  for await (const _ of a) n++;
+  out.firstTokens = n;
+  out.after = (await s.forward([2])).length;
+  await model.dispose();
+  return out;
+}
+
+/** Abort mid-stream: the last chunk says 'abort', and the cached state holds exactly the
+ *  tokens that were generated (a fresh run over its ids gives the same logits). */
+export async function abortMidStream({ backend, worker }) {
+  const model = await load({ backend, worker });
+  const ac = new AbortController();
+  const messages = [{ role: 'user', content: 'Write a long story.' }];
+  const chunks = [];
+  for await (const c of await model.chat.completions.create({ messages, max_tokens: 500, temperature: 0, stream: true, signal: ac.signal })) {
+    chunks.push(c);
+    if (chunks.length === 4) ac.abort();
+  }
+  const last = chunks[chunks.length - 1];
+  const content = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+  const info = await model._chatCacheInfo();
+  const answer = info.entries.reduce((a, e) => (e.ids.length > a.ids.length ? e : a));
+  const prompt = formatChat(messages);
+  const s = model.session();
+  const fresh = await s.forward(answer.ids);
+  const next = await model._chatLogits({ messages: [...messages, { role: 'assistant', content }, { role: 'user', content: 'Go on.' }] });
+  await model.dispose();
+  return {
+    finish: last.choices[0].finish_reason, usage: last.usage, content, chunks: chunks.length,
+    answerText: answer.text, prompt, answerIds: answer.ids.length, nextCached: next.cached,
+    freshFinite: fresh.every(Number.isFinite),
+  };
+}
+
+/** Sessions the page drops are reclaimed: live sessions and wasm memory stay flat. */
+export async function reclaim({ worker, n = 1000 }) {
+  const model = await load({ backend: 'cpu', worker });
+  const warm = [];
+  for (let i = 0; i < 20; i++) { const s = model.session(); await s.forward([1, 2]); warm.push(s); }
+  warm.length = 0;
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) { globalThis.gc?.(); await new Promise((r) => setTimeout(r, 50)); }
+  };
+  await settle();
+  const memBefore = await model._memoryBytes();
+  for (let i = 0; i < n; i++) {
+    const s = model.session();
+    await s.forward([1, 2, 3]);
+    if (i % 100 === 99) await settle();
+  }
+  await settle();
+  const memAfter = await model._memoryBytes();
+  const live = await model._liveSessions();
+  await model.dispose();
+  return { n, memBefore, memAfter, live, stateBytes: model.info.stateBytes, hasGc: typeof globalThis.gc === 'function' };
+}
+
+/** With persist, a conversation's state survives a reload (a new model object here; the
+ *  test reloads the page between the two halves). */
+export async function persistTurn({ half }) {
+  const model = await load({ backend: 'cpu', worker: false, chatCache: { persist: true } });
+  const messages = [{ role: 'user', content: 'Name a bird.' }];
+  let out;
+  if (half === 1) {
+    const res = await model.chat.completions.create({ messages, max_tokens: 10, temperature: 0 });
+    out = { content: res.choices[0].message.content, usage: res.usage };
+  } else {
+    const prev = JSON.parse(half);
+    messages.push({ role: 'assistant', content: prev.content }, { role: 'user', content: 'Another?' });
+    const res = await model.chat.completions.create({ messages, max_tokens: 10, temperature: 0 });
+    out = { usage: res.usage };
+  }
+  await model.dispose();
+  return out;
+}
