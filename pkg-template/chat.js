@@ -42,6 +42,12 @@ const CREATE_OPTIONS = {
   n: [(v) => v === 1, '1 (one answer per request)'],
   cache: is.bool,
   signal: is.signal,
+  response_format: [(v) => v && typeof v === 'object' && ['text', 'json_object', 'json_schema'].includes(v.type)
+    && (v.type !== 'json_schema' || (v.json_schema && typeof v.json_schema === 'object' && v.json_schema.schema !== undefined)),
+  "{type: 'text'} | {type: 'json_object'} | {type: 'json_schema', json_schema: {name, schema}}"],
+  logit_bias: [(v) => v && typeof v === 'object' && !Array.isArray(v)
+    && Object.entries(v).every(([k, b]) => /^\d+$/.test(k) && typeof b === 'number' && Number.isFinite(b)),
+  '{token id: bias} (finite numbers; -100 bans a token)'],
 };
 
 /** Check a create() request; returns it with the defaults filled in. */
@@ -53,6 +59,10 @@ export function checkCreate(params) {
   p.think = checkThink(p.think);
   if (p.seed === undefined) p.seed = randomSeed();
   formatChat(p.messages, { think: p.think }); // refuses bad messages before anything runs
+  const rf = p.response_format?.type;
+  if ((rf === 'json_object' || rf === 'json_schema') && p.think !== false) {
+    throw new BadInputError('chat.completions.create: `response_format` cannot be combined with `think` (the grammar would constrain the reasoning too); use think: false');
+  }
   return p;
 }
 
@@ -183,6 +193,18 @@ export class ChatPersistence {
   }
 }
 
+/** generate() options for `response_format` and `logit_bias`: the JSON grammar, allowing the
+ *  space the model writes after `Assistant:`. */
+function constraint(p) {
+  const out = {};
+  const rf = p.response_format;
+  if (rf?.type === 'json_object') out.jsonSchema = true;
+  if (rf?.type === 'json_schema') out.jsonSchema = rf.json_schema.schema;
+  if (out.jsonSchema !== undefined) out.leadingSpace = true;
+  if (p.logit_bias) out.logitBias = p.logit_bias;
+  return out;
+}
+
 const squash = (t) => t.replace(/\s+/g, '');
 
 /**
@@ -276,7 +298,7 @@ export async function* chatChunks(model, p) {
       const gen = session.generate('', {
         maxTokens: p.max_tokens, temperature: p.temperature, topP: p.top_p, topK: p.top_k,
         presencePenalty: p.presence_penalty, frequencyPenalty: p.frequency_penalty, penaltyDecay: p.penalty_decay,
-        seed: p.seed, stop: [...TURN_STOPS, ...userStops], signal,
+        seed: p.seed, stop: [...TURN_STOPS, ...userStops], signal, ...constraint(p),
       });
       for await (const ev of gen) {
         if (ev.token !== undefined) tokens.push(ev.token);

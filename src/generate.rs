@@ -6,10 +6,12 @@
 //! whole conversation and the next call can continue from it.
 
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::grammar::{Grammar, Matcher, TokenMask, TokenTrie};
 use crate::model::Model;
 use crate::sampler::{Sampler, SamplerOptions};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
+use std::sync::{Arc, Mutex};
 
 /// Options of one generation.
 #[derive(Clone, Debug, Default)]
@@ -17,6 +19,32 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     pub sampler: SamplerOptions,
     pub stop: Vec<String>,
+    /// The output must follow this grammar: only tokens it allows are sampled, and end-of-text
+    /// only where it may end (the generation also ends when nothing may follow).
+    pub grammar: Option<Grammar>,
+    /// Added to the logits of these ids before sampling (OpenAI's `logit_bias`).
+    pub logit_bias: Vec<(u32, f32)>,
+}
+
+/// The token trie of a tokenizer and vocabulary size, built once per process (the World
+/// vocabulary's takes tens of milliseconds) and shared by every grammar-constrained generation.
+fn shared_trie(tok: &Tokenizer, vocab: usize) -> Arc<TokenTrie> {
+    static TRIES: Mutex<Vec<(bool, usize, Arc<TokenTrie>)>> = Mutex::new(Vec::new());
+    let world = matches!(tok, Tokenizer::World(_));
+    let mut tries = TRIES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, t)) = tries.iter().find(|(w, v, _)| *w == world && *v == vocab) {
+        return t.clone();
+    }
+    let t = Arc::new(TokenTrie::new(tok, vocab));
+    tries.push((world, vocab, t.clone()));
+    t
+}
+
+/// A grammar being followed: the recogniser's state, the vocabulary's trie, the current mask.
+struct Constrained {
+    matcher: Matcher,
+    trie: Arc<TokenTrie>,
+    mask: TokenMask,
 }
 
 /// Why a generation ended.
@@ -55,6 +83,10 @@ fn held_back(text: &str, stops: &[String]) -> usize {
 /// loop (which awaits each GPU forward) share every rule: sample, feed, emit text.
 pub struct Generation {
     sampler: Sampler,
+    grammar: Option<Constrained>,
+    bias: Vec<(u32, f32)>,
+    /// The logits plus `bias` (only used with a bias).
+    biased: Vec<f32>,
     decoder: StreamDecoder,
     pending: String,
     stops: Vec<String>,
@@ -66,9 +98,23 @@ pub struct Generation {
 }
 
 impl Generation {
-    pub fn new(opts: &GenerateOptions, vocab: usize) -> Result<Generation> {
+    /// A generation for a model with `vocab` rows; a grammar needs the model's tokenizer `tok`.
+    pub fn new(opts: &GenerateOptions, vocab: usize, tok: Option<&Tokenizer>) -> Result<Generation> {
+        let grammar = match (&opts.grammar, tok) {
+            (None, _) => None,
+            (Some(_), None) => return Err(Error::BadInput(format!("grammar: Gander has no tokenizer for a vocabulary of {vocab} rows, so it cannot tell which tokens a grammar allows"))),
+            (Some(g), Some(tok)) => Some(Constrained { matcher: Matcher::new(g), trie: shared_trie(tok, vocab), mask: TokenMask::new(vocab) }),
+        };
+        for &(id, b) in &opts.logit_bias {
+            if id as usize >= vocab || !b.is_finite() {
+                return Err(Error::BadInput(format!("logitBias: token {id} with bias {b}: ids must be below the vocabulary size {vocab} and biases finite")));
+            }
+        }
         Ok(Generation {
             sampler: Sampler::new(opts.sampler.clone(), vocab)?,
+            grammar,
+            bias: opts.logit_bias.clone(),
+            biased: Vec::new(),
             decoder: StreamDecoder::new(),
             pending: String::new(),
             stops: opts.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
@@ -89,10 +135,43 @@ impl Generation {
             self.finish = Some(Finish::MaxTokens);
             return Ok(None);
         }
-        let t = self.sampler.sample(logits, |id| tok.is_none_or(|tk| tk.can_sample(id)))?;
+        let logits = if self.bias.is_empty() {
+            logits
+        } else {
+            self.biased.clear();
+            self.biased.extend_from_slice(logits);
+            for &(id, b) in &self.bias {
+                if let Some(l) = self.biased.get_mut(id as usize) {
+                    *l += b;
+                }
+            }
+            &self.biased
+        };
+        let can = |id: u32| tok.is_none_or(|tk| tk.can_sample(id));
+        let t = match &mut self.grammar {
+            None => self.sampler.sample(logits, can)?,
+            Some(g) => {
+                if g.matcher.is_complete() {
+                    // Nothing may follow: the value is whole.
+                    self.finish = Some(Finish::EndOfText);
+                    return Ok(None);
+                }
+                g.matcher.allowed(&g.trie, &mut g.mask);
+                if g.mask.count() == 0 {
+                    return Err(Error::BadInput("grammar: no token of the vocabulary can continue the output here".into()));
+                }
+                let mask = &g.mask;
+                self.sampler.sample(logits, |id| mask.contains(id) && can(id))?
+            }
+        };
         if tok.is_some_and(|tk| Some(t) == tk.end_of_text()) {
             self.finish = Some(Finish::EndOfText);
             return Ok(None);
+        }
+        if let Some(g) = &mut self.grammar {
+            if !g.matcher.accept_token(&g.trie, t) {
+                return Err(Error::BadInput(format!("grammar: token {t} was allowed by the mask but not accepted (report this as a bug)")));
+            }
         }
         self.sampler.accept(t);
         self.tokens.push(t);
@@ -136,7 +215,7 @@ pub fn generate<B: Backend>(
     mut on_text: impl FnMut(u32, &str) -> bool,
 ) -> Result<Generated> {
     let tok = model.tokenizer()?;
-    let mut g = Generation::new(opts, model.config.vocab)?;
+    let mut g = Generation::new(opts, model.config.vocab, Some(tok))?;
     while let Some(t) = g.sample(Some(tok), &logits)? {
         model.forward_into(state, &[t], &mut logits)?;
         let text = g.text(Some(tok), t);

@@ -104,6 +104,15 @@ enum Cmd {
         /// Write the state after the prompt and the answer to this file (Gander state format).
         #[arg(long)]
         save_state: Option<PathBuf>,
+        /// The output must follow this GBNF grammar (llama.cpp's format; `root` starts it).
+        #[arg(long)]
+        grammar: Option<PathBuf>,
+        /// The output must be JSON valid for this JSON schema (a file).
+        #[arg(long, conflicts_with = "grammar")]
+        json_schema: Option<PathBuf>,
+        /// Add BIAS to token ID's logit before sampling, as ID=BIAS (repeatable; -100 bans it).
+        #[arg(long, value_name = "ID=BIAS", allow_hyphen_values = true)]
+        logit_bias: Vec<String>,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendArg,
     },
@@ -278,6 +287,25 @@ fn parse_tokens(s: &str) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
+/// `--logit-bias ID=BIAS`.
+fn parse_bias(s: &str) -> Result<(u32, f32)> {
+    let bad = || Error::BadInput(format!("--logit-bias: `{s}` is not ID=BIAS (e.g. 0=-100)"));
+    let (id, b) = s.split_once('=').ok_or_else(bad)?;
+    let b: f32 = b.trim().parse().map_err(|_| bad())?;
+    if !b.is_finite() {
+        return Err(bad());
+    }
+    Ok((id.trim().parse().map_err(|_| bad())?, b))
+}
+
+/// A grammar or schema error, with the file it came from.
+fn in_file(path: &Path, e: Error) -> Error {
+    match e {
+        Error::BadInput(m) => Error::BadInput(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
 fn run(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Convert { input, output, quant } => convert(&input, &output, &quant),
@@ -318,10 +346,19 @@ fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Generate {
             model, prompt, max_tokens, temperature, top_p, top_k, seed, presence_penalty,
-            frequency_penalty, penalty_decay, stop, state, save_state, backend,
+            frequency_penalty, penalty_decay, stop, state, save_state, grammar, json_schema, logit_bias, backend,
         } => {
             let sampler = SamplerOptions { temperature, top_p, top_k, presence_penalty, frequency_penalty, penalty_decay, seed };
             sampler.validate()?;
+            let grammar = match (grammar, json_schema) {
+                (Some(f), _) => Some(crate::grammar::Grammar::parse_gbnf(&read_text(&f)?).map_err(|e| in_file(&f, e))?),
+                (None, Some(f)) => {
+                    let v: serde_json::Value = serde_json::from_str(&read_text(&f)?).map_err(|e| Error::BadInput(format!("{}: not JSON: {e}", f.display())))?;
+                    Some(crate::grammar::Grammar::from_json_schema(&v).map_err(|e| in_file(&f, e))?)
+                }
+                (None, None) => None,
+            };
+            let logit_bias = logit_bias.iter().map(|b| parse_bias(b)).collect::<Result<Vec<_>>>()?;
             if prompt.is_empty() {
                 return Err(Error::BadInput("--prompt: empty prompt; give some text to continue".into()));
             }
@@ -334,7 +371,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 let t1 = Instant::now();
                 let mut out = std::io::stdout().lock();
                 let mut write_err = None;
-                let g = generate(&m, &mut state, logits, &GenerateOptions { max_tokens, sampler, stop }, |_, text| {
+                let g = generate(&m, &mut state, logits, &GenerateOptions { max_tokens, sampler, stop, grammar: grammar.clone(), logit_bias: logit_bias.clone() }, |_, text| {
                     if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
                         write_err = Some(e);
                         return false;

@@ -76,8 +76,8 @@ struct Builder<'a> {
     current: &'a str,
 }
 
-/// Compile parsed rules; `root` is the start rule.
-pub(super) fn compile(rules: &[Rule]) -> Result<Program> {
+/// Compile parsed rules; `start` (normally `root`) is the start rule.
+pub(super) fn compile(rules: &[Rule], start: &str) -> Result<Program> {
     let mut b = Builder {
         names: HashMap::new(),
         origin: Vec::new(),
@@ -98,7 +98,7 @@ pub(super) fn compile(rules: &[Rule]) -> Result<Program> {
         b.rules.push(Vec::new());
         b.origin.push(&r.name);
     }
-    let root = *b.names.get("root").ok_or_else(|| {
+    let root = *b.names.get(start).ok_or_else(|| {
         Error::BadInput("grammar: no `root` rule (the start rule must be called `root`)".into())
     })?;
     for (i, r) in rules.iter().enumerate() {

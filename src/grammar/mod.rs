@@ -16,23 +16,29 @@
 //!
 //! The pieces: parse.rs (text to syntax tree), compile.rs (to a flat program of byte sets and
 //! rule references; utf8.rs turns character classes into byte ranges), stacks.rs and matcher.rs
-//! (the recogniser), trie.rs and mask.rs (token masks), json_schema.rs (schemas to GBNF).
+//! (the recogniser), trie.rs and mask.rs (token masks), json_schema.rs (schemas to GBNF), sql.rs
+//! (the SQL of the text-to-SQL demo model, for one table).
 
 mod compile;
 mod json_schema;
 mod mask;
 mod matcher;
 mod parse;
+mod sql;
 mod stacks;
 mod trie;
 mod utf8;
 
 pub use mask::TokenMask;
 pub use matcher::Matcher;
+pub use sql::{parse_table, sql_gbnf, sql_grammar, Column, ColumnType, Table};
 pub use trie::TokenTrie;
 
 use crate::error::{Error, Result};
 use std::sync::Arc;
+
+/// The start rule of [`Grammar::parse_gbnf_after_space`] (a name user grammars do not use).
+const SPACED_START: &str = "gander_spaced_root";
 
 /// The longest grammar text accepted (a guard; real grammars are a few kilobytes).
 const MAX_GBNF_BYTES: usize = 1 << 20;
@@ -53,6 +59,16 @@ impl Grammar {
     /// `# comments`. Errors (`BAD_INPUT`) name the line and column. Left recursion, and repeating
     /// something that can match nothing (`("a"?)*`), are refused.
     pub fn parse_gbnf(text: &str) -> Result<Grammar> {
+        Grammar::compile_from(text, "root")
+    }
+
+    /// [`Grammar::parse_gbnf`], allowing one space before the text: for a value written right
+    /// after `Assistant:` or `SQL:`, where models put a space before what they write.
+    pub fn parse_gbnf_after_space(text: &str) -> Result<Grammar> {
+        Grammar::compile_from(&format!("{text}\n{SPACED_START} ::= \" \"? root\n"), SPACED_START)
+    }
+
+    fn compile_from(text: &str, start: &str) -> Result<Grammar> {
         if text.len() > MAX_GBNF_BYTES {
             return Err(Error::BadInput(format!(
                 "grammar: longer than {MAX_GBNF_BYTES} bytes"
@@ -60,7 +76,7 @@ impl Grammar {
         }
         let rules = parse::parse(text)?;
         Ok(Grammar {
-            program: Arc::new(compile::compile(&rules)?),
+            program: Arc::new(compile::compile(&rules, start)?),
         })
     }
 
@@ -102,6 +118,11 @@ impl Grammar {
 /// integer digits, 20 fraction digits and a two-digit exponent.
 pub fn json_schema_to_gbnf(schema: &serde_json::Value) -> Result<String> {
     json_schema::to_gbnf(schema)
+}
+
+/// The GBNF text of [`Grammar::json`] (any compact JSON value).
+pub fn json_gbnf() -> String {
+    json_schema::any_json_gbnf()
 }
 
 #[cfg(test)]

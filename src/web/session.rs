@@ -176,6 +176,10 @@ struct JsGenerateOptions {
     penalty_decay: f32,
     seed: u64,
     stop: Stop,
+    grammar: Option<String>,
+    json_schema: Option<serde_json::Value>,
+    logit_bias: Option<std::collections::BTreeMap<String, f32>>,
+    leading_space: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -200,11 +204,44 @@ impl Default for JsGenerateOptions {
             penalty_decay: s.penalty_decay,
             seed: s.seed,
             stop: Stop::None,
+            grammar: None,
+            json_schema: None,
+            logit_bias: None,
+            leading_space: false,
         }
     }
 }
 
-const GENERATE_OPTIONS: &[&str] = &["maxTokens", "temperature", "topP", "topK", "presencePenalty", "frequencyPenalty", "penaltyDecay", "seed", "stop"];
+const GENERATE_OPTIONS: &[&str] = &[
+    "maxTokens", "temperature", "topP", "topK", "presencePenalty", "frequencyPenalty", "penaltyDecay", "seed", "stop",
+    "grammar", "jsonSchema", "logitBias", "leadingSpace",
+];
+
+/// The grammar of `grammar` (GBNF) or `jsonSchema` (a schema object, a schema as JSON text, or
+/// `true` for any JSON value), allowing one space first with `leadingSpace`.
+fn js_grammar(o: &JsGenerateOptions) -> Result<Option<crate::grammar::Grammar>, JsValue> {
+    use crate::grammar::{json_schema_to_gbnf, Grammar};
+    let text = match (&o.grammar, &o.json_schema) {
+        (Some(_), Some(_)) => return Err(coded("BAD_INPUT", "generate: give `grammar` or `jsonSchema`, not both")),
+        (Some(g), None) => g.clone(),
+        (None, Some(serde_json::Value::String(s))) => {
+            let v: serde_json::Value = serde_json::from_str(s).map_err(|e| coded("BAD_INPUT", &format!("generate: option `jsonSchema` is text but not JSON: {e}")))?;
+            json_schema_to_gbnf(&v).map_err(js_err)?
+        }
+        (None, Some(v)) => json_schema_to_gbnf(v).map_err(js_err)?,
+        (None, None) => return Ok(None),
+    };
+    let g = if o.leading_space { Grammar::parse_gbnf_after_space(&text) } else { Grammar::parse_gbnf(&text) };
+    g.map(Some).map_err(js_err)
+}
+
+/// `logitBias` as OpenAI writes it: `{"token id": bias}`.
+fn js_bias(o: &JsGenerateOptions) -> Result<Vec<(u32, f32)>, JsValue> {
+    let Some(m) = &o.logit_bias else { return Ok(Vec::new()) };
+    m.iter()
+        .map(|(k, &b)| k.trim().parse::<u32>().map(|id| (id, b)).map_err(|_| coded("BAD_INPUT", &format!("generate: option `logitBias`: `{k}` is not a token id"))))
+        .collect()
+}
 
 /// Read an options object with `T`'s field names (`known`), naming the bad option in the error.
 /// Unknown names are refused here: serde-wasm-bindgen looks fields up by name, so serde's
@@ -325,13 +362,16 @@ impl WasmSession {
             penalty_decay: o.penalty_decay,
             seed: o.seed,
         };
+        let (grammar, logit_bias) = (js_grammar(&o)?, js_bias(&o)?);
         let stop = match o.stop {
             Stop::None => Vec::new(),
             Stop::One(s) => vec![s],
             Stop::Many(v) => v,
         };
         let vocab = each!(self, s => s.model.config.vocab);
-        let g = Generation::new(&GenerateOptions { max_tokens: o.max_tokens, sampler, stop }, vocab).map_err(js_err)?;
+        let tok = each!(self, s => s.model.tokenizer().ok().copied());
+        let opts = GenerateOptions { max_tokens: o.max_tokens, sampler, stop, grammar, logit_bias };
+        let g = Generation::new(&opts, vocab, tok.as_ref()).map_err(js_err)?;
         Ok(WasmGeneration { g: Rc::new(RefCell::new(g)) })
     }
 

@@ -120,16 +120,18 @@ export async function reclaim({ worker, n = 1000 }) {
   };
   await settle();
   const memBefore = await model._memoryBytes();
+  let memHalf = 0;
   for (let i = 0; i < n; i++) {
     const s = model.session();
     await s.forward([1, 2, 3]);
-    if (i % 100 === 99) await settle();
+    if (i % 50 === 49) await settle();
+    if (i === n / 2 - 1) memHalf = await model._memoryBytes();
   }
   await settle();
   const memAfter = await model._memoryBytes();
   const live = await model._liveSessions();
   await model.dispose();
-  return { n, memBefore, memAfter, live, stateBytes: model.info.stateBytes, hasGc: typeof globalThis.gc === 'function' };
+  return { n, memBefore, memHalf, memAfter, live, stateBytes: model.info.stateBytes, hasGc: typeof globalThis.gc === 'function' };
 }
 
 /** With persist, a conversation's state survives a reload (a new model object here; the
@@ -147,6 +149,44 @@ export async function persistTurn({ half }) {
     const res = await model.chat.completions.create({ messages, max_tokens: 10, temperature: 0 });
     out = { usage: res.usage };
   }
+  await model.dispose();
+  return out;
+}
+
+const PERSON = {
+  type: 'object',
+  properties: { name: { type: 'string', maxLength: 8 }, age: { type: 'integer' }, pet: { enum: ['cat', 'dog', null] } },
+  required: ['name', 'age'],
+};
+
+/** Constrained output: `runs` sampled generations under a JSON schema (hot temperature), a
+ *  chat answer in JSON mode and with a schema, a GBNF grammar, a logit bias, a bad schema. */
+export async function structured({ backend, worker, runs = 20, maxTokens = 200 }) {
+  const model = await load({ backend, worker });
+  const s = model.session();
+  const outputs = [];
+  for (let i = 0; i < runs; i++) {
+    await s.reset();
+    let text = '';
+    for await (const ev of s.generate('Person:', { jsonSchema: PERSON, temperature: 1.5, seed: i, maxTokens })) text += ev.text;
+    outputs.push({ text, finish: s.lastGeneration.finish });
+  }
+  const out = { outputs };
+  const messages = [{ role: 'user', content: 'Describe a person as JSON.' }];
+  const j = await model.chat.completions.create({ messages, response_format: { type: 'json_object' }, max_tokens: maxTokens, temperature: 1.2, seed: 3 });
+  out.jsonMode = { content: j.choices[0].message.content, finish: j.choices[0].finish_reason };
+  const k = await model.chat.completions.create({ messages, response_format: { type: 'json_schema', json_schema: { name: 'person', schema: PERSON } }, max_tokens: maxTokens, temperature: 1.2, seed: 4 });
+  out.schema = { content: k.choices[0].message.content, finish: k.choices[0].finish_reason };
+  await s.reset();
+  let g = '';
+  for await (const ev of s.generate('Answer:', { grammar: 'root ::= ("yes" | "no") "!"', temperature: 1, seed: 1 })) g += ev.text;
+  out.gbnf = g;
+  await s.reset();
+  let b = '';
+  for await (const ev of s.generate('x', { logitBias: { 122: 100 }, maxTokens: 4, seed: 2 })) b += ev.text;
+  out.bias = b;
+  try { for await (const _ of s.generate('x', { jsonSchema: { type: 'string', pattern: 'a+' } })) { /* none */ } out.bad = 'no error'; } catch (e) { out.bad = err(e); }
+  try { await model.chat.completions.create({ messages, response_format: { type: 'json_object' }, think: true }); out.badThink = 'no error'; } catch (e) { out.badThink = err(e); }
   await model.dispose();
   return out;
 }

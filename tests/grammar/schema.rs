@@ -299,3 +299,49 @@ fn json_mode_generations_parse() {
     }
     assert!(complete >= 50, "{complete}");
 }
+
+/// The property through the real generation loop (`gander::generate::generate`, the CLI's and
+/// the package's path): a model with random weights (the golden `fp32-bytes` checkpoint, byte
+/// vocabulary) and a World-vocabulary model (the shipped text-to-SQL model, which knows nothing
+/// of JSON), hot sampling with a new seed each time, 200 generations per schema. Every
+/// generation that ends by itself parses and validates; one cut by `max_tokens` ends `MaxTokens`
+/// (`finish_reason: 'length'`), never as a value presented whole.
+fn model_generations_validate(path: &str, max_tokens: usize, runs: usize) {
+    use gander::generate::{generate, Finish, GenerateOptions};
+    use gander::sampler::SamplerOptions;
+    let m = gander::model::load_path(std::path::Path::new(path)).unwrap();
+    for (n, schema) in schemas().iter().enumerate() {
+        let grammar = Grammar::from_json_schema(schema).unwrap();
+        let mut complete = 0;
+        for seed in 0..runs as u64 {
+            let mut state = m.new_state().unwrap();
+            let logits = m.forward(&mut state, &[1, 2, 3]).unwrap();
+            let sampler = SamplerOptions { temperature: 1.5, seed, ..Default::default() };
+            let opts = GenerateOptions { max_tokens, sampler, grammar: Some(grammar.clone()), ..Default::default() };
+            let mut text = String::new();
+            let g = generate(&m, &mut state, logits, &opts, |_, t| {
+                text.push_str(t);
+                true
+            })
+            .unwrap();
+            if g.finish == Finish::MaxTokens {
+                continue;
+            }
+            assert_eq!(g.finish, Finish::EndOfText, "schema {n} seed {seed}");
+            complete += 1;
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("schema {n} seed {seed}: {text:?}: {e}"));
+            validate(&v, schema, "").unwrap_or_else(|e| panic!("schema {n} seed {seed}: {text}: {e}"));
+        }
+        assert!(complete * 10 >= runs * 9, "schema {n}: only {complete} of {runs} generations completed");
+    }
+}
+
+#[test]
+fn random_weight_model_generations_validate() {
+    model_generations_validate(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/fp32-bytes/model.safetensors"), 1000, 200);
+}
+
+#[test]
+fn world_vocabulary_model_generations_validate() {
+    model_generations_validate(concat!(env!("CARGO_MANIFEST_DIR"), "/www/models/sql-rwkv7-int8.safetensors"), 300, 200);
+}

@@ -1,0 +1,363 @@
+//! A GBNF grammar for the SQL that the text-to-SQL demo model writes (tools/sql/), built from the
+//! table line of its prompt (`Table: employees(name TEXT, city TEXT, salary INTEGER)`), so that
+//! constrained decoding can only name that table and its own columns, and compares each column
+//! with a literal of the column's type.
+//!
+//! The language is the generator's (tools/sql/sqlgen.py), slightly widened where the widening is
+//! still plain single-table SQL a question could need: one `SELECT` with `*`, `DISTINCT`
+//! columns, or columns and aggregates (`COUNT(*)`, `COUNT(col)`, `COUNT(DISTINCT col)`, and
+//! `SUM`/`AVG`/`MIN`/`MAX` over numeric columns only, as the generator does); `FROM` the table;
+//! an optional `WHERE` of `col op literal` joined by `AND`/`OR` (text: `=`/`!=`; numbers:
+//! `= != < > <= >=`); `GROUP BY col`; `ORDER BY` a column or aggregate with an optional
+//! `ASC`/`DESC`; `LIMIT n`; then `;` and an optional newline. Keywords are upper case and
+//! separated by exactly one space (`, ` between list items), as the generator writes them, so the
+//! masks leave the model no whitespace choices. The text starts with the space the model writes
+//! after `SQL:`.
+//!
+//! ```
+//! use gander::grammar::{sql_grammar, Matcher};
+//!
+//! let g = sql_grammar("Table: employees(name TEXT, city TEXT, salary INTEGER)").unwrap();
+//! let ok = |s: &str| { let mut m = Matcher::new(&g); m.accept_bytes(s.as_bytes()) && m.can_end() };
+//! assert!(ok(" SELECT AVG(salary) FROM employees WHERE city = 'Berlin';\n"));
+//! assert!(!ok(" SELECT AVG(age) FROM employees;")); // no such column
+//! assert!(!ok(" SELECT name FROM employees WHERE salary = '10';")); // text literal, INTEGER column
+//! ```
+
+use super::Grammar;
+use crate::error::{Error, Result};
+use std::fmt::Write as _;
+
+/// How the grammar writes a column's literals: SQLite's three storage classes that matter here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// A single-quoted string (`''` inside for a quote), on one line.
+    Text,
+    /// An integer, optionally negative.
+    Integer,
+    /// A number, optionally negative, with an optional fraction.
+    Real,
+}
+
+impl ColumnType {
+    /// The canonical type name (`TEXT`, `INTEGER`, `REAL`).
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            ColumnType::Text => "TEXT",
+            ColumnType::Integer => "INTEGER",
+            ColumnType::Real => "REAL",
+        }
+    }
+}
+
+/// One column of a [`Table`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+}
+
+/// A table as the prompt declares it: its name and columns, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    pub name: String,
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    /// The canonical table line without `Table: `, as the generator writes it:
+    /// `name(col TYPE, col TYPE)`.
+    pub fn schema(&self) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.ty.sql_name()))
+            .collect();
+        format!("{}({})", self.name, cols.join(", "))
+    }
+}
+
+fn bad(msg: impl std::fmt::Display) -> Error {
+    Error::BadInput(format!("sql table: {msg}"))
+}
+
+/// Letters, digits and `_`, not starting with a digit (ASCII only: the names go into the grammar
+/// and the SQL verbatim, so nothing in them may need quoting).
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parse a table line: `NAME(col TYPE, col TYPE, ...)`, optionally after `Table: `, with any
+/// surrounding whitespace. Types are case-insensitive and mapped to [`ColumnType`] by their first
+/// word: TEXT, VARCHAR(n), CHAR(n), CHARACTER, NVARCHAR, NCHAR, CLOB, STRING, DATE, DATETIME,
+/// TIME and TIMESTAMP are text; INTEGER, INT, BIGINT, SMALLINT, TINYINT, MEDIUMINT, INT2/4/8,
+/// SERIAL, BIGSERIAL, BOOLEAN and BOOL are integers; REAL, FLOAT, FLOAT4/8, DOUBLE, NUMERIC,
+/// DECIMAL(p, s), DEC and NUMBER are reals. Later words (`PRIMARY KEY`, `NOT NULL`, `DOUBLE
+/// PRECISION`) are allowed and ignored. Errors (`BAD_INPUT`) name the problem.
+pub fn parse_table(line: &str) -> Result<Table> {
+    let line = line.trim();
+    let line = line.strip_prefix("Table:").map_or(line, str::trim_start);
+    if line.contains(['\n', '\r']) {
+        return Err(bad("expected one line (`name(col TYPE, ...)`)"));
+    }
+    let (name, rest) = line
+        .split_once('(')
+        .ok_or_else(|| bad("expected `(` after the table name"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(bad("expected the table name before `(`"));
+    }
+    if !is_identifier(name) {
+        return Err(bad(format!(
+            "bad table name `{name}` (letters, digits and `_`, not starting with a digit)"
+        )));
+    }
+    let body = rest
+        .trim_end()
+        .strip_suffix(')')
+        .ok_or_else(|| bad("expected `)` at the end of the column list"))?;
+    let pieces = split_columns(body)?;
+    if pieces.iter().all(|p| p.trim().is_empty()) {
+        return Err(bad(format!("table `{name}` has no columns")));
+    }
+    let mut columns: Vec<Column> = Vec::new();
+    for piece in pieces {
+        let col = parse_column(piece.trim())?;
+        // SQL names are case-insensitive: `City` and `city` would be the same column.
+        if columns
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(&col.name))
+        {
+            return Err(bad(format!("duplicate column `{}`", col.name)));
+        }
+        columns.push(col);
+    }
+    Ok(Table {
+        name: name.to_string(),
+        columns,
+    })
+}
+
+/// Split the column list at the commas outside parentheses (`DECIMAL(10, 2)` keeps its comma).
+fn split_columns(body: &str) -> Result<Vec<&str>> {
+    let mut pieces = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in body.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| bad("unbalanced `)` in the column list"))?
+            }
+            ',' if depth == 0 => {
+                pieces.push(body.get(start..i).unwrap_or_default());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(bad("unbalanced `(` in the column list"));
+    }
+    pieces.push(body.get(start..).unwrap_or_default());
+    Ok(pieces)
+}
+
+/// `name TYPE [(args)] [more words]`.
+fn parse_column(def: &str) -> Result<Column> {
+    if def.is_empty() {
+        return Err(bad("empty column definition (a stray `,`?)"));
+    }
+    let (name, ty) = def
+        .split_once(char::is_whitespace)
+        .map_or((def, ""), |(n, t)| (n, t.trim()));
+    if !is_identifier(name) {
+        return Err(bad(format!(
+            "bad column name `{name}` (letters, digits and `_`, not starting with a digit)"
+        )));
+    }
+    if ty.is_empty() {
+        return Err(bad(format!(
+            "column `{name}` has no type (TEXT, INTEGER or REAL)"
+        )));
+    }
+    // Type arguments (`VARCHAR(255)`, `DECIMAL(10, 2)`): digits, commas and spaces only, once.
+    let words = match ty.split_once('(') {
+        None => ty.to_string(),
+        Some((before, after)) => {
+            let (args, tail) = after.split_once(')').unwrap_or((after, ""));
+            if args.trim().is_empty()
+                || !args
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
+                || tail.contains(['(', ')'])
+            {
+                return Err(bad(format!(
+                    "column `{name}`: bad type arguments in `{ty}` (expected numbers, as in VARCHAR(20))"
+                )));
+            }
+            format!("{before} {tail}")
+        }
+    };
+    let mut words = words.split_whitespace();
+    let first = words.next().unwrap_or_default().to_ascii_uppercase();
+    if let Some(w) = words.find(|w| !w.chars().all(|c| c.is_ascii_alphabetic())) {
+        return Err(bad(format!(
+            "column `{name}`: unexpected `{w}` in the type `{ty}`"
+        )));
+    }
+    let ty = match first.as_str() {
+        "TEXT" | "VARCHAR" | "CHAR" | "CHARACTER" | "NVARCHAR" | "NCHAR" | "CLOB" | "STRING"
+        | "DATE" | "DATETIME" | "TIME" | "TIMESTAMP" => ColumnType::Text,
+        "INTEGER" | "INT" | "BIGINT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" | "INT2" | "INT4"
+        | "INT8" | "SERIAL" | "BIGSERIAL" | "BOOLEAN" | "BOOL" => ColumnType::Integer,
+        "REAL" | "FLOAT" | "FLOAT4" | "FLOAT8" | "DOUBLE" | "NUMERIC" | "DECIMAL" | "DEC"
+        | "NUMBER" => ColumnType::Real,
+        "" => {
+            return Err(bad(format!(
+                "column `{name}` has no type (TEXT, INTEGER or REAL)"
+            )))
+        }
+        other => {
+            return Err(bad(format!(
+                "column `{name}`: unknown type `{other}` (use TEXT, INTEGER or REAL)"
+            )))
+        }
+    };
+    Ok(Column {
+        name: name.to_string(),
+        ty,
+    })
+}
+
+/// Literals and fixed pieces. Digits are bounded so a model that loops on `0` still reaches the
+/// `;` (and the values stay within SQLite's 64-bit integers and doubles).
+const LITERALS: &str = r#"cmp ::= " = " | " != " | " < " | " > " | " <= " | " >= "
+text ::= "'" ( [^'\r\n] | "''" )* "'"
+int ::= "-"? [0-9]{1,18}
+real ::= "-"? [0-9]{1,15} ( "." [0-9]{1,15} )?
+dir ::= " ASC" | " DESC"
+"#;
+
+/// `name ::= "a" | "b"` over the given column names, or nothing when there are none (the rules
+/// that would use it are left out too, so no undefined or empty rule is written).
+fn alternatives(out: &mut String, rule: &str, names: &[&str]) {
+    if names.is_empty() {
+        return;
+    }
+    let alts: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let _ = writeln!(out, "{rule} ::= {}", alts.join(" | "));
+}
+
+/// The GBNF text of [`sql_grammar`], for a parsed table (its names must be identifiers, as
+/// [`parse_table`] ensures; anything else is left out of the grammar).
+pub fn sql_gbnf(table: &Table) -> String {
+    let cols_of = |want: Option<ColumnType>| -> Vec<&str> {
+        table
+            .columns
+            .iter()
+            .filter(|c| is_identifier(&c.name) && want.is_none_or(|t| c.ty == t))
+            .map(|c| c.name.as_str())
+            .collect()
+    };
+    let all = cols_of(None);
+    let text = cols_of(Some(ColumnType::Text));
+    let int = cols_of(Some(ColumnType::Integer));
+    let real = cols_of(Some(ColumnType::Real));
+    let name = if is_identifier(&table.name) {
+        table.name.as_str()
+    } else {
+        ""
+    };
+
+    let mut g = String::new();
+    if all.is_empty() {
+        // No columns (a hand-built table; parse_table refuses it): `*` and `COUNT(*)` remain.
+        let _ = writeln!(
+            g,
+            "root ::= \" SELECT \" ( \"*\" | \"COUNT(*)\" ) \" FROM {name}\" limit? \";\" \"\\n\"?"
+        );
+    } else {
+        let _ = writeln!(
+            g,
+            "root ::= \" SELECT \" select \" FROM {name}\" where? group? order? limit? \";\" \"\\n\"?"
+        );
+        g.push_str(
+            "select ::= \"*\" | \"DISTINCT \" col ( \", \" col )* | item ( \", \" item )*\n",
+        );
+        g.push_str("item ::= col | agg\n");
+        // Numeric aggregates over numeric columns only: the generator never sums or ranks text.
+        let numeric = if int.is_empty() && real.is_empty() {
+            ""
+        } else {
+            " | ( \"SUM\" | \"AVG\" | \"MIN\" | \"MAX\" ) \"(\" num \")\""
+        };
+        let _ = writeln!(
+            g,
+            "agg ::= \"COUNT(*)\" | \"COUNT(\" col \")\" | \"COUNT(DISTINCT \" col \")\"{numeric}"
+        );
+        let mut conds = Vec::new();
+        for (rule, cols, rhs) in [
+            ("text-cond", &text, "text-col ( \" = \" | \" != \" ) text"),
+            ("int-cond", &int, "int-col cmp int"),
+            ("real-cond", &real, "real-col cmp real"),
+        ] {
+            if !cols.is_empty() {
+                let _ = writeln!(g, "{rule} ::= {rhs}");
+                conds.push(rule);
+            }
+        }
+        let _ = writeln!(g, "cond ::= {}", conds.join(" | "));
+        g.push_str("where ::= \" WHERE \" cond ( ( \" AND \" | \" OR \" ) cond )*\n");
+        g.push_str("group ::= \" GROUP BY \" col\n");
+        g.push_str("order ::= \" ORDER BY \" ( col | agg ) dir?\n");
+        alternatives(&mut g, "col", &all);
+        let numeric: Vec<&str> = int.iter().chain(real.iter()).copied().collect();
+        alternatives(&mut g, "num", &numeric);
+        alternatives(&mut g, "text-col", &text);
+        alternatives(&mut g, "int-col", &int);
+        alternatives(&mut g, "real-col", &real);
+    }
+    g.push_str("limit ::= \" LIMIT \" [0-9]{1,9}\n");
+    g.push_str(LITERALS);
+    g
+}
+
+/// The grammar of the SQL answers for a table line (see the module documentation): parse it with
+/// [`parse_table`], write [`sql_gbnf`], compile.
+pub fn sql_grammar(table_line: &str) -> Result<Grammar> {
+    Grammar::parse_gbnf(&sql_gbnf(&parse_table(table_line)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gbnf_compiles_for_every_mix_of_types() {
+        for line in [
+            "t(a TEXT)",
+            "t(a INTEGER)",
+            "t(a REAL)",
+            "t(a TEXT, b INTEGER, c REAL)",
+            "north_hotels(city TEXT, price REAL, year INTEGER, name TEXT)",
+        ] {
+            let table = parse_table(line).unwrap();
+            assert_eq!(table.schema(), line);
+            let text = sql_gbnf(&table);
+            Grammar::parse_gbnf(&text).unwrap_or_else(|e| panic!("{line}: {e}\n{text}"));
+        }
+        // A table built by hand with no columns still gives a grammar that compiles.
+        let empty = Table {
+            name: "t".into(),
+            columns: Vec::new(),
+        };
+        Grammar::parse_gbnf(&sql_gbnf(&empty)).unwrap();
+    }
+}
