@@ -84,6 +84,10 @@ eval-sql: deps $(SQL)/eval.jsonl
 	$(SQL_EVAL) --model $(SQL_MODEL) --shots 20
 	python3 tools/sql/paraphrases.py $(SQL)/paraphrases.jsonl
 	python3 tools/sql/eval.py --model $(SQL_MODEL) --data $(SQL)/paraphrases.jsonl
+	$(SQL_EVAL) --model $(SQL_MODEL) --sql
+	$(SQL_EVAL) --model $(SQL_MODEL) --sql --no-grammar
+	python3 tools/sql/eval.py --model $(SQL_MODEL) --data $(SQL)/paraphrases.jsonl --sql
+	python3 tools/sql/eval.py --model $(SQL_MODEL) --data $(SQL)/paraphrases.jsonl --sql --no-grammar
 
 # GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
 # In order: the no-panic lint gate (native and wasm builds), the native tests (CPU, lavapipe

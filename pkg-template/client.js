@@ -188,6 +188,13 @@ export class WorkerModel {
     return Object.freeze({ completions: Object.freeze({ create }) });
   }
 
+  /** One question to SQL (sql.js), run in the worker. */
+  async sql(table, question, options = {}) {
+    const { signal, state, ...rest } = options ?? {};
+    const args = { table, question, options: { ...rest, ...(state ? { state: state instanceof ArrayBuffer ? new Uint8Array(state) : state } : {}) } };
+    return this._c.request('sql', { mid: this._mid, ...args }, [], { signal });
+  }
+
   async _chatLogits(params) {
     return this._c.request('chatLogits', { mid: this._mid, params });
   }

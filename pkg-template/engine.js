@@ -8,6 +8,7 @@ import {
 } from './errors.js';
 import { toIds } from './options.js';
 import { openSource, readAll } from './sources.js';
+import { askSql } from './sql.js';
 import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect } from './chat.js';
 
 let wasmUrl;
@@ -226,6 +227,11 @@ export class LocalModel {
   _chatCacheInfo() {
     const c = this._chat.cache;
     return { entries: c.entries.map((e) => ({ text: e.keys[0], keys: e.keys, ids: Array.from(e.ids) })), bytes: c.bytes, maxBytes: c.maxBytes };
+  }
+
+  /** One question about a table to one SQL statement (the text-to-SQL demo model); see sql.js. */
+  async sql(table, question, options) {
+    return askSql(this, table, question, options);
   }
 
   /** Tests: the logits after a chat request's prompt, reached through the cache. */

@@ -84,6 +84,15 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop before any of these strings (the stop string is not yielded). */
   stop?: string | string[];
+  /** The output follows this GBNF grammar (llama.cpp's format; `root` starts it). */
+  grammar?: string;
+  /** The output is compact JSON valid for this JSON schema (an object, JSON text, or `true` for
+   * any JSON value). Unsupported keywords are refused by name (BAD_INPUT). */
+  jsonSchema?: object | string | boolean;
+  /** Allow one space before the constrained text (as models write after `Assistant:`). */
+  leadingSpace?: boolean;
+  /** Added to these tokens' logits before sampling: `{ "id": bias }` (-100 bans a token). */
+  logitBias?: Record<string, number>;
   /** Abort between tokens: the iterator throws an AbortedError; the session stays usable. */
   signal?: AbortSignal;
 }
@@ -159,6 +168,10 @@ export interface ChatCompletionCreateParams {
   n?: 1;
   /** false: neither use nor fill the conversation cache. */
   cache?: boolean;
+  /** JSON that always parses: any JSON value, or JSON valid for a schema (not with `think`). */
+  response_format?: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name?: string; schema: object; strict?: boolean } };
+  /** Added to these tokens' logits: `{ "id": bias }` (-100 bans a token). */
+  logit_bias?: Record<string, number>;
   signal?: AbortSignal;
 }
 

@@ -14,6 +14,7 @@ export {
 export { ModelStore, setWasmUrl };
 export { formatChat, ReplySplitter, TURN_STOPS } from './chat-format.js';
 export { CHAT_DEFAULTS, CHAT_CACHE_BYTES } from './chat.js';
+export { sqlTable } from './sql.js';
 
 const LOAD_OPTIONS = {
   backend: is.oneOf('auto', 'webgpu', 'cpu'),

@@ -80,6 +80,9 @@ const handlers = {
     const r = await model(mid)._chatLogits(params);
     return [r, [r.logits.buffer]];
   },
+  async sql({ mid, table, question, options }, ctx) {
+    return [await model(mid).sql(table, question, { ...options, signal: ctx.signal })];
+  },
   chatCacheInfo({ mid }) {
     return [model(mid)._chatCacheInfo()];
   },

@@ -7,7 +7,7 @@
 // URL parameters: ?backend=auto|webgpu|cpu (default auto), ?worker=0 to run on the page's thread.
 // Test hooks (stable): data-testid = prompt, generate, output, status (says "ready"), stop.
 
-import { CHAT_DEFAULTS, Gander, ModelStore, TURN_STOPS, formatChat } from './pkg/index.js';
+import { CHAT_DEFAULTS, Gander, ModelStore, TURN_STOPS, formatChat, sqlTable } from './pkg/index.js';
 
 const BUILTIN = {
   key: 'builtin',
@@ -18,6 +18,7 @@ const BUILTIN = {
   // How the page drives this model: completion of a fixed prompt format, greedy, one line,
   // every question from a fresh (or primed) state.
   profile: {
+    sql: true,
     mode: 'complete', stop: ['\n'], temperature: 0, maxTokens: 80, fresh: true,
     example: 'Table: employees(name TEXT, city TEXT, salary INTEGER)\nQuestion: What is the average salary of the employees in Berlin?\nSQL:',
     ingest: 'Table: employees(name TEXT, city TEXT, salary INTEGER)\nQuestion: How many employees are there?\nSQL: SELECT COUNT(*) FROM employees;\n\nTable: employees(name TEXT, city TEXT, salary INTEGER)\nQuestion: List the name of the employees in Paris.\nSQL: SELECT name FROM employees WHERE city = \'Paris\';\n',
@@ -353,7 +354,11 @@ async function generate(ev) {
       await stream(prompt, opts, ac, (t) => { m.text += t; node.textContent = m.text.trimStart(); });
     } else {
       prompt = app.context && app.profile?.fresh ? `\n${text}` : text;
-      if (app.profile && app.mode === app.profile.mode) opts.stop = app.profile.stop;
+      if (app.profile && app.mode === app.profile.mode) {
+        opts.stop = app.profile.stop;
+        const g = app.profile.sql && $('sql-grammar').checked ? sqlGrammarFor(text) : null;
+        if (g) opts.grammar = g;
+      }
       const m = { role: 'completion', given: text, text: '' };
       node = addMessage(m);
       const tail = document.createTextNode('');
@@ -372,6 +377,14 @@ async function generate(ev) {
     setBusy(false);
     showStats();
   }
+}
+
+/** The SQL grammar of the table the question is about: the prompt's last `Table:` line, or the
+ *  primed text's when the question comes without one. */
+function sqlGrammarFor(text) {
+  const lastTable = (t) => t.split('\n').filter((l) => l.startsWith('Table:')).pop();
+  const line = lastTable(text) ?? ($('use-primed').checked && app.primed ? lastTable($('ingest-text').value) : undefined);
+  return line ? sqlTable(line).grammar : null;
 }
 
 /** The transcript as chat messages (notes such as "stopped" left out). */
@@ -652,6 +665,7 @@ async function ingest() {
 /** Sampling defaults, mode and example prompt of the built-in model (others: chat defaults). */
 function applyProfile() {
   const p = app.profile;
+  $('sql-grammar-field').hidden = !p?.sql;
   setMode(p ? p.mode : 'chat', false);
   $('temperature').value = p ? p.temperature : CHAT_DEFAULTS.temperature;
   $('top-p').value = CHAT_DEFAULTS.top_p;

@@ -150,6 +150,38 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendArg,
     },
+    /// Read a text once and save the state (e.g. a table line and solved examples for `gander sql`).
+    Prime {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long, conflicts_with = "text")]
+        text_file: Option<PathBuf>,
+        /// Where to write the state (Gander state format).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendArg,
+    },
+    /// Turn a question about a table into one SQL statement (the text-to-SQL demo model), under
+    /// the grammar of the table's own SQL: it never names a column the table lacks.
+    Sql {
+        #[arg(long)]
+        model: PathBuf,
+        /// The table, as NAME(col TYPE, ...).
+        #[arg(long)]
+        table: String,
+        /// A state made by `gander prime` from the `Table:` line and solved examples.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Decode without the SQL grammar.
+        #[arg(long)]
+        no_grammar: bool,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendArg,
+        question: String,
+    },
     /// Perplexity of a text: exp(mean over i >= 1 of -log p(t_i | t_<i)).
     Perplexity {
         #[arg(long)]
@@ -239,6 +271,7 @@ macro_rules! with_model {
 }
 
 mod chat;
+mod sql;
 
 /// The state a command starts from: zeros, or the file given with `--state`.
 fn initial_state<B: Backend>(m: &Model<B>, path: Option<&Path>) -> Result<B::State> {
@@ -405,6 +438,17 @@ fn run(cmd: Cmd) -> Result<()> {
             let think = if think { Think::On } else if fake_think { Think::Fake } else { Think::Off };
             let args = chat::ChatArgs { system, think, state, max_tokens, temperature, seed, stats, no_cache };
             with_model!(&model, backend, |m| { chat::run(m, &args) })
+        }
+        Cmd::Prime { model, text, text_file, out, backend } => {
+            let text = match (text, text_file) {
+                (Some(t), None) => t,
+                (None, Some(f)) => read_text(&f)?,
+                _ => return Err(Error::BadInput("prime: give --text TEXT or --text-file FILE".into())),
+            };
+            with_model!(&model, backend, |m| { sql::prime(&m, &text, &out) })
+        }
+        Cmd::Sql { model, table, state, no_grammar, backend, question } => {
+            with_model!(&model, backend, |m| { sql::sql(&m, &table, &question, state.as_deref(), !no_grammar) })
         }
         Cmd::Perplexity { model, text_file, state, backend } => {
             let text = read_text(&text_file)?;

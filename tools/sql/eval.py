@@ -10,7 +10,11 @@ a blank line: running the model over them once and starting each question from t
 is the same computation (the state after a prefix is all the model keeps), which is how the demo
 page's "ingest" does it.
 
-    python3 tools/sql/eval.py --model FILE [--backend cpu|gpu] [--shots 0] [--data target/sql/eval.jsonl] [--gander target/release/gander]
+With --sql, every question goes through `gander sql` instead (the same prompt, greedy, under
+the grammar of the table's own SQL, issue 15); --sql --no-grammar is the same command without
+the grammar.
+
+    python3 tools/sql/eval.py --model FILE [--backend cpu|gpu] [--shots 0] [--sql [--no-grammar]] [--data target/sql/eval.jsonl] [--gander target/release/gander]
 """
 import argparse
 import json
@@ -43,6 +47,19 @@ def same(d, pred):
     return sorted(got, key=repr) == sorted(want, key=repr)
 
 
+KEYWORDS = {"SELECT", "DISTINCT", "FROM", "WHERE", "AND", "OR", "NOT", "GROUP", "BY", "ORDER", "ASC", "DESC",
+            "LIMIT", "COUNT", "SUM", "AVG", "MIN", "MAX", "AS", "LIKE", "BETWEEN", "IN", "IS", "NULL", "HAVING"}
+
+
+def foreign_names(d, sql):
+    """Identifiers in `sql` (outside string literals) that are neither SQL words nor the table's
+    own name and columns: what the grammar rules out."""
+    import re
+    bare = re.sub(r"'(?:[^']|'')*'", "''", sql)
+    known = {d["table"]} | {c for c, _ in d["schema"]}
+    return [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", bare) if w.upper() not in KEYWORDS and w not in known]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -52,29 +69,42 @@ def main():
     ap.add_argument("--gander", default="target/release/gander")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--show", type=int, default=0, help="print this many wrong answers")
+    ap.add_argument("--sql", action="store_true", help="ask through `gander sql` (SQL grammar)")
+    ap.add_argument("--no-grammar", action="store_true", help="with --sql: without the grammar")
     a = ap.parse_args()
+    if a.sql and a.shots:
+        sys.exit("--sql asks each question from a fresh state: use it with --shots 0")
     data = [json.loads(l) for l in open(a.data)]
     if a.limit:
         data = data[: a.limit]
     right = 0
+    foreign = 0
     wrong = []
     t0 = time.time()
     for d in data:
         prefix = "\n".join(d["shots"][: a.shots]) + "\n" if a.shots else ""
-        out = subprocess.run(
-            [a.gander, "generate", "--model", a.model, "--prompt", prefix + d["prompt"], "--max-tokens", "80",
-             "--temperature", "0", "--stop", "\n", "--backend", a.backend],
-            capture_output=True, text=True)
+        if a.sql:
+            table = d["prompt"].split("\n")[0].removeprefix("Table: ")
+            question = d["prompt"].split("\n")[1].removeprefix("Question: ")
+            cmd = [a.gander, "sql", "--model", a.model, "--table", table, "--backend", a.backend, question]
+            if a.no_grammar:
+                cmd.insert(2, "--no-grammar")
+        else:
+            cmd = [a.gander, "generate", "--model", a.model, "--prompt", prefix + d["prompt"], "--max-tokens", "80",
+                   "--temperature", "0", "--stop", "\n", "--backend", a.backend]
+        out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"gander failed: {out.stderr.strip()}")
         pred = out.stdout.strip()
+        foreign += bool(foreign_names(d, pred))
         if same(d, pred):
             right += 1
         else:
             wrong.append((d["prompt"].split("\n")[1], pred, d["gold"]))
     acc = right / len(data)
-    print(json.dumps({"model": a.model, "backend": a.backend, "shots": a.shots, "questions": len(data),
-                      "correct": right, "accuracy": round(acc, 4), "seconds": round(time.time() - t0, 1)}))
+    mode = ("sql" + ("-no-grammar" if a.no_grammar else "")) if a.sql else "generate"
+    print(json.dumps({"model": a.model, "backend": a.backend, "shots": a.shots, "mode": mode, "questions": len(data),
+                      "correct": right, "accuracy": round(acc, 4), "foreign_names": foreign, "seconds": round(time.time() - t0, 1)}))
     for q, p, g in wrong[: a.show]:
         print(f"  {q}\n    got:  {p}\n    gold: {g}", file=sys.stderr)
 

@@ -1,0 +1,47 @@
+// `model.sql(table, question, {state, grammar, signal})`: the text-to-SQL workflow of the demo
+// model, as the CLI's `gander sql` runs it (src/cli/sql.rs). Prompt format (contract): without a
+// state `Table: NAME(cols)\nQuestion: Q\nSQL:`; with a state primed from the `Table:` line and
+// solved examples (`Question: …\nSQL: …;\n` each), only `Question: Q\nSQL:`. Greedy, one line,
+// under the grammar of the table's own SQL unless `grammar: false`.
+
+import * as wasm from './gander.js';
+import { BadInputError, GanderError, toGanderError } from './errors.js';
+import { wasmMemoryBytes } from './engine.js';
+import { checkOptions, is } from './options.js';
+
+/** The longest answer (one statement of a few dozen tokens), as in the CLI. */
+const SQL_MAX_TOKENS = 80;
+
+const SQL_OPTIONS = {
+  state: [(v) => v instanceof Uint8Array || v instanceof ArrayBuffer, 'state bytes (from saveState or ModelStore.getState)'],
+  grammar: is.bool,
+  signal: is.signal,
+};
+
+/** `{schema, grammar}` for a table line (BadInputError naming the problem). */
+export function sqlTable(line) {
+  if (typeof line !== 'string') throw new BadInputError('sql: the table must be a string such as "cars(brand TEXT, price REAL)"');
+  if (!wasmMemoryBytes()) throw new GanderError('WASM_LOAD', 'sqlTable needs the wasm module: call it after Gander.load() or await Gander.init()');
+  try { return wasm.sqlTable(line); } catch (e) { throw toGanderError(e); }
+}
+
+export async function askSql(model, table, question, options = {}) {
+  checkOptions('model.sql', options, SQL_OPTIONS);
+  const { state, grammar = true, signal } = options ?? {};
+  const t = sqlTable(table);
+  if (typeof question !== 'string' || !question.trim() || question.includes('\n')) {
+    throw new BadInputError('model.sql: give the question as one non-empty line');
+  }
+  const s = model.session();
+  try {
+    if (state) await s.loadState(state);
+    const prompt = state ? `Question: ${question.trim()}\nSQL:` : `Table: ${t.schema}\nQuestion: ${question.trim()}\nSQL:`;
+    let out = '';
+    const opts = { temperature: 0, maxTokens: SQL_MAX_TOKENS, stop: '\n', signal };
+    if (grammar) opts.grammar = t.grammar;
+    for await (const ev of s.generate(prompt, opts)) out += ev.text;
+    return out.trim();
+  } finally {
+    await s.dispose();
+  }
+}

@@ -1,0 +1,62 @@
+//! `gander prime` and `gander sql`: the text-to-SQL workflow of the demo model (tools/sql/) as
+//! commands. `prime` reads a text once and saves the state; `sql` asks one question, greedily,
+//! under the grammar of the table's own SQL (`grammar::sql_grammar`) unless `--no-grammar`.
+//!
+//! Prompt format (**contract**): without a state, `Table: NAME(cols)\nQuestion: Q\nSQL:`; with a
+//! state primed from `Table: NAME(cols)\n` and solved examples (`Question: …\nSQL: …;\n` each),
+//! only `Question: Q\nSQL:` is fed, and `--table` still gives the grammar its columns.
+
+use super::initial_state;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::generate::{generate, GenerateOptions};
+use crate::grammar::{parse_table, sql_grammar};
+use crate::model::Model;
+use crate::sampler::SamplerOptions;
+use std::path::Path;
+
+/// The longest answer: the model's statements are one line of a few dozen tokens.
+const SQL_MAX_TOKENS: usize = 80;
+
+/// Feed `text` and write the state to `out`.
+pub(super) fn prime<B: Backend>(m: &Model<B>, text: &str, out: &Path) -> Result<()> {
+    if text.is_empty() {
+        return Err(Error::BadInput("prime: the text is empty".into()));
+    }
+    let ids = m.tokenizer()?.encode(text);
+    let mut state = m.new_state()?;
+    m.prefill(&mut state, &ids)?;
+    let host = m.backend.state_to_host(&state)?;
+    std::fs::write(out, host.to_bytes()).map_err(|e| Error::io(out, e))?;
+    eprintln!("[gander] primed with {} tokens; state written to {}", ids.len(), out.display());
+    Ok(())
+}
+
+/// One question to SQL; the statement (one line) on stdout.
+pub(super) fn sql<B: Backend>(m: &Model<B>, table: &str, question: &str, state: Option<&Path>, grammar: bool) -> Result<()> {
+    let t = parse_table(table)?;
+    let question = question.trim();
+    if question.is_empty() || question.contains('\n') {
+        return Err(Error::BadInput("sql: give the question as one non-empty line".into()));
+    }
+    let prompt = match state {
+        Some(_) => format!("Question: {question}\nSQL:"),
+        None => format!("Table: {}\nQuestion: {question}\nSQL:", t.schema()),
+    };
+    let mut st = initial_state(m, state)?;
+    let logits = m.forward(&mut st, &m.tokenizer()?.encode(&prompt))?;
+    let opts = GenerateOptions {
+        max_tokens: SQL_MAX_TOKENS,
+        sampler: SamplerOptions { temperature: 0.0, ..Default::default() },
+        stop: vec!["\n".into()],
+        grammar: if grammar { Some(sql_grammar(table)?) } else { None },
+        logit_bias: Vec::new(),
+    };
+    let mut out = String::new();
+    generate(m, &mut st, logits, &opts, |_, text| {
+        out.push_str(text);
+        true
+    })?;
+    println!("{}", out.trim());
+    Ok(())
+}
