@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: demo eval-sql train-sql test deps web-deps pkg bench bench-all wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo eval-sql train-sql test deps web-deps pkg bench bench-all bench-grammar wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -130,6 +130,14 @@ $(PYREF)/bin/python:
 bench-all: deps $(BENCH_FILES) wasm-bench-build $(PYREF)/bin/python
 	$(CARGO) build --release --locked -q
 	python3 bench/report.py --wasm --official $(PYREF)/bin/python
+
+# Token-mask time per token for a JSON-schema grammar on the World vocabulary (issue 15),
+# natively and in wasm (Node WASI, simd128, one thread); compare with `make bench`'s decode.
+bench-grammar: deps
+	$(CARGO) build --release --locked -q --example grammar_bench
+	$(CARGO) build --release --locked -q --example grammar_bench --target wasm32-wasip1
+	@echo "== native"; target/release/examples/grammar_bench 500
+	@echo "== wasm (Node WASI)"; node --no-warnings tests/wasi-runner.mjs target/wasm32-wasip1/release/examples/grammar_bench.wasm 500
 
 clean-bench:
 	rm -rf $(BENCH_DIR)

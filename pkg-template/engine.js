@@ -2,7 +2,8 @@
 // and wraps the wasm sessions into the API of design.md. worker.js runs this same code in a
 // dedicated Web Worker for `worker: true`.
 
-import init, * as wasm from './gander.js';
+import * as wasm from './gander.js';
+import { initWasm, setWasmUrl, wasmMemoryBytes } from './wasm.js';
 import {
   AbortedError, BadInputError, GanderError, NoWebGPUError, toGanderError, throwIfAborted,
 } from './errors.js';
@@ -11,33 +12,7 @@ import { openSource, readAll } from './sources.js';
 import { askSql } from './sql.js';
 import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect } from './chat.js';
 
-let wasmUrl;
-let ready;
-let exports;
-
-/** Use another URL for gander_bg.wasm (call before the first load). */
-export function setWasmUrl(url) {
-  if (ready) throw new BadInputError('setWasmUrl: the wasm module is already loaded; call it before the first load');
-  wasmUrl = url;
-}
-
-/** Load the wasm module once. */
-export function initWasm(url) {
-  if (url !== undefined && !ready) wasmUrl = url;
-  if (!ready) {
-    const arg = wasmUrl !== undefined ? { module_or_path: wasmUrl } : undefined;
-    ready = init(arg).then((x) => { exports = x; return wasm; }, (e) => {
-      ready = undefined;
-      throw new GanderError('WASM_LOAD', `could not load gander_bg.wasm (${e.message}); serve it as application/wasm next to gander.js, or call setWasmUrl()`);
-    });
-  }
-  return ready;
-}
-
-/** Bytes of wasm linear memory on this thread (it only grows): tests check streaming with it. */
-export function wasmMemoryBytes() {
-  return exports ? exports.memory.buffer.byteLength : 0;
-}
+export { initWasm, setWasmUrl, wasmMemoryBytes };
 
 /** A readable adapter name from the browser (wgpu's web backend leaves it empty), or a
  *  NoWebGPUError when the browser offers no adapter at all. */

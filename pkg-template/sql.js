@@ -6,7 +6,7 @@
 
 import * as wasm from './gander.js';
 import { BadInputError, GanderError, toGanderError } from './errors.js';
-import { wasmMemoryBytes } from './engine.js';
+import { wasmMemoryBytes } from './wasm.js';
 import { checkOptions, is } from './options.js';
 
 /** The longest answer (one statement of a few dozen tokens), as in the CLI. */

@@ -2,7 +2,7 @@
 //! a turn streams, Ctrl+C stops the answer but not the program, `/save` writes the state, and
 //! `/quit` leaves. Also the scripted mode (stdin not a terminal): cached turns.
 //!
-//! No timing is asserted: every wait ends because the answer is bounded by `--max-tokens`.
+//! No timing is asserted: every wait ends because the answer is bounded by `--max-tokens` (20,000 tokens: long enough that Ctrl+C lands mid-answer on any machine).
 
 mod common;
 
@@ -45,7 +45,7 @@ fn terminal_chat_streams_stops_on_ctrl_c_saves_and_quits() {
     let dir = std::env::temp_dir().join(format!("gander-chat-pty-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("chat.state");
-    let cmd = format!("{bin} chat --model {} --max-tokens 3000 --seed 3 --stats", fixture().display());
+    let cmd = format!("{bin} chat --model {} --max-tokens 20000 --seed 3 --stats", fixture().display());
     let mut child = Command::new("script")
         .args(["-qfec", &cmd, "/dev/null"])
         .stdin(Stdio::piped())

@@ -101,10 +101,7 @@ fn greedy_tokens_identical_to_official_package() {
 
 #[test]
 fn trained_fixture_logits_after_quote_i_n() {
-    let Some(dir) = fixture_dir() else {
-        eprintln!("SKIPPED: ../shared/fixtures/tiny-rwkv7-834k is not present");
-        return;
-    };
+    let dir = fixture_dir();
     let want = read_f32(&dir.join("expected-logits-after-quote-i-n.f32"));
     for file in ["model.pth", "model.safetensors"] {
         let m = load_path(&dir.join(file)).unwrap();

@@ -16,9 +16,9 @@ pub fn golden_dir(case: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case)
 }
 
-pub fn fixture_dir() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/tiny-rwkv7-834k");
-    p.exists().then_some(p)
+/// The trained fixture's folder; a missing fixture fails the test (it never skips).
+pub fn fixture_dir() -> PathBuf {
+    fixture_path("tiny-rwkv7-834k")
 }
 
 /// A file of the trained fixture (`../shared/fixtures/`); a missing fixture fails the test.

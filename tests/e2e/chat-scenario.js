@@ -43,7 +43,7 @@ export async function shapes({ backend, worker, maxTokens = 12 }) {
 
 /** Three turns: per-turn usage, and the logits after turn 3's prompt (reached through the
  *  cache) against a fresh session fed the same ids. */
-export async function threeTurns({ backend, worker, maxTokens = 24, questions = ['Tell me about rivers.', 'And about the sea?', 'Which is larger?'] }) {
+export async function threeTurns({ backend, worker, maxTokens = 24, questions = ['Tell me about rivers.', 'And about the sea?', 'Which is larger?'], uncached = true }) {
   const model = await load({ backend, worker });
   const messages = [];
   const turns = [];
@@ -56,11 +56,11 @@ export async function threeTurns({ backend, worker, maxTokens = 24, questions = 
   messages.push({ role: 'user', content: 'Thanks.' });
   const viaCache = await model._chatLogits({ messages });
   const fresh = await model.session().forward(viaCache.ids);
-  const uncached = await model._chatLogits({ messages, cache: false });
+  const noCache = uncached ? await model._chatLogits({ messages, cache: false }) : null;
   const info = await model._chatCacheInfo();
   await model.dispose();
   return {
-    turns, cached: viaCache.cached, ids: viaCache.ids.length, uncachedCached: uncached.cached,
+    turns, cached: viaCache.cached, ids: viaCache.ids.length, uncachedCached: noCache?.cached,
     err: relErr(viaCache.logits, fresh), entries: info.entries.length, bytes: info.bytes,
   };
 }
@@ -161,7 +161,7 @@ const PERSON = {
 
 /** Constrained output: `runs` sampled generations under a JSON schema (hot temperature), a
  *  chat answer in JSON mode and with a schema, a GBNF grammar, a logit bias, a bad schema. */
-export async function structured({ backend, worker, runs = 20, maxTokens = 200 }) {
+export async function structured({ backend, worker, runs = 20, maxTokens = 200, chats = true }) {
   const model = await load({ backend, worker });
   const s = model.session();
   const outputs = [];
@@ -173,17 +173,19 @@ export async function structured({ backend, worker, runs = 20, maxTokens = 200 }
   }
   const out = { outputs };
   const messages = [{ role: 'user', content: 'Describe a person as JSON.' }];
-  const j = await model.chat.completions.create({ messages, response_format: { type: 'json_object' }, max_tokens: maxTokens, temperature: 1.2, seed: 3 });
-  out.jsonMode = { content: j.choices[0].message.content, finish: j.choices[0].finish_reason };
-  const k = await model.chat.completions.create({ messages, response_format: { type: 'json_schema', json_schema: { name: 'person', schema: PERSON } }, max_tokens: maxTokens, temperature: 1.2, seed: 4 });
-  out.schema = { content: k.choices[0].message.content, finish: k.choices[0].finish_reason };
+  if (chats) {
+    const j = await model.chat.completions.create({ messages, response_format: { type: 'json_object' }, max_tokens: maxTokens, temperature: 1.2, seed: 3 });
+    out.jsonMode = { content: j.choices[0].message.content, finish: j.choices[0].finish_reason };
+    const k = await model.chat.completions.create({ messages, response_format: { type: 'json_schema', json_schema: { name: 'person', schema: PERSON } }, max_tokens: maxTokens, temperature: 1.2, seed: 4 });
+    out.schema = { content: k.choices[0].message.content, finish: k.choices[0].finish_reason };
+  }
   await s.reset();
   let g = '';
   for await (const ev of s.generate('Answer:', { grammar: 'root ::= ("yes" | "no") "!"', temperature: 1, seed: 1 })) g += ev.text;
   out.gbnf = g;
   await s.reset();
   let b = '';
-  for await (const ev of s.generate('x', { logitBias: { 122: 100 }, maxTokens: 4, seed: 2 })) b += ev.text;
+  for await (const ev of s.generate('x', { logitBias: { 122: 100 }, maxTokens: chats ? 4 : 2, seed: 2 })) b += ev.text;
   out.bias = b;
   try { for await (const _ of s.generate('x', { jsonSchema: { type: 'string', pattern: 'a+' } })) { /* none */ } out.bad = 'no error'; } catch (e) { out.bad = err(e); }
   try { await model.chat.completions.create({ messages, response_format: { type: 'json_object' }, think: true }); out.badThink = 'no error'; } catch (e) { out.badThink = err(e); }

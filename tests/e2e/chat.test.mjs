@@ -77,8 +77,9 @@ for (const worker of [false, true]) {
       assert.equal(last.usage.completion_tokens, u.completion_tokens);
     });
 
-    test(`${mode}/${backend}: turns 2 and 3 feed only their new tokens, with the logits of a fresh run`, async () => {
-      const r = await run('threeTurns', gpu ? { backend, worker, maxTokens: 3, questions: ['Hi.', 'Why?', 'Ok.'] } : { backend, worker });
+    // The cache is JS over the backend's fork and forward: once on WebGPU (page) is enough there.
+    if (!(gpu && worker)) test(`${mode}/${backend}: turns 2 and 3 feed only their new tokens, with the logits of a fresh run`, async () => {
+      const r = await run('threeTurns', gpu ? { backend, worker, maxTokens: 3, questions: ['Hi.', 'Why?', 'Ok.'], uncached: false } : { backend, worker });
       console.log(`  ${mode}/${backend}: ${r.turns.map((t, i) => `turn ${i + 1} prompt ${t.usage.prompt_tokens} cached ${t.usage.cached_tokens}`).join(', ')}; prefix error ${r.err.toExponential(2)}`);
       assert.equal(r.turns[0].usage.cached_tokens, 0);
       for (const i of [1, 2]) {
@@ -89,7 +90,7 @@ for (const worker of [false, true]) {
       }
       const t3 = r.turns[2].usage;
       assert.equal(r.cached, t3.prompt_tokens + t3.completion_tokens);
-      assert.equal(r.uncachedCached, 0);
+      if (!gpu) assert.equal(r.uncachedCached, 0);
       assert.ok(r.err <= CHAT_PREFIX_TOL, `prefix logits differ by ${r.err}`);
       assert.ok(r.entries >= 2 && r.bytes > 0);
     });
@@ -192,7 +193,7 @@ for (const worker of [false, true]) {
     const gpu = backend === 'webgpu';
     if (gpu && worker) continue; // the constraint is host-side and the same in both; one GPU run suffices
     test(`${mode}/${backend}: grammars and JSON schemas constrain every token; output always parses`, async () => {
-      const r = await run('structured', { backend, worker, runs: gpu ? 2 : 20, maxTokens: gpu ? 40 : 200 });
+      const r = await run('structured', { backend, worker, runs: gpu ? 2 : 20, maxTokens: gpu ? 30 : 200, chats: !gpu });
       let complete = 0;
       for (const o of r.outputs) {
         if (o.finish === 'length') continue; // cut by maxTokens: reported as such, never as whole
@@ -201,14 +202,16 @@ for (const worker of [false, true]) {
         complete++;
       }
       assert.ok(complete >= r.outputs.length / 2, `${complete} of ${r.outputs.length} complete`);
-      for (const c of [r.jsonMode, r.schema]) {
-        if (c.finish === 'length') continue;
-        assert.equal(c.finish, 'stop');
-        JSON.parse(c.content);
+      if (!gpu) {
+        for (const c of [r.jsonMode, r.schema]) {
+          if (c.finish === 'length') continue;
+          assert.equal(c.finish, 'stop');
+          JSON.parse(c.content);
+        }
+        if (r.schema.finish === 'stop') assert.ok(validPerson(JSON.parse(r.schema.content)), r.schema.content);
       }
-      if (r.schema.finish === 'stop') assert.ok(validPerson(JSON.parse(r.schema.content)), r.schema.content);
       assert.match(r.gbnf, /^(yes|no)!$/);
-      assert.equal(r.bias, 'zzzz');
+      assert.equal(r.bias, gpu ? 'zz' : 'zzzz');
       assert.equal(r.bad.code, 'BAD_INPUT');
       assert.match(r.bad.message, /pattern/);
       assert.equal(r.badThink.code, 'BAD_INPUT');
