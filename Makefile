@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: demo eval-sql train-sql test deps web-deps pkg bench bench-all bench-grammar wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo eval-sql train-sql test deps web-deps pkg bench bench-all bench-grammar bench-chat wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -138,6 +138,13 @@ bench-grammar: deps
 	$(CARGO) build --release --locked -q --example grammar_bench --target wasm32-wasip1
 	@echo "== native"; target/release/examples/grammar_bench 500
 	@echo "== wasm (Node WASI)"; node --no-warnings tests/wasi-runner.mjs target/wasm32-wasip1/release/examples/grammar_bench.wasm 500
+
+# Time to first token of a three-turn chat with and without the conversation cache (issue 14),
+# 0.1B int8 random weights: natively (`gander chat --stats`) and in headless Chromium (wasm CPU).
+bench-chat: pkg $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
+	$(CARGO) build --release --locked -q
+	@for mode in "" --no-cache; do echo "== native $$mode"; target/release/gander chat --model $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors --system "You are a helpful travel assistant." --max-tokens 32 --seed 7 --stats $$mode < bench/chat-turns.txt 2>&1 >/dev/null; done
+	@echo "== Chromium, wasm CPU path"; node bench/chat_ttft.mjs $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
 
 clean-bench:
 	rm -rf $(BENCH_DIR)

@@ -140,10 +140,6 @@ test('a persisted conversation state survives a reload', async () => {
   assert.equal(second.usage.cached_tokens, first.usage.prompt_tokens + first.usage.completion_tokens);
 });
 
-test('no console errors', () => {
-  assert.deepEqual(errors, []);
-});
-
 // The package README's "Ten lines", run as written: only the import path and the model URL are
 // pointed at this server. WebGPU is off in this browser so `auto` takes the CPU path (SwiftShader
 // would take minutes for the default 1,024 tokens).
@@ -218,3 +214,7 @@ for (const worker of [false, true]) {
     });
   }
 }
+
+test('no console errors', () => {
+  assert.deepEqual(errors, []);
+});
