@@ -8,6 +8,11 @@ import { initWasm } from './engine.js';
 import { toIds } from './options.js';
 import { checkCreate, collect } from './chat.js';
 
+/** Ends the worker of a model the page dropped without dispose(). */
+const reclaimWorker = typeof FinalizationRegistry !== 'undefined'
+  ? new FinalizationRegistry((client) => client.terminate())
+  : null;
+
 /** Tells the worker to free a session the page dropped without dispose(). */
 const reclaim = typeof FinalizationRegistry !== 'undefined'
   ? new FinalizationRegistry(({ client, sid }) => {
@@ -159,6 +164,7 @@ export class WorkerModel {
 
   constructor(client, mid, info) {
     this._c = client;
+    reclaimWorker?.register(this, client, this);
     this._mid = mid;
     this.info = Object.freeze(info);
     // Tokenizing on this thread keeps encode/decode synchronous, as on the main-thread engine.
@@ -208,6 +214,7 @@ export class WorkerModel {
   }
 
   async dispose() {
+    reclaimWorker?.unregister(this);
     this._c.terminate();
   }
 

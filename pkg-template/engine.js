@@ -112,8 +112,8 @@ async function loadFrom(src, opts, openStore) {
 
 /** Frees the wasm session of a LocalSession the page dropped without dispose(). */
 const reclaim = typeof FinalizationRegistry !== 'undefined'
-  ? new FinalizationRegistry(({ w, model, ref }) => {
-    if (model._sessions.delete(ref)) model._sessionCount--;
+  ? new FinalizationRegistry(({ w, tracked, ref }) => {
+    if (tracked.sessions.delete(ref)) tracked.count--;
     if (!w.__freed) { w.__freed = true; w.free(); }
   })
   : null;
@@ -177,9 +177,10 @@ export class LocalModel {
         return call(() => tok.decode(toIds('tokenizer.decode', ids)));
       },
     });
-    // Weak: a session the page drops is reclaimed (see `reclaim`); dispose() frees the rest.
-    this._sessions = new Set();
-    this._sessionCount = 0;
+    // Weak: a session the page drops is reclaimed (see `reclaim`); dispose() frees the rest. The
+    // registry holds `_tracked`, not the model, so a model the page drops is reclaimed too
+    // (wasm-bindgen frees its weights).
+    this._tracked = { sessions: new Set(), count: 0 };
     const create = async (params) => {
       const p = checkCreate(params);
       const chunks = chatChunks(this, p);
@@ -216,21 +217,21 @@ export class LocalModel {
 
   /** Live sessions (created and neither disposed nor reclaimed). */
   _liveSessions() {
-    return this._sessionCount;
+    return this._tracked.count;
   }
 
   _track(s) {
     const ref = typeof WeakRef !== 'undefined' ? new WeakRef(s) : { deref: () => s };
     s._ref = ref;
-    this._sessions.add(ref);
-    this._sessionCount++;
-    reclaim?.register(s, { w: s._w, model: this, ref }, ref);
+    this._tracked.sessions.add(ref);
+    this._tracked.count++;
+    reclaim?.register(s, { w: s._w, tracked: this._tracked, ref }, ref);
     return s;
   }
 
   _untrack(s) {
-    if (this._sessions.delete(s._ref)) {
-      this._sessionCount--;
+    if (this._tracked.sessions.delete(s._ref)) {
+      this._tracked.count--;
       reclaim?.unregister(s._ref);
     }
   }
@@ -248,11 +249,11 @@ export class LocalModel {
   /** Free the weights (GPU buffers included) and every session. */
   async dispose() {
     if (this._chat) await this._chat.cache.clear();
-    for (const ref of [...this._sessions]) {
+    for (const ref of [...this._tracked.sessions]) {
       const s = ref.deref();
       if (s) { this._untrack(s); s._free(); }
     }
-    this._sessions.clear();
+    this._tracked.sessions.clear();
     if (this._w) { this._w.free(); this._w = null; }
   }
 
