@@ -94,7 +94,22 @@ async function loadFrom(src, opts, openStore) {
       model = await load(gpu);
       // A first token checks the device end to end (limits, out-of-memory are reported late).
       await warmUp(model);
-      reason = backend === 'webgpu' ? 'WebGPU was requested' : `the WebGPU adapter (${gpu.label}) ran the model`;
+      if (backend === 'webgpu') {
+        reason = 'WebGPU was requested';
+      } else {
+        // `auto` takes the faster path, not just any adapter: a software adapter (SwiftShader)
+        // runs a token in seconds where the CPU path needs milliseconds.
+        const gpuMs = await tokenMs(model);
+        const cpuMs = model.info().weightBytes / CPU_BYTES_PER_S * 1000;
+        const said = `the WebGPU adapter (${gpu.label}) ran a token in ${gpuMs.toFixed(gpuMs < 10 ? 1 : 0)} ms; the wasm CPU path reads this model's ${(model.info().weightBytes / 1048576).toFixed(1)} MiB per token in about ${cpuMs.toFixed(cpuMs < 10 ? 1 : 0)} ms`;
+        if (gpuMs > CPU_PREFERRED_FACTOR * cpuMs) {
+          model.free();
+          model = undefined;
+          reason = `${said}, so the CPU path runs it (pass backend: 'webgpu' to use the adapter anyway)`;
+        } else {
+          reason = `${said}, so WebGPU runs it`;
+        }
+      }
     } catch (e) {
       if (model) model.free();
       model = undefined;
@@ -117,6 +132,24 @@ const reclaim = typeof FinalizationRegistry !== 'undefined'
     if (!w.__freed) { w.__freed = true; w.free(); }
   })
   : null;
+
+/** A conservative estimate of the wasm CPU path's decode bandwidth (weights read per second,
+ *  one thread): measured 3.6 to 4.5 GB/s in Chromium on the development VM (Intel Xeon, int8,
+ *  README "Speed"); taken lower so that only a clearly slower adapter loses to the CPU. */
+const CPU_BYTES_PER_S = 2e9;
+/** `auto` keeps WebGPU unless its token takes this many times the CPU estimate. */
+const CPU_PREFERRED_FACTOR = 2;
+
+/** Milliseconds of one decoded token on a loaded model (after the warm-up compiled the
+ *  pipelines). */
+async function tokenMs(m) {
+  const s = m.session();
+  try {
+    const t0 = performance.now();
+    await s.forward(new Uint32Array([0]));
+    return performance.now() - t0;
+  } finally { s.free(); }
+}
 
 async function warmUp(m) {
   const s = m.session();

@@ -20,7 +20,8 @@ export interface Progress {
 }
 
 export interface LoadOptions {
-  /** 'auto' (default) uses WebGPU when an adapter can run the model, else the wasm CPU path. */
+  /** 'auto' (default) uses WebGPU when an adapter runs the model and is not more than twice
+   * slower than the wasm CPU path is expected to be (a software adapter is); else the CPU path. */
   backend?: Backend;
   /** Run the engine in a dedicated Web Worker (same API; an ArrayBuffer source is transferred).
    * Default: true where Workers exist. */

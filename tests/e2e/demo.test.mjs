@@ -52,10 +52,10 @@ async function generateOnce(page, prompt) {
 }
 
 test('ready with the built-in model; it writes SQL; no console errors', async () => {
-  const { page, errors } = await open('?confirm=0');
+  const { page, errors } = await open('?confirm=0&backend=webgpu');
   const status = await tid(page, 'status').textContent();
   assert.match(status, /ready/);
-  assert.match(status, /WebGPU/, 'SwiftShader WebGPU is used when present');
+  assert.match(status, /WebGPU/, 'SwiftShader WebGPU is used when asked for');
   await generateOnce(page, SQL_PROMPT);
   const text = await page.locator('.msg.completion').last().textContent();
   console.log(`  webgpu: ${JSON.stringify(text.slice(SQL_PROMPT.length))}`);
@@ -63,6 +63,17 @@ test('ready with the built-in model; it writes SQL; no console errors', async ()
   assert.match(await page.locator('#st-decode').textContent(), /tok\/s/);
   assert.match(await page.locator('#st-state').textContent(), /KiB|MiB/);
   await page.screenshot({ path: join(SHOTS, 'demo-desktop.png') });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('auto takes the faster path: the CPU over a software WebGPU adapter, and says why', async () => {
+  const { page, errors } = await open('?confirm=0');
+  assert.match(await tid(page, 'status').textContent(), /ready .* CPU/);
+  const why = await page.locator('#notice').textContent();
+  assert.match(why, /ran a token in \d+ ms; the wasm CPU path reads .* MiB per token in about [\d.]+ ms, so the CPU path runs it/);
+  await generateOnce(page, SQL_PROMPT);
+  assert.match(await page.locator('.msg.completion').last().textContent(), /SQL: SELECT .* FROM north_cars/);
   assert.deepEqual(errors, []);
   await page.close();
 });
