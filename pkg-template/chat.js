@@ -370,3 +370,43 @@ export async function collect(chunks) {
 }
 
 export { AbortedError };
+
+/**
+ * The kept state of a conversation whose last message is the assistant's answer, to store and
+ * bring back later (`restoreConversation`): `{text, ids, state}` (the text and token ids the
+ * state has read, and the state blob), or null if the model keeps no state of it.
+ */
+export async function saveConversation(model, messages, { think = false } = {}) {
+  if (!Array.isArray(messages) || messages.length < 2 || messages[messages.length - 1]?.role !== 'assistant') {
+    throw new BadInputError('chat.saveConversation: give the messages up to and including the assistant\'s last answer');
+  }
+  const last = messages[messages.length - 1];
+  if (typeof last.content !== 'string') throw new BadInputError('chat.saveConversation: the last message needs a string `content`');
+  const history = `${formatChat(messages.slice(0, -1), { think: checkThink(think) })} ${cleanText(last.content)}`;
+  // The longest kept prefix of the history as the next request will write it.
+  const hit = model._chat.cache.find(`${history}${TURN_STOPS[0]} `);
+  if (!hit) return null;
+  const s = await model._chat.cache.fork(hit.entry);
+  try {
+    return { text: hit.text, ids: Array.from(hit.entry.ids), state: await s.saveState() };
+  } finally {
+    await s.dispose();
+  }
+}
+
+/** Bring back a conversation saved by `saveConversation` (after a reload, say): the next
+ *  request that extends it reads only its new turn. STATE_MISMATCH for another model's state. */
+export async function restoreConversation(model, saved) {
+  const { text, ids, state } = saved ?? {};
+  if (typeof text !== 'string' || !text || !Array.isArray(ids) && !(ids instanceof Uint32Array) || !(state instanceof Uint8Array)) {
+    throw new BadInputError('chat.restoreConversation: give {text, ids, state} as saveConversation returned them');
+  }
+  const s = model.session();
+  try {
+    await s.loadState(state);
+  } catch (e) {
+    await s.dispose();
+    throw e;
+  }
+  await model._chat.cache.put(text, Uint32Array.from(ids), s);
+}

@@ -191,7 +191,11 @@ export class WorkerModel {
       const chunks = this._c.stream('chat', { mid: this._mid, params: rest }, { signal, drain: true });
       return p.stream ? chunks : collect(chunks);
     };
-    return Object.freeze({ completions: Object.freeze({ create }) });
+    return Object.freeze({
+      completions: Object.freeze({ create }),
+      saveConversation: (messages, opts) => this._c.request('chatSave', { mid: this._mid, messages, opts }),
+      restoreConversation: (saved) => this._c.request('chatRestore', { mid: this._mid, saved }),
+    });
   }
 
   /** One question to SQL (sql.js), run in the worker. */

@@ -10,7 +10,7 @@ import {
 import { toIds } from './options.js';
 import { openSource, readAll } from './sources.js';
 import { askSql } from './sql.js';
-import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect } from './chat.js';
+import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect, restoreConversation, saveConversation } from './chat.js';
 
 export { initWasm, setWasmUrl, wasmMemoryBytes };
 
@@ -219,7 +219,11 @@ export class LocalModel {
       const chunks = chatChunks(this, p);
       return p.stream ? chunks : collect(chunks);
     };
-    this.chat = Object.freeze({ completions: Object.freeze({ create }) });
+    this.chat = Object.freeze({
+      completions: Object.freeze({ create }),
+      saveConversation: (messages, opts) => saveConversation(this, messages, opts),
+      restoreConversation: (saved) => restoreConversation(this, saved),
+    });
   }
 
   _setupChat(opts = {}, openStore) {

@@ -215,11 +215,23 @@ export interface ChatCompletionChunk {
   usage?: ChatUsage;
 }
 
+/** A conversation's kept state: the text and token ids it has read, and the state blob. */
+export interface SavedConversation {
+  text: string;
+  ids: number[];
+  state: Uint8Array;
+}
+
 export interface Chat {
   completions: {
     create(params: ChatCompletionCreateParams & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
     create(params: ChatCompletionCreateParams & { stream?: false }): Promise<ChatCompletion>;
   };
+  /** The kept state of `messages` (ending with the assistant's answer), or null if none is kept. */
+  saveConversation(messages: ChatMessage[], options?: { think?: Think }): Promise<SavedConversation | null>;
+  /** Bring a saved conversation back (after a reload): the next request extending it reads only
+   * its new turn. STATE_MISMATCH for another model's state. */
+  restoreConversation(saved: SavedConversation): Promise<void>;
 }
 
 /** The G1 chat prompt for `messages` (exactly what create() feeds the model). */

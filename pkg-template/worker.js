@@ -83,6 +83,14 @@ const handlers = {
   async sql({ mid, table, question, options }, ctx) {
     return [await model(mid).sql(table, question, { ...options, signal: ctx.signal })];
   },
+  async chatSave({ mid, messages, opts }) {
+    const r = await model(mid).chat.saveConversation(messages, opts);
+    return r ? [r, [r.state.buffer]] : [null];
+  },
+  async chatRestore({ mid, saved }) {
+    await model(mid).chat.restoreConversation(saved);
+    return [undefined];
+  },
   chatCacheInfo({ mid }) {
     return [model(mid)._chatCacheInfo()];
   },

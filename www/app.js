@@ -533,8 +533,23 @@ async function saveState(ev) {
   if (app.busy || !app.session || !app.store) return;
   const name = $('state-name').value.trim() || `conversation ${new Date().toLocaleString()}`;
   try {
-    await app.store.putState(app.model, name, app.session);
-    localStorage.setItem(transcriptKey(name), JSON.stringify({ transcript: app.transcript, context: app.context, lastFinish: app.lastFinish, mode: app.mode }));
+    // A chat through the API keeps its state in the model's conversation cache, not in this
+    // page's session: save that state, with the text it has read, so a restore continues it.
+    const msgs = chatMessages();
+    const conv = app.mode === 'chat' && !app.context && msgs.at(-1)?.role === 'assistant'
+      ? await app.model.chat.saveConversation(msgs, { think: $('think').checked }) : null;
+    let chat = null;
+    if (conv) {
+      const s = app.model.session();
+      try {
+        await s.loadState(conv.state);
+        await app.store.putState(app.model, name, s);
+      } finally { await s.dispose(); }
+      chat = { text: conv.text, ids: conv.ids };
+    } else {
+      await app.store.putState(app.model, name, app.session);
+    }
+    localStorage.setItem(transcriptKey(name), JSON.stringify({ transcript: app.transcript, context: app.context, lastFinish: app.lastFinish, mode: app.mode, chat }));
     $('state-name').value = '';
     setStatus(`ready · saved state “${name}”`, 'ready');
   } catch (e) {
@@ -549,10 +564,17 @@ async function restoreState(name) {
   try {
     const bytes = await app.store.getState(app.model, name);
     if (!bytes) throw new Error(`state “${name}” is gone`);
-    await app.session.loadState(bytes);
     const saved = JSON.parse(localStorage.getItem(transcriptKey(name)) || 'null');
+    if (saved?.chat) {
+      // A chat-API conversation: back into the model's conversation cache, so the next turn
+      // reads only its new text.
+      await app.model.chat.restoreConversation({ text: saved.chat.text, ids: saved.chat.ids, state: bytes });
+      await app.session.reset();
+    } else {
+      await app.session.loadState(bytes);
+    }
     app.transcript = saved ? saved.transcript : [];
-    app.context = true;
+    app.context = !saved?.chat;
     // A loaded state has no "last logits": the next turn always starts with a prompt.
     app.lastFinish = saved && saved.lastFinish === 'stop' ? 'stop' : null;
     if (saved && saved.mode) setMode(saved.mode, false);
@@ -668,9 +690,11 @@ function applyProfile() {
   $('sql-grammar-field').hidden = !p?.sql;
   setMode(p ? p.mode : 'chat', false);
   $('temperature').value = p ? p.temperature : CHAT_DEFAULTS.temperature;
-  $('top-p').value = CHAT_DEFAULTS.top_p;
-  $('presence').value = CHAT_DEFAULTS.presence_penalty;
-  $('frequency').value = CHAT_DEFAULTS.frequency_penalty;
+  // The SQL model is evaluated greedy without penalties (tools/sql/eval.py); chat models get the
+  // G1 chat sampling.
+  $('top-p').value = p ? 1 : CHAT_DEFAULTS.top_p;
+  $('presence').value = p ? 0 : CHAT_DEFAULTS.presence_penalty;
+  $('frequency').value = p ? 0 : CHAT_DEFAULTS.frequency_penalty;
   $('max-tokens').value = p ? p.maxTokens : 200;
   $('prompt').value = p ? p.example : '';
   $('ingest-text').value = p ? p.ingest : '';

@@ -192,3 +192,28 @@ export async function structured({ backend, worker, runs = 20, maxTokens = 200, 
   await model.dispose();
   return out;
 }
+
+/** saveConversation / restoreConversation across two model objects (as across a reload): the
+ *  restored conversation's next turn reads only its new tokens and answers as the original. */
+export async function saveRestore({ worker }) {
+  const a = await load({ backend: 'cpu', worker });
+  const messages = [{ role: 'user', content: 'Remember the word apple.' }];
+  const r1 = await a.chat.completions.create({ messages, max_tokens: 12, temperature: 0 });
+  messages.push(r1.choices[0].message);
+  const saved = await a.chat.saveConversation(messages);
+  const next = [...messages, { role: 'user', content: 'What word?' }];
+  const same = await a.chat.completions.create({ messages: next, max_tokens: 12, temperature: 0 });
+  await a.dispose();
+  const b = await load({ backend: 'cpu', worker });
+  await b.chat.restoreConversation(saved);
+  const restored = await b.chat.completions.create({ messages: next, max_tokens: 12, temperature: 0 });
+  let mismatch = null;
+  const other = await Gander.load(await bytes('/tests/golden/fp32-bytes/model.safetensors'), { backend: 'cpu', worker });
+  try { await other.chat.restoreConversation(saved); } catch (e) { mismatch = err(e); }
+  await other.dispose();
+  await b.dispose();
+  return {
+    savedIds: saved.ids.length, first: r1.usage, same: { content: same.choices[0].message.content, usage: same.usage },
+    restored: { content: restored.choices[0].message.content, usage: restored.usage }, mismatch,
+  };
+}

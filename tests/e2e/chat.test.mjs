@@ -132,6 +132,16 @@ for (const worker of [false, true]) {
   });
 }
 
+for (const worker of [false, true]) {
+  test(`${worker ? 'worker' : 'page'}: saveConversation / restoreConversation continue a chat in another model object`, async () => {
+    const r = await run('saveRestore', { worker });
+    assert.equal(r.savedIds, r.first.prompt_tokens + r.first.completion_tokens);
+    assert.equal(r.restored.usage.cached_tokens, r.savedIds);
+    assert.equal(r.restored.content, r.same.content, 'the restored conversation answers as the original');
+    assert.equal(r.mismatch?.code, 'STATE_MISMATCH');
+  });
+}
+
 test('a persisted conversation state survives a reload', async () => {
   const first = await run('persistTurn', { half: 1 });
   await page.reload();
