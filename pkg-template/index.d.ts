@@ -245,12 +245,20 @@ export declare class ReplySplitter {
 export declare const TURN_STOPS: readonly string[];
 export declare const CHAT_DEFAULTS: Readonly<{ temperature: number; top_p: number; top_k: number; presence_penalty: number; frequency_penalty: number; penalty_decay: number; max_tokens: number }>;
 export declare const CHAT_CACHE_BYTES: number;
+/** The SQL grammar (GBNF) of a table `NAME(col TYPE, ...)` and the table as prompts write it
+ * (after a model is loaded, or `await Gander.init()`). */
+export declare function sqlTable(line: string): { schema: string; grammar: string };
 
 export interface Model {
   readonly info: Readonly<ModelInfo>;
   readonly tokenizer: Tokenizer;
   /** OpenAI-shaped chat with the G1 template; follow-up turns read only their new tokens. */
   readonly chat: Chat;
+  /** One question about a table to one SQL statement (the text-to-SQL demo model): the prompt
+   * `Table: NAME(cols)\nQuestion: Q\nSQL:` (with `state`, primed from the table line and solved
+   * examples, only `Question: Q\nSQL:`), greedy, one line, under the table's SQL grammar unless
+   * `grammar: false`. */
+  sql(table: string, question: string, options?: { state?: Uint8Array | ArrayBuffer; grammar?: boolean; signal?: AbortSignal }): Promise<string>;
   session(): Session;
   /** Free weights, sessions and (with worker: true) the worker. */
   dispose(): Promise<void>;
