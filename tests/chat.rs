@@ -48,20 +48,24 @@ fn bad_conversations_are_refused_by_name() {
     }
 }
 
+/// (reasoning, content) of an answer fed to a splitter in `pieces`.
+fn split<S: AsRef<str>>(think: Think, pieces: impl IntoIterator<Item = S>) -> (String, String) {
+    let mut s = ReplySplitter::new(think);
+    let (mut reasoning, mut content) = (String::new(), String::new());
+    for p in pieces {
+        let d = s.push(p.as_ref());
+        reasoning += &d.reasoning;
+        content += &d.content;
+    }
+    let d = s.finish();
+    (reasoning + &d.reasoning, content + &d.content)
+}
+
 #[test]
 fn replies_split_into_reasoning_and_content() {
     let v = vectors();
     for case in v["replies"].as_array().unwrap() {
-        let mut s = ReplySplitter::new(think_of(&case["think"]));
-        let (mut reasoning, mut content) = (String::new(), String::new());
-        for c in case["chunks"].as_array().unwrap() {
-            let d = s.push(c.as_str().unwrap());
-            reasoning += &d.reasoning;
-            content += &d.content;
-        }
-        let d = s.finish();
-        reasoning += &d.reasoning;
-        content += &d.content;
+        let (reasoning, content) = split(think_of(&case["think"]), case["chunks"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()));
         assert_eq!(content, case["content"].as_str().unwrap(), "case {}", case["name"]);
         assert_eq!(reasoning, case["reasoning"].as_str().unwrap(), "case {}", case["name"]);
     }
@@ -75,16 +79,7 @@ fn replies_split_the_same_whatever_the_pieces() {
         let whole: String = case["chunks"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
         let chars: Vec<char> = whole.chars().collect();
         for step in 1..=3 {
-            let mut s = ReplySplitter::new(think_of(&case["think"]));
-            let (mut reasoning, mut content) = (String::new(), String::new());
-            for piece in chars.chunks(step) {
-                let d = s.push(&piece.iter().collect::<String>());
-                reasoning += &d.reasoning;
-                content += &d.content;
-            }
-            let d = s.finish();
-            reasoning += &d.reasoning;
-            content += &d.content;
+            let (reasoning, content) = split(think_of(&case["think"]), chars.chunks(step).map(|p| p.iter().collect::<String>()));
             assert_eq!(content, case["content"].as_str().unwrap(), "case {} step {step}", case["name"]);
             assert_eq!(reasoning, case["reasoning"].as_str().unwrap(), "case {} step {step}", case["name"]);
         }

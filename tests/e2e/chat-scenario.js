@@ -3,6 +3,7 @@
 // worker, on WebGPU (SwiftShader) and the wasm CPU path.
 
 import { Gander, formatChat } from '/pkg/index.js';
+import { relErr } from './pkg-scenario.js';
 
 const FIXTURE = '/shared/fixtures/tiny-rwkv7-834k/model.safetensors';
 
@@ -14,18 +15,6 @@ async function bytes(url) {
 
 function err(e) {
   return { name: e && e.name, code: e && e.code, message: String(e && e.message) };
-}
-
-function relErr(got, want) {
-  let mean = 0;
-  for (const x of want) mean += x;
-  mean /= want.length;
-  let v = 0;
-  for (const x of want) v += (x - mean) ** 2;
-  const std = Math.sqrt(v / want.length);
-  let d = 0;
-  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
-  return got.length === want.length ? d / std : Infinity;
 }
 
 const load = async (opts) => Gander.load((await bytes(FIXTURE)).buffer, opts);
