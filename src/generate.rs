@@ -1,6 +1,8 @@
 //! The generation loop shared by the CLI and the JavaScript API: sample, stream text that never
 //! splits a character, stop at end-of-text, at a stop string (text up to it is emitted, the
-//! stop string itself is not), at `max_tokens`, or when the caller asks to stop.
+//! stop string itself is not), at `max_tokens`, or when the caller asks to stop. Optionally
+//! under a grammar (`crate::grammar`: only the tokens it allows are sampled; the masks are
+//! computed here on the host for every backend) and with a logit bias.
 //!
 //! Every sampled token is fed back into the state, so after a generation the state holds the
 //! whole conversation and the next call can continue from it.
