@@ -2,18 +2,22 @@
 //!
 //! Every failure prints one line, `error: ...`, to stderr and exits non-zero; stdout carries
 //! only the command's result (JSON, or the generated text), so it can be piped.
+//!
+//! This file holds the argument definitions (most of its length: one documented enum, which
+//! clap turns into `--help`) and the dispatch; commands with more to them have their own file:
+//! `chat.rs`, `sql.rs` (`prime`, `sql`), `bench.rs`, `files.rs` (`convert`, `info`).
 
 use crate::backend::gpu::Gpu;
 use crate::backend::Backend;
 use crate::chat::Think;
 use crate::error::{Error, Result};
-use crate::format::{self, gander};
+use crate::format;
 use crate::generate::{generate, GenerateOptions};
 use crate::model::{self, Config, Model};
-use crate::sampler::{Sampler, SamplerOptions};
+use crate::sampler::SamplerOptions;
 use crate::tokenizer::Tokenizer;
 use clap::{Parser, Subcommand, ValueEnum};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -270,7 +274,9 @@ macro_rules! with_model {
     };
 }
 
+mod bench;
 mod chat;
+mod files;
 mod sql;
 
 /// The state a command starts from: zeros, or the file given with `--state`.
@@ -341,8 +347,8 @@ fn in_file(path: &Path, e: Error) -> Error {
 
 fn run(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Convert { input, output, quant } => convert(&input, &output, &quant),
-        Cmd::Info { model } => info(&model),
+        Cmd::Convert { input, output, quant } => files::convert(&input, &output, &quant),
+        Cmd::Info { model } => files::info(&model),
         Cmd::Tokenize { model, text, text_file } => {
             let text = match (text, text_file) {
                 (Some(t), None) => t,
@@ -477,7 +483,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 return Err(Error::BadInput("--prompt-tokens and --repeat must be at least 1".into()));
             }
             let t_load = Instant::now();
-            with_model!(&model, backend, |m| { bench(&model, m, t_load, prompt_tokens, gen_tokens, repeat) })
+            with_model!(&model, backend, |m| { bench::bench(&model, m, t_load, prompt_tokens, gen_tokens, repeat) })
         }
     }
 }
@@ -487,156 +493,4 @@ fn log_softmax_at(logits: &[f32], target: usize) -> f64 {
     let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
     let lse = logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln() + max;
     logits.get(target).map(|&l| l as f64 - lse).unwrap_or(f64::NEG_INFINITY)
-}
-
-fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
-    let quant = gander::Quant::parse(quant)?;
-    let mut src = format::open_path(input)?;
-    // Write next to the target and rename at the end: a failure never leaves a partial file.
-    let mut tmp_name = output.as_os_str().to_owned();
-    tmp_name.push(".gander-part");
-    let tmp = PathBuf::from(tmp_name);
-    if tmp == input || output == input {
-        return Err(Error::BadInput(format!("{}: the output would overwrite the input", output.display())));
-    }
-    let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut w = std::io::BufWriter::new(file);
-    let tty = std::io::stderr().is_terminal();
-    let res = gander::convert(src.as_mut(), quant, &mut w, &mut |done, total| {
-        if tty {
-            let width = 30;
-            let filled = done * width / total.max(1);
-            eprint!("\rconverting [{}{}] {done}/{total} tensors", "#".repeat(filled), " ".repeat(width - filled));
-        }
-    });
-    if tty {
-        eprintln!();
-    }
-    let res = res.and_then(|_| w.into_inner().map_err(|e| Error::io(&tmp, e.into_error())).map(|_| ()));
-    match res.and_then(|_| std::fs::rename(&tmp, output).map_err(|e| Error::io(output, e))) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-/// Whether the file begins like a zip (a `.pth`), reading 4 bytes only.
-fn starts_with_zip_magic(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).map(|_| &magic == b"PK\x03\x04").unwrap_or(false)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn info(path: &Path) -> Result<()> {
-    let mut src = format::open_path(path)?;
-    let gmeta = gander::read_meta(src.as_ref())?;
-    let cfg = Config::from_tensors(src.tensors())?;
-    let fp = model::fingerprint(&cfg, src.as_mut())?;
-    let quant = match &gmeta {
-        Some(m) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
-        None => src.tensors().get("blocks.0.att.key.weight").map(|i| format!("{:?}", i.dtype).to_lowercase()).unwrap_or_default(),
-    };
-    let tokenizer = match Tokenizer::for_vocab(cfg.vocab) {
-        Some(Tokenizer::World(_)) => "world",
-        Some(Tokenizer::Bytes) => "bytes",
-        None => "none",
-    };
-    let state_bytes = crate::State::byte_len_for(&cfg);
-    print_json(&serde_json::json!({
-        "format": if gmeta.is_some() { "gander" } else if starts_with_zip_magic(path) { "pth" } else { "safetensors" },
-        "config": cfg,
-        "quant": quant,
-        "params": cfg.params(),
-        "state_bytes": state_bytes,
-        "tokenizer": tokenizer,
-        "fingerprint": hex(&fp),
-    }))
-}
-
-/// Memory read bandwidth in GB/s: the best of 5 passes over 1 GiB, summed with the fastest
-/// kernel by every thread of the CPU pool (the same threads that run the model), so the probe
-/// is limited by memory, not arithmetic.
-fn read_bandwidth_gb_s() -> f64 {
-    use rayon::prelude::*;
-    let buf = vec![1f32; 1 << 28];
-    let mut best = 0f64;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let s: f32 = crate::backend::cpu::pool().install(|| {
-            buf.par_chunks(1 << 16).map(|c| crate::backend::cpu::matmul::dot_best(c, c)).sum()
-        });
-        let gb = (buf.len() * 4) as f64 / 1e9;
-        best = best.max(gb / t.elapsed().as_secs_f64());
-        std::hint::black_box(s);
-    }
-    best
-}
-
-fn bench<B: Backend>(path: &Path, m: Model<B>, t_load: Instant, prompt_tokens: usize, gen_tokens: usize, repeat: usize) -> Result<()> {
-    let load_s = t_load.elapsed().as_secs_f64();
-    let cpu = m.backend.name() == "cpu";
-    let prompt = model::bench_prompt(m.config.vocab, prompt_tokens);
-    let (mut prefill_best, mut decode_best) = (0f64, 0f64);
-    let mut dispatches = None;
-    for _ in 0..repeat {
-        let mut state = m.new_state()?;
-        let t0 = Instant::now();
-        let mut logits = m.forward(&mut state, &prompt)?;
-        prefill_best = prefill_best.max(prompt_tokens as f64 / t0.elapsed().as_secs_f64());
-        let mut sampler = Sampler::new(SamplerOptions { temperature: 0.0, ..Default::default() }, m.config.vocab)?;
-        m.backend.take_dispatch_count();
-        let t1 = Instant::now();
-        for _ in 0..gen_tokens {
-            let t = sampler.sample(&logits, |_| true)?;
-            m.forward_into(&mut state, &[t], &mut logits)?;
-        }
-        dispatches = m.backend.take_dispatch_count().map(|n| n as f64 / gen_tokens.max(1) as f64);
-        decode_best = decode_best.max(gen_tokens as f64 / t1.elapsed().as_secs_f64().max(1e-9));
-    }
-    // Host-side bounds describe the CPU; for the GPU they are left out (its bandwidth is the
-    // device's, not measured here).
-    let bw = if cpu { read_bandwidth_gb_s() } else { f64::NAN };
-    let bytes = m.decode_bytes_per_token();
-    let bound = bw * 1e9 / bytes as f64;
-    // Prefill work: one multiply-add per weight of every layer matrix per token (the head runs
-    // for the last token only; the embedding is a lookup).
-    let (c, f, l) = (m.config.embd, m.config.ffn, m.config.layers);
-    let lora = m.config.rank_w + m.config.rank_a + m.config.rank_v + m.config.rank_g;
-    let madds_per_token = (l * (4 * c * c + 2 * c * f + 2 * c * lora)) as f64;
-    let prefill_gmadd_s = prefill_best * madds_per_token / 1e9;
-    let (fma_peak, vnni_peak) = if cpu { crate::backend::cpu::peak::multiply_add_rates() } else { (None, None) };
-    let finite = |x: f64| x.is_finite().then_some(x);
-    print_json(&serde_json::json!({
-        "prefill_tok_s": prefill_best,
-        "decode_tok_s": decode_best,
-        "prompt_tokens": prompt_tokens,
-        "gen_tokens": gen_tokens,
-        "repeat": repeat,
-        "backend": m.backend.name(),
-        "threads": cpu.then(|| crate::backend::cpu::pool().current_num_threads()),
-        "isa": cpu.then(|| format!("{:?}", crate::backend::cpu::matmul::best_isa()).to_lowercase()),
-        "quant": m.quant,
-        "params": m.config.params(),
-        "file_bytes": std::fs::metadata(path).map(|md| md.len()).unwrap_or(0),
-        "decode_bytes_per_token": bytes,
-        "mem_read_gb_s": finite(bw),
-        "decode_bound_tok_s": finite(bound),
-        "decode_fraction_of_bound": finite(decode_best / bound),
-        "dispatches_per_token": dispatches,
-        "dispatches_per_layer": dispatches.map(|d| d / m.config.layers as f64),
-        "adapter": m.backend.adapter_name(),
-        "prefill_gmadd_s": prefill_gmadd_s,
-        "fma_peak_gmadd_s": fma_peak,
-        "vnni_peak_gmadd_s": vnni_peak,
-        "prefill_fraction_of_fma_peak": fma_peak.map(|p| prefill_gmadd_s / p),
-        "prefill_fraction_of_vnni_peak": vnni_peak.map(|p| prefill_gmadd_s / p),
-        "load_s": load_s,
-        "config": m.config,
-    }))
 }
