@@ -279,10 +279,19 @@ export async function* chatChunks(model, p) {
   const base = { id: `chatcmpl-${hexId()}`, created: Math.floor(Date.now() / 1000), model: p.model ?? `rwkv7-${model.info.fingerprint.slice(0, 12)}` };
   const cache = model._chat.cache;
   const useCache = p.cache !== false;
+  // One answer at a time per conversation: the same history asked again while it is being
+  // answered is refused (two different conversations run side by side).
+  const inFlight = model._chat.inFlight;
+  if (inFlight.has(prompt)) {
+    throw new GanderError('BUSY', 'chat.completions.create: this conversation is being answered already; await that request (or abort it) first');
+  }
+  inFlight.add(prompt);
   const t0 = performance.now();
-  const { session, cachedIds, newIds, ids } = await openConversation(model, prompt, { useCache, signal });
+  let session;
   let owned = true;
   try {
+    let cachedIds, newIds, ids;
+    ({ session, cachedIds, newIds, ids } = await openConversation(model, prompt, { useCache, signal }));
     throwIfAborted(signal);
     const prefillMs = performance.now() - t0;
     if (useCache && newIds.length) await cache.put(prompt, ids, await session.fork());
@@ -344,7 +353,8 @@ export async function* chatChunks(model, p) {
     };
     yield { ...chunk(base, {}, finish), usage };
   } finally {
-    if (owned) await session.dispose();
+    inFlight.delete(prompt);
+    if (owned && session) await session.dispose();
   }
 }
 

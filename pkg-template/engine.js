@@ -229,7 +229,7 @@ export class LocalModel {
   _setupChat(opts = {}, openStore) {
     const { maxBytes = CHAT_CACHE_BYTES, persist } = opts ?? {};
     const entryBytes = this.info.stateBytes + 4 * this.info.vocab;
-    this._chat = { cache: new ChatCache(maxBytes, entryBytes), persist: null };
+    this._chat = { cache: new ChatCache(maxBytes, entryBytes), persist: null, inFlight: new Set() };
     if (persist && openStore) {
       const db = typeof persist === 'object' ? persist : {};
       this._chat.persist = new ChatPersistence(this, () => openStore(db.database ? { database: db.database } : {}), db.keep);

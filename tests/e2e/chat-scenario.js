@@ -67,6 +67,10 @@ export async function busy({ backend, worker, maxTokens = 6 }) {
   for await (const _ of a) n++;
   out.firstTokens = n;
   out.after = (await s.forward([2])).length;
+  // One conversation asked twice at once: BUSY for the second; another conversation runs.
+  const ask = (content) => model.chat.completions.create({ messages: [{ role: 'user', content }], max_tokens: 2, temperature: 0 })
+    .then((r) => r.choices[0].finish_reason, (e) => e.code);
+  out.chats = await Promise.all([ask('Hi'), ask('Hi'), ask('Hello')]);
   await model.dispose();
   return out;
 }

@@ -101,6 +101,7 @@ for (const worker of [false, true]) {
       assert.equal(r.forward.code, 'BUSY', JSON.stringify(r.forward));
       assert.equal(r.firstTokens, gpu ? 3 : 6);
       assert.ok(r.after > 0);
+      assert.deepEqual(r.chats.map((c) => (c === 'BUSY' ? c : 'answered')), ['answered', 'BUSY', 'answered'], JSON.stringify(r.chats));
     });
 
     if (gpu) continue; // abort is backend-independent JS; pkg.test.mjs aborts generations on WebGPU
