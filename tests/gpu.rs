@@ -28,7 +28,8 @@ fn gpu() -> Option<&'static Gpu> {
         }
         Err(e) => {
             assert_eq!(e.code(), "NO_WEBGPU", "{e}");
-            assert!(std::env::var("GANDER_REQUIRE_GPU").is_err(), "GANDER_REQUIRE_GPU is set but: {e}");
+            // In CI (CI=true, as .ci/run is started) or under `make test` a missing adapter fails.
+            assert!(std::env::var("GANDER_REQUIRE_GPU").is_err() && std::env::var("CI").is_err(), "a GPU adapter is required here (GANDER_REQUIRE_GPU or CI is set) but: {e}");
             eprintln!("SKIPPED: {e}");
             None
         }
