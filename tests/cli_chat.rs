@@ -45,7 +45,9 @@ fn terminal_chat_streams_stops_on_ctrl_c_saves_and_quits() {
     let dir = std::env::temp_dir().join(format!("gander-chat-pty-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("chat.state");
-    let cmd = format!("{bin} chat --model {} --max-tokens 20000 --seed 3 --stats", fixture().display());
+    // `exec`: `script` runs the command through $SHELL (or /bin/sh); a shell that stays as the
+    // parent (dash does) also gets the terminal's SIGINT and exits 130 after the chat ends.
+    let cmd = format!("exec {bin} chat --model {} --max-tokens 20000 --seed 3 --stats", fixture().display());
     let mut child = Command::new("script")
         .args(["-qfec", &cmd, "/dev/null"])
         .stdin(Stdio::piped())
@@ -76,7 +78,7 @@ fn terminal_chat_streams_stops_on_ctrl_c_saves_and_quits() {
     input.write_all(b"/quit\n").unwrap();
     input.flush().unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "gander chat exits cleanly after /quit");
+    assert!(status.success(), "gander chat exits cleanly after /quit ({status}); output:\n{}", String::from_utf8_lossy(&all));
     let saved = std::fs::read(&state).unwrap();
     assert!(saved.starts_with(b"GNDRSTAT"), "a Gander state file");
     std::fs::remove_dir_all(&dir).ok();
