@@ -2,7 +2,8 @@
 //!
 //! The crate is organised as the spec reads (`shared/docs/rwkv7-spec.md`):
 //! - [`format`]: reading official `.pth` / `.safetensors` checkpoints and Gander's own weight file;
-//! - [`model`]: the config inferred from shapes, typed weights, and the forward pass written once
+//! - [`config`]: the hyper-parameters inferred from tensor shapes, and the model's fingerprint;
+//! - [`model`]: typed weights, and the forward pass written once
 //!   over the narrow [`backend::Backend`] trait;
 //! - [`backend`]: the exact fp32 CPU backend (the project's numerical reference);
 //! - [`state`]: the recurrent state and its versioned binary format;
@@ -27,6 +28,8 @@ pub mod chat;
 #[cfg(not(target_arch = "wasm32"))]
 #[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod cli;
+#[cfg_attr(not(test), deny(clippy::indexing_slicing))]
+pub mod config;
 #[cfg_attr(not(test), deny(clippy::indexing_slicing))]
 pub mod error;
 #[cfg_attr(not(test), deny(clippy::indexing_slicing))]

@@ -9,7 +9,7 @@ pub mod cpu;
 pub mod gpu;
 
 use crate::error::Result;
-use crate::model::Config;
+use crate::config::Config;
 use crate::state::State;
 
 pub use crate::format::quant::{HostMatrix, MatrixData};

@@ -22,7 +22,7 @@ pub(super) fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
     let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut w = std::io::BufWriter::new(file);
     let tty = std::io::stderr().is_terminal();
-    let res = gander::convert(src.as_mut(), quant, &mut w, &mut |done, total| {
+    let res = model::convert(src.as_mut(), quant, &mut w, &mut |done, total| {
         if tty {
             let width = 30;
             let filled = done * width / total.max(1);

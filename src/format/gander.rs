@@ -10,7 +10,7 @@
 //! | `quant`          | JSON object: matrix name → `"f32"`, `"f16"`, `"int8"` or `"q4"`       |
 //! | `logical_shapes` | JSON object: quantised matrix name → `[rows, cols]`                 |
 //! | `block_size`     | `"32"`: elements per quantisation block ([`quant::BLOCK`])           |
-//! | `fingerprint`    | hex SHA-256 identifying the model (see [`crate::model::fingerprint`]) |
+//! | `fingerprint`    | hex SHA-256 identifying the model (see `config::fingerprint`) |
 //!
 //! Names and orientation are the official ones (spec §1.3). An `f32`/`f16` matrix `X` is stored
 //! as `X`; an `int8`/`q4` matrix as `X.q` (packed codes) and `X.scale` (f16 block scales), with
@@ -265,16 +265,6 @@ fn le_bytes_f16(name: &str, v: &[f32]) -> Result<Vec<u8>> {
         return Err(Error::BadInput(format!("`{name}` holds {x}, beyond the f16 range (65504); convert with --quant f32 or int8")));
     }
     Ok(v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect())
-}
-
-/// Convert a checkpoint to a Gander file with matrices in `quant`: the tensors the model uses,
-/// its fingerprint in the metadata. `progress(done, total)` is called after each tensor.
-pub fn convert(src: &mut dyn TensorSource, quant: Quant, out: &mut dyn Write, progress: &mut dyn FnMut(usize, usize)) -> Result<()> {
-    let cfg = crate::model::Config::from_tensors(src.tensors())?;
-    let fp = crate::model::fingerprint(&cfg, src)?;
-    let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
-    let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
-    write(src, &names, quant, &hex, out, progress)
 }
 
 /// Write `src` as a Gander file to `out`, converting one tensor at a time.

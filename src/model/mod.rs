@@ -1,10 +1,11 @@
 //! An RWKV-7 model: config from shapes, typed weights, the forward pass, and its identity.
 
-pub mod config;
 pub mod forward;
 pub mod weights;
 
-pub use config::Config;
+// The config and the fingerprint live below the formats and the backends, which need them too.
+pub use crate::config::{self, fingerprint, Config};
+use crate::config::{fingerprint_layer, fingerprint_start};
 pub use forward::Logits;
 pub use weights::{Part, Weights};
 
@@ -19,33 +20,14 @@ use sha2::{Digest, Sha256};
 /// state carried across (as the reference's `chunk_len`), which bounds activation memory.
 pub const MAX_CHUNK: usize = 256;
 
-/// The identity of a model's weights, independent of how its matrices are stored: SHA-256 over
-/// the shape and the fp32 values of every layer's `att.w0` and `att.r_k` (vectors, which Gander
-/// files always keep in f32). States carry it so a state is never loaded into another model.
-pub fn fingerprint(cfg: &Config, src: &mut dyn TensorSource) -> Result<[u8; 32]> {
-    let mut h = fingerprint_start(cfg);
-    for l in 0..cfg.layers {
-        fingerprint_layer(&mut h, src, l)?;
-    }
-    Ok(h.finalize().into())
-}
-
-fn fingerprint_start(cfg: &Config) -> Sha256 {
-    let mut h = Sha256::new();
-    h.update(b"gander-fingerprint-v1");
-    for d in [cfg.vocab, cfg.embd, cfg.layers, cfg.heads, cfg.head_size, cfg.ffn, cfg.rank_w, cfg.rank_a, cfg.rank_v, cfg.rank_g] {
-        h.update((d as u64).to_le_bytes());
-    }
-    h
-}
-
-fn fingerprint_layer(h: &mut Sha256, src: &mut dyn TensorSource, l: usize) -> Result<()> {
-    for n in ["att.w0", "att.r_k"] {
-        for x in src.read(&format!("blocks.{l}.{n}"))?.to_f32() {
-            h.update(x.to_le_bytes());
-        }
-    }
-    Ok(())
+/// Convert a checkpoint to a Gander file with matrices in `quant`: the tensors the model uses,
+/// its fingerprint in the metadata (`format::gander::write` with what the model defines). `progress(done, total)` is called after each tensor.
+pub fn convert(src: &mut dyn TensorSource, quant: gander::Quant, out: &mut dyn std::io::Write, progress: &mut dyn FnMut(usize, usize)) -> Result<()> {
+    let cfg = Config::from_tensors(src.tensors())?;
+    let fp = fingerprint(&cfg, src)?;
+    let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
+    let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
+    gander::write(src, &names, quant, &hex, out, progress)
 }
 
 /// The fixed pseudo-random prompt of the benchmarks (`gander bench`, the wasm bench, and

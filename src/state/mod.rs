@@ -10,7 +10,7 @@
 //! offset  size          field
 //! 0       8             magic "GNDRSTAT"
 //! 8       4             version (u32) = 1
-//! 12      32            model fingerprint (SHA-256, see model::fingerprint)
+//! 12      32            model fingerprint (SHA-256, see config::fingerprint)
 //! 44      4 x u32       L, C, H, N
 //! 60      per layer:    att_shift  C x f32
 //!                       wkv        H x N x N x f32, [h][value][key]
@@ -19,7 +19,7 @@
 //! Total `60 + 4·L·(2C + H·N·N)` bytes: 2,433,084 for a 0.1B model, whatever the context length.
 
 use crate::error::{Error, Result};
-use crate::model::Config;
+use crate::config::Config;
 
 mod tuning;
 pub use tuning::looks_like_tuning_file;

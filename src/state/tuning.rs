@@ -18,7 +18,7 @@
 use super::State;
 use crate::error::{Error, Result};
 use crate::format::{DType, TensorSource};
-use crate::model::Config;
+use crate::config::Config;
 
 /// Whether `bytes` look like a container a state-tuning file comes in (zip `.pth` or
 /// safetensors: an 8-byte header length followed by `{`), as opposed to a Gander state blob.

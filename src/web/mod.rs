@@ -288,7 +288,7 @@ pub fn convert(bytes: Vec<u8>, quant: &str, on_progress: Option<js_sys::Function
     let q = format::gander::Quant::parse(quant).map_err(|_| coded("BAD_INPUT", &format!("quant: `{quant}` is not one of f32, f16, int8, q4")))?;
     let mut src = format::open_bytes(bytes).map_err(js_err)?;
     let mut out = Vec::new();
-    format::gander::convert(src.as_mut(), q, &mut out, &mut |done, total| {
+    crate::model::convert(src.as_mut(), q, &mut out, &mut |done, total| {
         if let Some(f) = &on_progress {
             let _ = f.call2(&JsValue::NULL, &(done as u32).into(), &(total as u32).into());
         }

@@ -58,7 +58,7 @@ pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
 pub fn to_gander(pth: &[u8], quant: &str) -> Vec<u8> {
     let mut src = format::open_bytes(pth.to_vec()).unwrap();
     let mut out = Vec::new();
-    format::gander::convert(src.as_mut(), format::gander::Quant::parse(quant).unwrap(), &mut out, &mut |_, _| {}).unwrap();
+    gander::model::convert(src.as_mut(), format::gander::Quant::parse(quant).unwrap(), &mut out, &mut |_, _| {}).unwrap();
     out
 }
 

@@ -82,7 +82,7 @@ pub fn wkv_scan_head<'a>(s: &mut [f32], t_len: usize, rows: impl Fn(usize) -> Wk
     // The AVX2 rows write N·N floats of `s` through a pointer: only on a state that long (a
     // model checks every state's shape before a forward call; this keeps the kernel sound).
     #[cfg(target_arch = "x86_64")]
-    let fma = n.is_multiple_of(8) && s.len() >= n * n && super::matmul::best_isa() != super::matmul::Isa::Generic;
+    let fma = n.is_multiple_of(8) && s.len() >= n * n && super::isa::best_isa() != super::isa::Isa::Generic;
     for t in 0..t_len {
         let x = rows(t);
         let y = &mut ys[t * n..(t + 1) * n];

@@ -11,47 +11,13 @@
 //! Activations are f32 throughout: results equal the scalar reference (`HostMatrix::row_into`
 //! then an f64 dot) up to the order of f32 additions (tests/quant.rs, `KERNEL_TOL`).
 
+use super::isa::{par_map, PARALLEL_MIN_WEIGHTS};
 use super::kernels::dot;
 use super::{CpuMatrix, Tensor};
 use crate::format::quant::{blocks_per_row, int8, q4, MatrixData};
 
-/// The instruction set a product runs with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    /// Portable Rust (autovectorised for the build target: SSE2 on x86-64, simd128 on wasm).
-    Generic,
-    /// x86-64 AVX2 + FMA + F16C.
-    Avx2,
-    /// AVX2 plus AVX512-VNNI: quantised prefill uses 8-bit dot products ([`super::w8a8`]).
-    Vnni,
-}
-
-/// The best instruction set this CPU supports.
-pub fn best_isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
-            return if super::w8a8::available() { Isa::Vnni } else { Isa::Avx2 };
-        }
-    }
-    Isa::Generic
-}
-
-/// Below this many weights a product runs on the calling thread: waking the pool costs more
-/// (tens of microseconds per fork-join, seen in `perf` as scheduler time) than it saves.
-pub(crate) const PARALLEL_MIN_WEIGHTS: usize = 1 << 18;
-
-/// Run `f(i)` for `i in 0..n`, in parallel natively when `parallel`, in order otherwise.
-pub(crate) fn par_map<R: Send>(n: usize, parallel: bool, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
-    #[cfg(not(target_arch = "wasm32"))]
-    if parallel {
-        use rayon::prelude::*;
-        return (0..n).into_par_iter().map(f).collect();
-    }
-    let _ = parallel;
-    (0..n).map(f).collect()
-}
+// The instruction set is chosen in `isa`; re-exported here, where the products take it.
+pub use super::isa::{best_isa, Isa};
 
 /// `Σ a·b` with the best instruction set (used by the bandwidth probe of `gander bench`).
 pub fn dot_best(a: &[f32], b: &[f32]) -> f32 {

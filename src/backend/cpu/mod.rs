@@ -5,6 +5,7 @@
 //! other value, the state and all accumulations are f32.
 
 pub mod a16;
+pub mod isa;
 pub mod kernels;
 pub mod matmul;
 pub mod w8a8;
@@ -16,7 +17,7 @@ pub mod peak;
 
 use super::{Backend, HostMatrix, LoraMid, Shift};
 use crate::error::{Error, Result};
-use crate::model::Config;
+use crate::config::Config;
 use crate::state::State;
 
 /// A row-major `[rows, cols]` f32 activation. Its buffer comes from, and returns to, a pool
@@ -155,23 +156,8 @@ fn norm_into(x: &[f32], w: &[f32], b: &[f32], eps: f64, out: &mut [f32]) {
     }
 }
 
-/// The worker pool: one thread per core. Forward calls run inside it (see `install`), so the
-/// calling thread sleeps while the pool works instead of competing with it for a core.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn pool() -> &'static rayon::ThreadPool {
-    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
-    // If even a one-thread pool cannot be created, the process cannot start threads at all and
-    // nothing could run; that start-up failure is the one panic left here.
-    #[allow(clippy::expect_used)]
-    POOL.get_or_init(|| {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("gander-cpu-{i}"))
-            .build()
-            .unwrap_or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a 1-thread pool"))
-    })
-}
+pub use isa::pool;
 
 /// The exact fp32 CPU backend.
 #[derive(Default)]

@@ -6,14 +6,14 @@
 pub fn multiply_add_rates() -> (Option<f64>, Option<f64>) {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::matmul::{best_isa, Isa};
-        let threads = super::pool().current_num_threads();
+        use super::isa::{best_isa, Isa};
+        let threads = super::isa::pool().current_num_threads();
         let run = |f: &(dyn Fn(usize) -> f64 + Sync), per_iter: f64| -> f64 {
             let iters = 20_000_000;
             let mut best = 0f64;
             for _ in 0..3 {
                 let t = std::time::Instant::now();
-                let sink: f64 = super::pool().install(|| {
+                let sink: f64 = super::isa::pool().install(|| {
                     use rayon::prelude::*;
                     (0..threads).into_par_iter().map(|_| f(iters)).sum()
                 });

@@ -19,21 +19,10 @@
 //! final f32 products.
 
 #[cfg(target_arch = "x86_64")]
-use super::matmul::par_map;
+use super::isa::par_map;
 use super::{CpuMatrix, Tensor};
 
-/// Whether this CPU has 256-bit VNNI (AVX512-VNNI with AVX512-VL).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *VNNI.get_or_init(|| is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx2"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+pub use super::isa::vnni_available as available;
 
 /// Widths are padded to whole 32-byte vectors.
 const LANE_BYTES: usize = 32;
@@ -219,7 +208,7 @@ pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
         }
         (r0, out)
     };
-    let parts = par_map(tasks, rows * kp * t_len >= super::matmul::PARALLEL_MIN_WEIGHTS, job);
+    let parts = par_map(tasks, rows * kp * t_len >= super::isa::PARALLEL_MIN_WEIGHTS, job);
     // Each task's block is token-major, so it lands in `y` as one contiguous run per token.
     let mut y = Tensor::zeros(t_len, rows);
     for (r0, out) in parts {

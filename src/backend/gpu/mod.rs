@@ -14,7 +14,7 @@ mod pipelines;
 use super::{Backend, HostMatrix, LoraMid, MatrixData, Shift};
 use crate::error::{Error, Result};
 use crate::format::quant::{blocks_per_row, int8, q4};
-use crate::model::Config;
+use crate::config::Config;
 use crate::state::{LayerState, State};
 use context::Context;
 use pipelines::{ElementOp, Pipelines};

@@ -1,11 +1,14 @@
-//! Hyper-parameters inferred from tensor shapes (spec §1.2), and the whole-model shape check.
+//! Hyper-parameters inferred from tensor shapes (spec §1.2), the whole-model shape check, and
+//! the model's fingerprint. A leaf below the formats' users: the backends, the state and the
+//! converter read it, and it reads only the format layer's tensor descriptions.
 //!
 //! There is no config file: `(H, N)` come from `blocks.0.att.r_k`, `(V, C)` from `emb.weight`,
 //! `L` from the block indices, `F` from `ffn.key.weight`, and the LoRA ranks from the factors'
 //! inner dimension (`Dv` from layer 1, because layer 0 may lack `v0/v1/v2`, spec §1.4).
 
 use crate::error::{Error, Result};
-use crate::format::TensorInfo;
+use crate::format::{TensorInfo, TensorSource};
+use sha2::{Digest, Sha256};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -189,4 +192,33 @@ impl Config {
     pub fn state_floats(&self) -> usize {
         self.layers * (2 * self.embd + self.heads * self.head_size * self.head_size)
     }
+}
+
+/// The identity of a model's weights, independent of how its matrices are stored: SHA-256 over
+/// the shape and the fp32 values of every layer's `att.w0` and `att.r_k` (vectors, which Gander
+/// files always keep in f32). States carry it so a state is never loaded into another model.
+pub fn fingerprint(cfg: &Config, src: &mut dyn TensorSource) -> Result<[u8; 32]> {
+    let mut h = fingerprint_start(cfg);
+    for l in 0..cfg.layers {
+        fingerprint_layer(&mut h, src, l)?;
+    }
+    Ok(h.finalize().into())
+}
+
+pub(crate) fn fingerprint_start(cfg: &Config) -> Sha256 {
+    let mut h = Sha256::new();
+    h.update(b"gander-fingerprint-v1");
+    for d in [cfg.vocab, cfg.embd, cfg.layers, cfg.heads, cfg.head_size, cfg.ffn, cfg.rank_w, cfg.rank_a, cfg.rank_v, cfg.rank_g] {
+        h.update((d as u64).to_le_bytes());
+    }
+    h
+}
+
+pub(crate) fn fingerprint_layer(h: &mut Sha256, src: &mut dyn TensorSource, l: usize) -> Result<()> {
+    for n in ["att.w0", "att.r_k"] {
+        for x in src.read(&format!("blocks.{l}.{n}"))?.to_f32() {
+            h.update(x.to_le_bytes());
+        }
+    }
+    Ok(())
 }
