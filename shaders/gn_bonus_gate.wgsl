@@ -15,21 +15,9 @@ struct Params { groups: u32, n: u32, cols: u32, pad: u32 }
 @group(0) @binding(6) var<storage, read> w: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
+const WG: u32 = 64u;
 
-fn reduce(li: u32, x: f32) -> f32 {
-    red[li] = x;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s = s >> 1u) {
-        if (li < s) { red[li] += red[li + s]; }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = wg.x * p.n + li;
     let live = li < p.n;
@@ -44,7 +32,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (live) { bonus = r[idx] * k[idx] * w[c]; }
     let beta = reduce(li, bonus);
     if (live) {
-        let yn = d * inverseSqrt(var_ + 64e-5) * w[p.cols + c] + w[2u * p.cols + c];
+        let yn = d * inverseSqrt(var_ + GN_EPS) * w[p.cols + c] + w[2u * p.cols + c];
         out[idx] = (yn + beta * v[idx]) * g[idx];
     }
 }

@@ -10,32 +10,20 @@ struct Params { groups: u32, group: u32, cols: u32, eps: f32 }
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
+const WG: u32 = 256u;
 
-fn reduce(li: u32, v: f32) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if (li < s) { red[li] += red[li + s]; }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let g = wg.x + wg.y * 32768u;
     if (g >= p.groups) { return; }
     let base = g * p.group;
     var s = 0.0;
-    for (var i = li; i < p.group; i += 256u) { s += x[base + i]; }
+    for (var i = li; i < p.group; i += WG) { s += x[base + i]; }
     let mean = reduce(li, s) / f32(p.group);
     var v = 0.0;
-    for (var i = li; i < p.group; i += 256u) { let d = x[base + i] - mean; v += d * d; }
+    for (var i = li; i < p.group; i += WG) { let d = x[base + i] - mean; v += d * d; }
     let inv = inverseSqrt(reduce(li, v) / f32(p.group) + p.eps);
-    for (var i = li; i < p.group; i += 256u) {
+    for (var i = li; i < p.group; i += WG) {
         let c = (base + i) % p.cols;
         out[base + i] = (x[base + i] - mean) * inv * w[c] + b[c];
     }

@@ -15,32 +15,20 @@ struct Params { t_len: u32, cols: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(5) var<storage, read_write> u: array<f32>;
 @group(0) @binding(6) var<storage, read_write> d: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-
-fn reduce(li: u32, v: f32) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if (li < s) { red[li] += red[li + s]; }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
+const WG: u32 = 256u;
 
 // mean and 1/sqrt(var + eps) of row `row`
 fn stats(li: u32, row: u32) -> vec2<f32> {
     let base = row * p.cols;
     var s = 0.0;
-    for (var i = li; i < p.cols; i += 256u) { s += x[base + i]; }
+    for (var i = li; i < p.cols; i += WG) { s += x[base + i]; }
     let mean = reduce(li, s) / f32(p.cols);
     var v = 0.0;
-    for (var i = li; i < p.cols; i += 256u) { let e = x[base + i] - mean; v += e * e; }
-    return vec2<f32>(mean, inverseSqrt(reduce(li, v) / f32(p.cols) + 1e-5));
+    for (var i = li; i < p.cols; i += WG) { let e = x[base + i] - mean; v += e * e; }
+    return vec2<f32>(mean, inverseSqrt(reduce(li, v) / f32(p.cols) + LN_EPS));
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = wg.x + wg.y * 32768u;
     if (t >= p.t_len) { return; }
@@ -48,7 +36,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var prev = vec2<f32>(0.0, 0.0);
     if (t > 0u) { prev = stats(li, t - 1u); }
     let base = t * p.cols;
-    for (var i = li; i < p.cols; i += 256u) {
+    for (var i = li; i < p.cols; i += WG) {
         let ui = (x[base + i] - cur.x) * cur.y * w[i] + b[i];
         var pi = state[i];
         if (t > 0u) { pi = (x[base - p.cols + i] - prev.x) * prev.y * w[i] + b[i]; }

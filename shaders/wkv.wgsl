@@ -23,8 +23,6 @@ var<workgroup> sh_kk: array<f32, 64>;
 var<workgroup> sh_b: array<f32, 64>;
 var<workgroup> sh_decay: array<f32, 64>;
 
-const DECAY_SCALE: f32 = 0.60653066;
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) i: u32) {
     let h = wg.x;

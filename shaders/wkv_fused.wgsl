@@ -23,27 +23,13 @@ var<workgroup> sh_k: array<f32, 64>;
 var<workgroup> sh_kk: array<f32, 64>;
 var<workgroup> sh_b: array<f32, 64>;
 var<workgroup> sh_decay: array<f32, 64>;
-var<workgroup> red: array<f32, 64>;
-
-const DECAY_SCALE: f32 = 0.60653066;
-
-fn reduce(li: u32, x: f32) -> f32 {
-    red[li] = x;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s = s >> 1u) {
-        if (li < s) { red[li] += red[li + s]; }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
+const WG: u32 = 64u;
 
 fn act(slot: u32, idx: u32) -> f32 {
     return acts[slot * p.t_len * p.cols + idx];
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) i: u32) {
     let h = wg.x;
     let n = p.n;
@@ -97,7 +83,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) i
         if (live) { bonus = r * kt * consts[2u * p.cols + ch]; }
         let beta = reduce(i, bonus);
         if (live) {
-            let yn = d * inverseSqrt(var_ + 64e-5) * consts[3u * p.cols + ch] + consts[4u * p.cols + ch];
+            let yn = d * inverseSqrt(var_ + GN_EPS) * consts[3u * p.cols + ch] + consts[4u * p.cols + ch];
             out[c] = (yn + beta * vt) * act(5u, c);
         }
     }

@@ -12,6 +12,19 @@ use sha2::{Digest, Sha256};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The spec's numeric constants, in one place: the CPU backend uses them directly and the GPU
+/// backend prepends them to every shader (`backend::gpu::pipelines`), so no shader writes them
+/// as literals (tests/shaders.rs checks).
+pub mod spec {
+    /// LayerNorm epsilon of `ln0`, `ln1`, `ln2`, `ln_out` (spec §2.2; PyTorch's default).
+    pub const LN_EPS: f64 = 1e-5;
+    /// GroupNorm epsilon of the attention output, `1e-5 · head_size_divisor²` with the official
+    /// code's divisor 8 (spec §2.3 step 12).
+    pub const GN_EPS: f64 = 64e-5;
+    /// `e^-0.5`: the decay is `exp(-e^-0.5 · sigmoid(w))` (spec §2.3 step 4).
+    pub const DECAY_SCALE: f32 = 0.606_530_66;
+}
+
 /// The shape of an RWKV-7 x070 model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Config {

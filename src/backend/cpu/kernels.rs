@@ -31,7 +31,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `e^{−1/2}`: the decay is `exp(−e^{−1/2}·σ(z))` (spec §2.3 step 5).
-const DECAY_SCALE: f32 = 0.606_530_66;
+use crate::config::spec::DECAY_SCALE;
 
 /// Per-head inputs of one token for the WKV scan.
 pub struct WkvRow<'a> {

@@ -17,7 +17,7 @@ pub mod peak;
 
 use super::{Backend, HostMatrix, LoraMid, Shift};
 use crate::error::{Error, Result};
-use crate::config::Config;
+use crate::config::{spec, Config};
 use crate::state::State;
 
 /// A row-major `[rows, cols]` f32 activation. Its buffer comes from, and returns to, a pool
@@ -277,7 +277,7 @@ impl Backend for Cpu {
     fn layer_norm(&self, x: &Tensor, w: &Vec<f32>, b: &Vec<f32>) -> Result<Tensor> {
         let mut out = Tensor::zeros(x.rows, x.cols);
         for t in 0..x.rows {
-            norm_into(x.row(t), w, b, 1e-5, &mut out.data[t * x.cols..(t + 1) * x.cols]);
+            norm_into(x.row(t), w, b, spec::LN_EPS, &mut out.data[t * x.cols..(t + 1) * x.cols]);
         }
         Ok(out)
     }
@@ -449,7 +449,7 @@ impl Backend for Cpu {
             for h in 0..heads {
                 let sl = t * c + h * n..t * c + (h + 1) * n;
                 let cs = h * n..(h + 1) * n;
-                norm_into(&y.data[sl.clone()], &ln_w[cs.clone()], &ln_b[cs.clone()], 64e-5, &mut out.data[sl.clone()]);
+                norm_into(&y.data[sl.clone()], &ln_w[cs.clone()], &ln_b[cs.clone()], spec::GN_EPS, &mut out.data[sl.clone()]);
                 let beta: f32 = (0..n).map(|j| r.data[sl.start + j] * k.data[sl.start + j] * r_k[h * n + j]).sum();
                 for i in 0..n {
                     let o = &mut out.data[sl.start + i];

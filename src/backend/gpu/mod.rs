@@ -9,7 +9,7 @@
 //! The CPU backend is the reference: tests/gpu.rs checks every op and the whole model against it.
 
 pub mod context;
-mod pipelines;
+pub mod pipelines;
 
 use super::{Backend, HostMatrix, LoraMid, MatrixData, Shift};
 use crate::error::{Error, Result};
@@ -642,7 +642,7 @@ impl Backend for Gpu {
     fn layer_norm(&self, x: &GpuAct, w: &wgpu::Buffer, b: &wgpu::Buffer) -> Result<GpuAct> {
         let out = self.act(x.rows, x.cols);
         let groups = x.rows as u32;
-        let params = [groups, x.cols as u32, x.cols as u32, 1e-5f32.to_bits()];
+        let params = [groups, x.cols as u32, x.cols as u32, (crate::config::spec::LN_EPS as f32).to_bits()];
         self.dispatch(&self.pipes.norm, &params, &[x.buf.get(), w, b, out.buf.get()], (groups.min(32768), groups.div_ceil(32768), 1))?;
         Ok(out)
     }

@@ -1,6 +1,7 @@
 //! Compute pipelines, created once per shader (and per weight format where the shader reads
-//! weights). Shader sources are the plain files in `shaders/`; the weight readers share
-//! `shaders/common.wgsl`, which is prepended.
+//! weights). Shader sources are the plain files in `shaders/`; every one gets the spec's
+//! constants prepended ([`prelude`]), the weight readers also `shaders/common.wgsl`, and the
+//! workgroup sums `shaders/reduce.wgsl`.
 
 use std::collections::HashMap;
 
@@ -28,6 +29,19 @@ pub struct Pipelines {
 }
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
+
+/// The spec's constants as WGSL, from [`crate::config::spec`] (printed so that they parse back to
+/// the same f32: Rust's `{:?}` of an f32 is the shortest text that round-trips).
+pub fn prelude() -> String {
+    use crate::config::spec;
+    format!(
+        "// Generated from config::spec.\nconst LN_EPS: f32 = {:?};\nconst GN_EPS: f32 = {:?};\nconst DECAY_SCALE: f32 = {:?};\n",
+        spec::LN_EPS as f32,
+        spec::GN_EPS as f32,
+        spec::DECAY_SCALE
+    )
+}
 
 fn pipeline(dev: &wgpu::Device, label: &str, source: &str, constants: &[(&str, f64)]) -> wgpu::ComputePipeline {
     let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(source.into()) });
@@ -43,22 +57,48 @@ fn pipeline(dev: &wgpu::Device, label: &str, source: &str, constants: &[(&str, f
     })
 }
 
+/// The shaders, by the label their pipeline carries.
+pub const SHADERS: [&str; 10] = ["matmul", "embed", "norm", "elementwise", "token_shift", "removal_key", "wkv", "wkv_fused", "norm_shift", "gn_bonus_gate"];
+
+/// The whole WGSL source of shader `name` as it is compiled: the [`prelude`], then the shared
+/// helpers it uses, then its own file. `None` for a name not in [`SHADERS`].
+pub fn source(name: &str) -> Option<String> {
+    let (helpers, body) = match name {
+        "matmul" => (COMMON, include_str!("../../../shaders/matmul.wgsl")),
+        "embed" => (COMMON, include_str!("../../../shaders/embed.wgsl")),
+        "norm" => (REDUCE, include_str!("../../../shaders/norm.wgsl")),
+        "elementwise" => ("", include_str!("../../../shaders/elementwise.wgsl")),
+        "token_shift" => ("", include_str!("../../../shaders/token_shift.wgsl")),
+        "removal_key" => ("", include_str!("../../../shaders/removal_key.wgsl")),
+        "wkv" => ("", include_str!("../../../shaders/wkv.wgsl")),
+        "wkv_fused" => (REDUCE, include_str!("../../../shaders/wkv_fused.wgsl")),
+        "norm_shift" => (REDUCE, include_str!("../../../shaders/norm_shift.wgsl")),
+        "gn_bonus_gate" => (REDUCE, include_str!("../../../shaders/gn_bonus_gate.wgsl")),
+        _ => return None,
+    };
+    Some(format!("{}\n{helpers}\n{body}", prelude()))
+}
+
 impl Pipelines {
     pub fn new(dev: &wgpu::Device) -> Pipelines {
-        let matmul_src = format!("{COMMON}\n{}", include_str!("../../../shaders/matmul.wgsl"));
-        let embed_src = format!("{COMMON}\n{}", include_str!("../../../shaders/embed.wgsl"));
-        let per_format = |label: &str, src: &str| [0, 1, 2, 3].map(|f| pipeline(dev, label, src, &[("FORMAT", f as f64)]));
+        // Every name below is in SHADERS (tests/shaders.rs compiles each one).
+        let src = |name: &str| source(name).unwrap_or_default();
+        let per_format = |label: &str| {
+            let s = src(label);
+            [0, 1, 2, 3].map(|f| pipeline(dev, label, &s, &[("FORMAT", f as f64)]))
+        };
+        let one = |label: &str| pipeline(dev, label, &src(label), &[]);
         Pipelines {
-            matmul: per_format("matmul", &matmul_src),
-            embed: per_format("embed", &embed_src),
-            norm: pipeline(dev, "norm", include_str!("../../../shaders/norm.wgsl"), &[]),
-            elementwise: pipeline(dev, "elementwise", include_str!("../../../shaders/elementwise.wgsl"), &[]),
-            token_shift: pipeline(dev, "token_shift", include_str!("../../../shaders/token_shift.wgsl"), &[]),
-            removal_key: pipeline(dev, "removal_key", include_str!("../../../shaders/removal_key.wgsl"), &[]),
-            wkv: pipeline(dev, "wkv", include_str!("../../../shaders/wkv.wgsl"), &[]),
-            wkv_fused: pipeline(dev, "wkv_fused", include_str!("../../../shaders/wkv_fused.wgsl"), &[]),
-            norm_shift: pipeline(dev, "norm_shift", include_str!("../../../shaders/norm_shift.wgsl"), &[]),
-            gn_bonus_gate: pipeline(dev, "gn_bonus_gate", include_str!("../../../shaders/gn_bonus_gate.wgsl"), &[]),
+            matmul: per_format("matmul"),
+            embed: per_format("embed"),
+            norm: one("norm"),
+            elementwise: one("elementwise"),
+            token_shift: one("token_shift"),
+            removal_key: one("removal_key"),
+            wkv: one("wkv"),
+            wkv_fused: one("wkv_fused"),
+            norm_shift: one("norm_shift"),
+            gn_bonus_gate: one("gn_bonus_gate"),
         }
     }
 
