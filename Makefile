@@ -19,6 +19,7 @@ NPM_BIN := $(CURDIR)/node_modules/.bin
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install Rust from rustup.rs"; exit 1; }
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs; }
 	@ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers libvulkan1; }
 
@@ -90,11 +91,14 @@ eval-sql: deps $(SQL)/eval.jsonl
 	python3 tools/sql/eval.py --model $(SQL_MODEL) --data $(SQL)/paraphrases.jsonl --sql --no-grammar
 
 # GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
-# In order: the no-panic lint gate (native and wasm builds), the native tests (CPU, lavapipe
+# In order: formatting (rustfmt.toml) and the import graph (no cycles between top-level
+# modules, tools/import_graph.py), the no-panic lint gate (native and wasm builds), the native tests (CPU, lavapipe
 # GPU), the wasm kernels in Node (WASI), the wasm engine in Node and its WebGPU backend in headless
 # Chromium (wasm-bindgen-test), then the built npm package in headless Chromium (Playwright).
 WASM_TEST := CHROMEDRIVER=$$(command -v chromedriver) WASM_BINDGEN_TEST_TIMEOUT=300 $(CARGO) test --release --locked --target wasm32-unknown-unknown
 test: web-deps pkg target/e2e/stream-int8.safetensors
+	$(CARGO) fmt --check
+	python3 tools/import_graph.py
 	$(CARGO) clippy --release --locked --lib --quiet -- -D clippy::unwrap_used -D clippy::expect_used -D clippy::panic
 	$(CARGO) clippy --release --locked --lib --quiet --target wasm32-unknown-unknown -- -D clippy::unwrap_used -D clippy::expect_used -D clippy::panic
 	GANDER_REQUIRE_GPU=1 XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(CARGO) test --release --locked

@@ -14,21 +14,14 @@ use gander::tokenizer::Tokenizer;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let steps: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
+    let steps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(500);
     let t = Instant::now();
     let tok = Tokenizer::world();
     let load = t.elapsed();
     let t = Instant::now();
     let trie = TokenTrie::new(&tok, 65536);
     let build = t.elapsed();
-    println!(
-        "World tokenizer load {:.1} ms, trie build {:.1} ms",
-        ms(load),
-        ms(build)
-    );
+    println!("World tokenizer load {:.1} ms, trie build {:.1} ms", ms(load), ms(build));
 
     let schema = serde_json::json!({
         "type": "object",
@@ -53,19 +46,10 @@ fn main() {
     for cached in [true, false] {
         let mut times = walk(&grammar, &tok, &trie, steps, cached);
         times.sort_unstable();
-        let pick = |q: f64| {
-            times
-                .get(((times.len() as f64 - 1.0) * q).round() as usize)
-                .copied()
-                .unwrap_or_default()
-        };
+        let pick = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default();
         println!(
             "{:<24} {} steps: median {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-            if cached {
-                "mask (cache kept):"
-            } else {
-                "mask (cache cleared):"
-            },
+            if cached { "mask (cache kept):" } else { "mask (cache cleared):" },
             times.len(),
             ms(pick(0.5)),
             ms(pick(0.99)),
@@ -79,13 +63,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Random allowed tokens (seeded xorshift), one mask timing per step.
-fn walk(
-    grammar: &Grammar,
-    tok: &Tokenizer,
-    trie: &TokenTrie,
-    steps: usize,
-    cached: bool,
-) -> Vec<Duration> {
+fn walk(grammar: &Grammar, tok: &Tokenizer, trie: &TokenTrie, steps: usize, cached: bool) -> Vec<Duration> {
     let mut rng = 0x2545F4914F6CDD1Du64;
     let mut next = move || {
         rng ^= rng << 13;
@@ -113,19 +91,8 @@ fn walk(
             continue;
         }
         // Prefer tokens with a structural character one step in three, to move through the object.
-        let structural: Vec<u32> = ids
-            .iter()
-            .copied()
-            .filter(|&i| {
-                tok.token_bytes(i)
-                    .is_some_and(|b| b.iter().any(|c| b"\"]},".contains(c)))
-            })
-            .collect();
-        let pool = if !structural.is_empty() && next() % 3 == 0 {
-            &structural
-        } else {
-            &ids
-        };
+        let structural: Vec<u32> = ids.iter().copied().filter(|&i| tok.token_bytes(i).is_some_and(|b| b.iter().any(|c| b"\"]},".contains(c)))).collect();
+        let pool = if !structural.is_empty() && next() % 3 == 0 { &structural } else { &ids };
         let id = pool.get(next() as usize % pool.len()).copied().unwrap_or(0);
         m.accept_token(trie, id);
         generated += 1;

@@ -8,10 +8,10 @@
 //! Matrices are quantised and dequantised in memory exactly as `gander convert` stores them
 //! (same blocks, same rules for which tensors stay f16/f32), so the numbers are those of the files.
 
+use gander::backend::cpu::Cpu;
 use gander::format::quant::{int8, q4, HostMatrix, MatrixData};
 use gander::format::{self, RawTensor, TensorInfo, TensorSource};
 use gander::model::Model;
-use gander::backend::cpu::Cpu;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy)]
@@ -104,11 +104,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ppl_ref = nll(&p_ref).exp();
     println!("fp32 perplexity {ppl_ref:.4} over {} scored tokens", ctx.len());
     println!("{:<20} {:>10} {:>12} {:>14}", "format", "ppl ratio", "mean KL", "top-1 agree");
-    for (label, how) in [("f16", Fake::F16), ("int8", Fake::Int8), ("q4 nf4", Fake::Q4(&q4::NF4)), ("q4 linear (stored)", Fake::Q4Stored), ("q4 linear book", Fake::Q4(&q4::LINEAR))] {
+    for (label, how) in [
+        ("f16", Fake::F16),
+        ("int8", Fake::Int8),
+        ("q4 nf4", Fake::Q4(&q4::NF4)),
+        ("q4 linear (stored)", Fake::Q4Stored),
+        ("q4 linear book", Fake::Q4(&q4::LINEAR)),
+    ] {
         let mut src = FakeQuant { inner: format::open_path(&model)?, how };
         let m = Model::load(Cpu, &mut src)?;
         let p = all_probs(&m, ctx);
-        let kl: f64 = p_ref.iter().zip(&p).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| if x > 0.0 { x * (x / y.max(1e-300)).ln() } else { 0.0 }).sum::<f64>()).sum::<f64>() / p.len() as f64;
+        let kl: f64 = p_ref
+            .iter()
+            .zip(&p)
+            .map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| if x > 0.0 { x * (x / y.max(1e-300)).ln() } else { 0.0 }).sum::<f64>())
+            .sum::<f64>()
+            / p.len() as f64;
         let argmax = |d: &Vec<f64>| d.iter().enumerate().fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
         let agree = p_ref.iter().zip(&p).filter(|(a, b)| argmax(a) == argmax(b)).count() as f64 / p.len() as f64;
         println!("{label:<20} {:>10.5} {:>12.3e} {:>13.2}%", nll(&p).exp() / ppl_ref, kl, agree * 100.0);

@@ -67,14 +67,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = |k: f64, e: f64| (((k * (c as f64).powf(e) / 32.0).round() as usize) * 32).max(32);
     let (dw, da, dv, dg) = (r(1.8, 0.5), r(1.8, 0.5), r(1.3, 0.5), r(0.6, 0.8));
     let cfg = gander::Config {
-        vocab: v, embd: c, layers: l, heads: c / n, head_size: n, ffn: 4 * c,
-        rank_w: dw, rank_a: da, rank_v: dv, rank_g: dg, layer0_has_v: false,
+        vocab: v,
+        embd: c,
+        layers: l,
+        heads: c / n,
+        head_size: n,
+        ffn: 4 * c,
+        rank_w: dw,
+        rank_a: da,
+        rank_v: dv,
+        rank_g: dg,
+        layer0_has_v: false,
     };
-    let infos = cfg
-        .expected_shapes()
-        .into_iter()
-        .map(|(k, shape)| (k, TensorInfo { dtype: DType::F32, shape }))
-        .collect();
+    let infos = cfg.expected_shapes().into_iter().map(|(k, shape)| (k, TensorInfo { dtype: DType::F32, shape })).collect();
     let mut src = RandomSource { infos, seed: 42 };
     let fp = gander::model::fingerprint(&cfg, &mut src)?;
     let names: Vec<String> = src.infos.keys().cloned().collect();

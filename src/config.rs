@@ -8,8 +8,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::{TensorInfo, TensorSource};
-use sha2::{Digest, Sha256};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// The spec's numeric constants, in one place: the CPU backend uses them directly and the GPU
@@ -67,17 +67,13 @@ fn dims2(t: &BTreeMap<String, TensorInfo>, name: &str) -> Result<(usize, usize)>
 fn reject_variants(t: &BTreeMap<String, TensorInfo>) -> Result<()> {
     for name in t.keys() {
         if name.contains("ffn.s_emb") || name.contains("ffn.s0") {
-            return Err(Error::Unsupported(format!(
-                "`{name}` marks a DeepEmbed (rwkv7a) checkpoint; only plain RWKV-7 x070 is supported"
-            )));
+            return Err(Error::Unsupported(format!("`{name}` marks a DeepEmbed (rwkv7a) checkpoint; only plain RWKV-7 x070 is supported")));
         }
         if name.contains(".qkv.") {
             return Err(Error::Unsupported(format!("`{name}` marks an rwkv7b (attention side path) checkpoint; only plain RWKV-7 x070 is supported")));
         }
         if name.contains("time_decay") || name.contains("time_maa") || name.contains("time_mix_k") || name.contains("time_faaaa") {
-            return Err(Error::Unsupported(format!(
-                "`{name}` belongs to an older RWKV (v4-v6 or an x070 preview); Gander runs RWKV-7 x070 only"
-            )));
+            return Err(Error::Unsupported(format!("`{name}` belongs to an older RWKV (v4-v6 or an x070 preview); Gander runs RWKV-7 x070 only")));
         }
     }
     Ok(())
@@ -90,9 +86,7 @@ impl Config {
         reject_variants(t)?;
         let (vocab, embd) = dims2(t, "emb.weight")?;
         if vocab == PILE_VOCAB {
-            return Err(Error::Unsupported(
-                "vocabulary of 50304 rows: a Pile model with the GPT-NeoX 20B tokenizer, which Gander does not ship".into(),
-            ));
+            return Err(Error::Unsupported("vocabulary of 50304 rows: a Pile model with the GPT-NeoX 20B tokenizer, which Gander does not ship".into()));
         }
         let (heads, head_size) = dims2(t, "blocks.0.att.r_k")?;
         if heads == 0 || head_size == 0 || heads * head_size != embd {
@@ -101,11 +95,7 @@ impl Config {
         let mut layers = 0usize;
         for name in t.keys() {
             if let Some(rest) = name.strip_prefix("blocks.") {
-                let idx: usize = rest
-                    .split('.')
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| Error::BadModel(format!("unknown tensor `{name}`")))?;
+                let idx: usize = rest.split('.').next().and_then(|s| s.parse().ok()).ok_or_else(|| Error::BadModel(format!("unknown tensor `{name}`")))?;
                 // Cap against hostile files: a name cannot conjure 10^18 layers.
                 if idx >= 4096 {
                     return Err(Error::BadModel(format!("tensor `{name}`: layer index {idx} is implausible")));
@@ -123,7 +113,14 @@ impl Config {
         let rank_v = if layers > 1 { dims2(t, "blocks.1.att.v1")?.1 } else { 0 };
         let layer0_has_v = t.contains_key("blocks.0.att.v1");
         let cfg = Config { vocab, embd, layers, heads, head_size, ffn, rank_w, rank_a, rank_v, rank_g, layer0_has_v };
-        for (what, n) in [("vocabulary", vocab), ("embedding width", embd), ("ffn width", ffn), ("decay LoRA rank", rank_w), ("ICL LoRA rank", rank_a), ("gate LoRA rank", rank_g)] {
+        for (what, n) in [
+            ("vocabulary", vocab),
+            ("embedding width", embd),
+            ("ffn width", ffn),
+            ("decay LoRA rank", rank_w),
+            ("ICL LoRA rank", rank_a),
+            ("gate LoRA rank", rank_g),
+        ] {
             if n == 0 {
                 return Err(Error::BadModel(format!("{what} is 0")));
             }
@@ -135,7 +132,10 @@ impl Config {
         for (name, shape) in &expected {
             if let Some(info) = t.get(name) {
                 if !matches!(info.dtype, crate::format::DType::F32 | crate::format::DType::F16 | crate::format::DType::BF16) {
-                    return Err(Error::BadModel(format!("`{name}` is stored as {:?}; weights must be F32, F16 or BF16 (or quantised in a Gander file)", info.dtype)));
+                    return Err(Error::BadModel(format!(
+                        "`{name}` is stored as {:?}; weights must be F32, F16 or BF16 (or quantised in a Gander file)",
+                        info.dtype
+                    )));
                 }
             }
             let got = shape_of(t, name)?;
@@ -234,4 +234,9 @@ pub(crate) fn fingerprint_layer(h: &mut Sha256, src: &mut dyn TensorSource, l: u
         }
     }
     Ok(())
+}
+
+/// A fingerprint as the 64 lowercase hex digits that files, states and the JS API show.
+pub fn fingerprint_hex(fp: &[u8; 32]) -> String {
+    fp.iter().map(|b| format!("{b:02x}")).collect()
 }

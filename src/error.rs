@@ -31,9 +31,6 @@ pub enum Error {
     /// The GPU device was lost or failed mid-call.
     #[error("GPU device lost: {0}; the session state saved before this call can be loaded on the CPU")]
     DeviceLost(String),
-    /// A feature that has not been built yet.
-    #[error("not available yet: {0}")]
-    NotBuilt(String),
 }
 
 impl Error {
@@ -45,7 +42,6 @@ impl Error {
             Error::Unsupported(_) => "UNSUPPORTED",
             Error::BadInput(_) => "BAD_INPUT",
             Error::StateMismatch(_) => "STATE_MISMATCH",
-            Error::NotBuilt(_) => "NOT_BUILT",
             Error::NoGpu(_) => "NO_WEBGPU",
             Error::DeviceLost(_) => "DEVICE_LOST",
         }

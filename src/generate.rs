@@ -104,7 +104,11 @@ impl Generation {
     pub fn new(opts: &GenerateOptions, vocab: usize, tok: Option<&Tokenizer>) -> Result<Generation> {
         let grammar = match (&opts.grammar, tok) {
             (None, _) => None,
-            (Some(_), None) => return Err(Error::BadInput(format!("grammar: Gander has no tokenizer for a vocabulary of {vocab} rows, so it cannot tell which tokens a grammar allows"))),
+            (Some(_), None) => {
+                return Err(Error::BadInput(format!(
+                    "grammar: Gander has no tokenizer for a vocabulary of {vocab} rows, so it cannot tell which tokens a grammar allows"
+                )))
+            }
             (Some(g), Some(tok)) => Some(Constrained { matcher: Matcher::new(g), trie: shared_trie(tok, vocab), mask: TokenMask::new(vocab) }),
         };
         for &(id, b) in &opts.logit_bias {

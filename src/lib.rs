@@ -1,6 +1,6 @@
 //! Gander: RWKV-7 ("Goose", x070) inference for the browser and natively.
 //!
-//! The crate is organised as the spec reads (`shared/docs/rwkv7-spec.md`):
+//! The crate is organised as the spec reads (`docs/rwkv7-spec.md`):
 //! - [`format`]: reading official `.pth` / `.safetensors` checkpoints and Gander's own weight file;
 //! - [`config`]: the hyper-parameters inferred from tensor shapes, and the model's fingerprint;
 //! - [`model`]: typed weights, and the forward pass written once

@@ -20,11 +20,7 @@ fn think_of(v: &Value) -> Think {
 }
 
 fn messages(v: &Value) -> gander::Result<Vec<Message>> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|m| Ok(Message::new(Role::parse(m["role"].as_str().unwrap())?, m["content"].as_str().unwrap())))
-        .collect()
+    v.as_array().unwrap().iter().map(|m| Ok(Message::new(Role::parse(m["role"].as_str().unwrap())?, m["content"].as_str().unwrap()))).collect()
 }
 
 #[test]

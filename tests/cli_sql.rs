@@ -14,7 +14,8 @@ fn gander(args: &[&str]) -> (bool, String, String) {
 
 /// Identifiers outside string literals that are neither SQL words nor the table's names.
 fn foreign(sql: &str) -> Vec<String> {
-    const WORDS: &[&str] = &["SELECT", "DISTINCT", "FROM", "WHERE", "AND", "OR", "GROUP", "BY", "ORDER", "ASC", "DESC", "LIMIT", "COUNT", "SUM", "AVG", "MIN", "MAX"];
+    const WORDS: &[&str] =
+        &["SELECT", "DISTINCT", "FROM", "WHERE", "AND", "OR", "GROUP", "BY", "ORDER", "ASC", "DESC", "LIMIT", "COUNT", "SUM", "AVG", "MIN", "MAX"];
     const OWN: &[&str] = &["flights", "flight_no", "airline", "dest", "duration", "price"];
     let mut bare = String::new();
     let mut quoted = false;
@@ -34,7 +35,12 @@ fn foreign(sql: &str) -> Vec<String> {
 
 #[test]
 fn sql_answers_name_only_the_tables_columns() {
-    let questions = ["How many flights are there?", "List the destinations of flights by Acme.", "What is the average price of flights per airline?", "Which flight is the longest?"];
+    let questions = [
+        "How many flights are there?",
+        "List the destinations of flights by Acme.",
+        "What is the average price of flights per airline?",
+        "Which flight is the longest?",
+    ];
     let mut foreign_without = 0;
     for q in questions {
         let (ok, out, err) = gander(&["sql", "--model", MODEL, "--table", TABLE, q]);

@@ -29,61 +29,31 @@ fn check(grammar: &str, accept: &[&str], reject: &[&str]) {
     let g = Grammar::parse_gbnf(grammar).unwrap();
     for s in accept {
         let mut m = Matcher::new(&g);
-        assert!(
-            m.accept_bytes(s.as_bytes()) && m.can_end(),
-            "{grammar:?} should accept {s:?}"
-        );
+        assert!(m.accept_bytes(s.as_bytes()) && m.can_end(), "{grammar:?} should accept {s:?}");
     }
     for s in reject {
         let mut m = Matcher::new(&g);
-        assert!(
-            !(m.accept_bytes(s.as_bytes()) && m.can_end()),
-            "{grammar:?} should reject {s:?}"
-        );
+        assert!(!(m.accept_bytes(s.as_bytes()) && m.can_end()), "{grammar:?} should reject {s:?}");
     }
 }
 
 #[test]
 fn repetition_counts() {
-    check(
-        r#"root ::= "a"{2,4} "b"{3} "c"{2,} "d"{,1}"#,
-        &["aabbbcc", "aaaabbbcccccd"],
-        &["abbbcc", "aaaaabbbcc", "aabbcc", "aabbbc", "aabbbccdd"],
-    );
-    check(
-        r#"root ::= ("ab" | "c")+ "."?"#,
-        &["ab", "cab.", "ccc"],
-        &["", "a", "ab..", "."],
-    );
+    check(r#"root ::= "a"{2,4} "b"{3} "c"{2,} "d"{,1}"#, &["aabbbcc", "aaaabbbcccccd"], &["abbbcc", "aaaaabbbcc", "aabbcc", "aabbbc", "aabbbccdd"]);
+    check(r#"root ::= ("ab" | "c")+ "."?"#, &["ab", "cab.", "ccc"], &["", "a", "ab..", "."]);
     check(r#"root ::= [0-9]{0} "x""#, &["x"], &["0x"]);
 }
 
 #[test]
 fn negated_classes_and_any() {
-    check(
-        r#"root ::= "\"" [^"\\]* "\"""#,
-        &[r#""""#, r#""hello é 😀""#],
-        &[r#""a"b""#, r#""a\""#, "\"abc"],
-    );
-    check(
-        r#"root ::= [^a-z\n]+ . "#,
-        &["ABC\n", "é!x"],
-        &["abc", "A\nB"],
-    );
+    check(r#"root ::= "\"" [^"\\]* "\"""#, &[r#""""#, r#""hello é 😀""#], &[r#""a"b""#, r#""a\""#, "\"abc"]);
+    check(r#"root ::= [^a-z\n]+ . "#, &["ABC\n", "é!x"], &["abc", "A\nB"]);
 }
 
 #[test]
 fn multi_byte_classes() {
-    check(
-        "root ::= [α-ω]+ [0-9]",
-        &["αβγ1", "ω0"],
-        &["a1", "Α1", "αβ", "α"],
-    );
-    check(
-        r#"root ::= [\u4e00-\u9fff]{2} | [😀-🙏]"#,
-        &["中文", "😀", "🙏"],
-        &["中", "中文字", "🙐"],
-    );
+    check("root ::= [α-ω]+ [0-9]", &["αβγ1", "ω0"], &["a1", "Α1", "αβ", "α"]);
+    check(r#"root ::= [\u4e00-\u9fff]{2} | [😀-🙏]"#, &["中文", "😀", "🙏"], &["中", "中文字", "🙐"]);
 }
 
 #[test]
@@ -93,31 +63,17 @@ fn a_token_may_split_a_character() {
     let mut m = Matcher::new(&g);
     assert!(m.accept_bytes(&bytes[..1]), "lead byte of α");
     assert!(!m.can_end());
-    assert!(
-        !m.would_accept(b"!"),
-        "a lead byte must be followed by its continuation"
-    );
-    assert!(
-        m.accept_bytes(&bytes[1..3]),
-        "rest of α and the lead byte of ω"
-    );
+    assert!(!m.would_accept(b"!"), "a lead byte must be followed by its continuation");
+    assert!(m.accept_bytes(&bytes[1..3]), "rest of α and the lead byte of ω");
     assert!(m.accept_bytes(&bytes[3..]) && m.is_complete());
-    assert!(
-        !Matcher::new(&g).accept_bytes(&[0xCE, 0xA0]),
-        "Π (CE A0) is outside α-ω"
-    );
+    assert!(!Matcher::new(&g).accept_bytes(&[0xCE, 0xA0]), "Π (CE A0) is outside α-ω");
 }
 
 #[test]
 fn left_recursion_is_a_clear_error() {
-    let e = Grammar::parse_gbnf("root ::= expr\nexpr ::= expr \"+\" term | term\nterm ::= [0-9]")
-        .unwrap_err();
+    let e = Grammar::parse_gbnf("root ::= expr\nexpr ::= expr \"+\" term | term\nterm ::= [0-9]").unwrap_err();
     assert_eq!(e.code(), "BAD_INPUT");
-    assert!(
-        e.to_string()
-            .contains("rule `expr` can reach itself without consuming input"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("rule `expr` can reach itself without consuming input"), "{e}");
 }
 
 /// Every allowed id's bytes are accepted and every other id's are not (the mask walk against
@@ -137,21 +93,13 @@ fn mask_equals_brute_force(tok: &Tokenizer, vocab: usize, grammar: &str, steps: 
                 Some(b) if !b.is_empty() => m.would_accept(b),
                 _ => false,
             };
-            assert_eq!(
-                mask.contains(id),
-                expected,
-                "step {step}, token {id} {:?}",
-                tok.token_bytes(id).map(String::from_utf8_lossy)
-            );
+            assert_eq!(mask.contains(id), expected, "step {step}, token {id} {:?}", tok.token_bytes(id).map(String::from_utf8_lossy));
         }
         // The cached mask (same state again) is the same.
         let mut again = TokenMask::new(0);
         m.allowed(&trie, &mut again);
         assert_eq!(again, mask);
-        let ids: Vec<u32> = mask
-            .iter()
-            .filter(|&i| tok.end_of_text() != Some(i))
-            .collect();
+        let ids: Vec<u32> = mask.iter().filter(|&i| tok.end_of_text() != Some(i)).collect();
         if ids.is_empty() {
             break;
         }
@@ -195,8 +143,5 @@ fn end_of_text_only_where_the_grammar_may_end() {
     assert!(m.accept_bytes(b"ok"));
     m.allowed(&trie, &mut mask);
     assert!(mask.contains(0) && m.accept_token(&trie, 0));
-    assert!(
-        !mask.contains(65535),
-        "ids past the tokenizer are never allowed"
-    );
+    assert!(!mask.contains(65535), "ids past the tokenizer are never allowed");
 }

@@ -3,9 +3,7 @@
 //! mistyped literals refused, and ~1,000 real generator examples
 //! each accepted by the grammar of its own table line.
 
-use gander::grammar::{
-    parse_table, sql_gbnf, sql_grammar, ColumnType, Grammar, Matcher, TokenMask, TokenTrie,
-};
+use gander::grammar::{parse_table, sql_gbnf, sql_grammar, ColumnType, Grammar, Matcher, TokenMask, TokenTrie};
 use gander::tokenizer::Tokenizer;
 
 const EMPLOYEES: &str = "Table: employees(name TEXT, city TEXT, salary INTEGER, rating REAL)";
@@ -31,15 +29,7 @@ fn parse_table_accepts() {
     assert_eq!(t.name, "employees");
     let cols: Vec<(&str, ColumnType)> = t.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
     use ColumnType::*;
-    assert_eq!(
-        cols,
-        [
-            ("name", Text),
-            ("city", Text),
-            ("salary", Integer),
-            ("rating", Real)
-        ]
-    );
+    assert_eq!(cols, [("name", Text), ("city", Text), ("salary", Integer), ("rating", Real)]);
     assert_eq!(t.schema(), EMPLOYEES.trim_start_matches("Table: "));
 
     let t = parse_table(
@@ -49,15 +39,9 @@ fn parse_table_accepts() {
     .unwrap();
     assert_eq!(t.name, "_t2");
     let types: Vec<ColumnType> = t.columns.iter().map(|c| c.ty).collect();
-    assert_eq!(
-        types,
-        [Text, Integer, Real, Real, Real, Integer, Real, Text, Integer, Text, Text]
-    );
+    assert_eq!(types, [Text, Integer, Real, Real, Real, Integer, Real, Text, Integer, Text, Text]);
     // Without `Table: `, with it, and with a trailing line break.
-    assert_eq!(
-        parse_table("t(x TEXT)").unwrap(),
-        parse_table("Table: t(x text)\n").unwrap()
-    );
+    assert_eq!(parse_table("t(x TEXT)").unwrap(), parse_table("Table: t(x text)\n").unwrap());
 }
 
 #[test]
@@ -121,24 +105,24 @@ fn generator_forms_are_accepted_and_foreign_names_refused() {
         }
     }
     for s in [
-        " SELECT AVG(age) FROM employees;", // no such column
-        " SELECT COUNT(*) FROM employees WHERE country = 'Peru';", // no such column
-        " SELECT name FROM employee;",      // wrong table name
-        " SELECT name FROM employees_2;",   // wrong table name
-        " SELECT name FROM employees WHERE salary = '52000';", // quoted literal, INTEGER
-        " SELECT name FROM employees WHERE rating > '3';", // quoted literal, REAL
-        " SELECT name FROM employees WHERE salary > 2.5;", // fraction on an INTEGER
-        " SELECT name FROM employees WHERE city = Berlin;", // unquoted text
-        " SELECT name FROM employees WHERE city < 'Berlin';", // order on text
-        " SELECT name FROM employees WHERE city = 'Ber\nlin';", // line break in a string
-        " SELECT name FROM employees WHERE city = 'O'Brien';", // unescaped quote
-        " SELECT COUNT(*) FROM employees",  // missing `;`
-        " SELECT COUNT(*) FROM employees;\n\n", // more than one line break
-        "SELECT COUNT(*) FROM employees;",  // missing leading space
-        " SELECT  COUNT(*) FROM employees;", // double space
-        " SELECT COUNT( * ) FROM employees;", // spaces inside
-        " SELECT AVG(city) FROM employees;", // numeric aggregate on text
-        " select count(*) from employees;", // lower-case keywords
+        " SELECT AVG(age) FROM employees;",                         // no such column
+        " SELECT COUNT(*) FROM employees WHERE country = 'Peru';",  // no such column
+        " SELECT name FROM employee;",                              // wrong table name
+        " SELECT name FROM employees_2;",                           // wrong table name
+        " SELECT name FROM employees WHERE salary = '52000';",      // quoted literal, INTEGER
+        " SELECT name FROM employees WHERE rating > '3';",          // quoted literal, REAL
+        " SELECT name FROM employees WHERE salary > 2.5;",          // fraction on an INTEGER
+        " SELECT name FROM employees WHERE city = Berlin;",         // unquoted text
+        " SELECT name FROM employees WHERE city < 'Berlin';",       // order on text
+        " SELECT name FROM employees WHERE city = 'Ber\nlin';",     // line break in a string
+        " SELECT name FROM employees WHERE city = 'O'Brien';",      // unescaped quote
+        " SELECT COUNT(*) FROM employees",                          // missing `;`
+        " SELECT COUNT(*) FROM employees;\n\n",                     // more than one line break
+        "SELECT COUNT(*) FROM employees;",                          // missing leading space
+        " SELECT  COUNT(*) FROM employees;",                        // double space
+        " SELECT COUNT( * ) FROM employees;",                       // spaces inside
+        " SELECT AVG(city) FROM employees;",                        // numeric aggregate on text
+        " select count(*) from employees;",                         // lower-case keywords
         " SELECT name FROM employees; SELECT name FROM employees;", // a second statement
     ] {
         assert!(!accepts(&g, s), "should refuse {s:?}");
@@ -161,24 +145,15 @@ fn masks_allow_only_the_tables_names() {
     assert_eq!(allowed(" SELECT name FROM ", &mut mask), b"e");
     assert_eq!(allowed(" SELECT MAX(", &mut mask), b"rs"); // rating, salary: numeric only
     assert_eq!(allowed(" SELECT DISTINCT ", &mut mask), b"cnrs");
-    assert_eq!(
-        allowed(" SELECT * FROM employees WHERE salary > 5", &mut mask),
-        b" 0123456789;"
-    );
+    assert_eq!(allowed(" SELECT * FROM employees WHERE salary > 5", &mut mask), b" 0123456789;");
 }
 
 #[test]
 fn gbnf_text_parses_and_names_only_the_table() {
     let t = parse_table("north_hotels(city TEXT, price REAL, year INTEGER)").unwrap();
     let text = sql_gbnf(&t);
-    assert!(
-        text.starts_with("root ::= \" SELECT \" select \" FROM north_hotels\""),
-        "{text}"
-    );
-    assert!(
-        text.contains("col ::= \"city\" | \"price\" | \"year\""),
-        "{text}"
-    );
+    assert!(text.starts_with("root ::= \" SELECT \" select \" FROM north_hotels\""), "{text}");
+    assert!(text.contains("col ::= \"city\" | \"price\" | \"year\""), "{text}");
     assert!(text.contains("num ::= \"year\" | \"price\""), "{text}");
     Grammar::parse_gbnf(&text).unwrap();
 }
@@ -189,28 +164,12 @@ fn gbnf_text_parses_and_names_only_the_table() {
 fn every_generated_example_is_accepted() {
     let dir = std::env::temp_dir().join(format!("gander-sqlgen-{}", std::process::id()));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/sql/sqlgen.py");
-    let run = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&dir)
-        .args([
-            "--train",
-            "600",
-            "--eval-tables",
-            "8",
-            "--per-table",
-            "5",
-            "--seed",
-            "7",
-        ])
-        .output();
+    let run =
+        std::process::Command::new("python3").arg(script).arg(&dir).args(["--train", "600", "--eval-tables", "8", "--per-table", "5", "--seed", "7"]).output();
     // python3 is on every machine of the project (the data generator needs it); its absence
     // is a failure, not a skip.
     let out = run.unwrap_or_else(|e| panic!("python3 runs tools/sql/sqlgen.py: {e}"));
-    assert!(
-        out.status.success(),
-        "sqlgen.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "sqlgen.py: {}", String::from_utf8_lossy(&out.stderr));
     let mut examples: Vec<String> = Vec::new();
     let train = std::fs::read_to_string(dir.join("train.txt")).unwrap();
     for line in train.lines().filter(|l| !l.is_empty()) {
@@ -250,20 +209,8 @@ fn every_generated_example_is_accepted() {
 fn shape(sql: &str) -> String {
     let words: Vec<&str> = sql
         .split([' ', '(', ','])
-        .filter(|w| {
-            [
-                "SELECT", "DISTINCT", "COUNT", "SUM", "AVG", "MIN", "MAX", "WHERE", "GROUP",
-                "ORDER", "LIMIT", "=", "<", ">",
-            ]
-            .contains(w)
-        })
+        .filter(|w| ["SELECT", "DISTINCT", "COUNT", "SUM", "AVG", "MIN", "MAX", "WHERE", "GROUP", "ORDER", "LIMIT", "=", "<", ">"].contains(w))
         .collect();
     let shape = words.join(" ");
-    shape
-        .replace("SUM", "AGG")
-        .replace("AVG", "AGG")
-        .replace("MIN", "AGG")
-        .replace("MAX", "AGG")
-        .replace("<", "CMP")
-        .replace(">", "CMP")
+    shape.replace("SUM", "AGG").replace("AVG", "AGG").replace("MIN", "AGG").replace("MAX", "AGG").replace("<", "CMP").replace(">", "CMP")
 }

@@ -12,6 +12,10 @@ use gander::format::quant::{int8, q4, HostMatrix, MatrixData, BLOCK};
 mod rand;
 use rand::rand_vec;
 
+/// The f16 rounding of a block's scale, relative: at most 2^-11 (half an ulp of f16's 10-bit
+/// mantissa); 1e-3 is a round bound above it. A code of magnitude m carries it m times.
+const F16_SCALE_ROUNDING: f32 = 1e-3;
+
 const SHAPES: [(usize, usize); 9] = [(1, 1), (3, 2), (5, 31), (4, 32), (7, 33), (2, 63), (6, 100), (3, 257), (33, 64)];
 
 #[test]
@@ -25,7 +29,7 @@ fn int8_reference_error_is_at_most_half_a_step() {
         for k in 0..r * c {
             let step = s[(k / c) * nb + (k % c) / BLOCK].to_f32();
             // half a step, plus the f16 rounding of the scale stretched over at most 127 steps
-            assert!((w[k] - d[k]).abs() <= 0.5 * step + 127.0 * step * 1e-3, "{r}x{c} at {k}");
+            assert!((w[k] - d[k]).abs() <= 0.5 * step + 127.0 * step * F16_SCALE_ROUNDING, "{r}x{c} at {k}");
         }
     }
 }
@@ -42,7 +46,8 @@ fn q4_reference_error_is_at_most_half_a_step() {
         let nb = c.div_ceil(BLOCK);
         for k in 0..r * c {
             let step = s[(k / c) * nb + (k % c) / BLOCK].to_f32();
-            assert!((w[k] - d[k]).abs() <= 0.5 * step + 8.0 * step * 1e-3, "{r}x{c} at {k}");
+            // half a step, plus the scale's f16 rounding over at most 8 steps (codes -8..7)
+            assert!((w[k] - d[k]).abs() <= 0.5 * step + 8.0 * step * F16_SCALE_ROUNDING, "{r}x{c} at {k}");
         }
     }
 }
@@ -60,8 +65,14 @@ fn kernels_match_reference_on_odd_shapes_and_token_counts() {
         let mats = [
             HostMatrix { rows: r, cols: c, data: MatrixData::F32(w.clone()) },
             HostMatrix { rows: r, cols: c, data: MatrixData::F16(w.iter().map(|&x| half::f16::from_f32(x)).collect()) },
-            { let (q, scale) = int8::quantize(r, c, &w); HostMatrix { rows: r, cols: c, data: MatrixData::Int8 { q, scale } } },
-            { let (q, scale) = q4::quantize(r, c, &w); HostMatrix { rows: r, cols: c, data: MatrixData::Q4 { q, scale } } },
+            {
+                let (q, scale) = int8::quantize(r, c, &w);
+                HostMatrix { rows: r, cols: c, data: MatrixData::Int8 { q, scale } }
+            },
+            {
+                let (q, scale) = q4::quantize(r, c, &w);
+                HostMatrix { rows: r, cols: c, data: MatrixData::Q4 { q, scale } }
+            },
         ];
         for t in [1usize, 3, 4, 17, 70] {
             let x = Tensor { rows: t, cols: c, data: rand_vec(t * c, 300 + i as u64 + t as u64) };
@@ -105,7 +116,11 @@ fn kernels_match_reference_on_odd_shapes_and_token_counts() {
                         for o in 0..r {
                             let (e, mag) = exact(tt, o);
                             let got = y.data[tt * r + o] as f64;
-                            assert!((got - e).abs() <= KERNEL_TOL * mag.max(1e-30) + a16_bound(tt, o), "{isa:?} {} {r}x{c} T={t}: {got} vs {e}", m.format_name());
+                            assert!(
+                                (got - e).abs() <= KERNEL_TOL * mag.max(1e-30) + a16_bound(tt, o),
+                                "{isa:?} {} {r}x{c} T={t}: {got} vs {e}",
+                                m.format_name()
+                            );
                         }
                     }
                 }
@@ -135,7 +150,6 @@ fn kernels_match_reference_on_odd_shapes_and_token_counts() {
         }
     }
 }
-
 
 #[test]
 fn a16_reference_is_exact_up_to_activation_rounding() {

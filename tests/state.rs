@@ -2,8 +2,8 @@
 
 mod common;
 use common::*;
-use gander::model::load_path;
 use gander::backend::Backend;
+use gander::model::load_path;
 use gander::State;
 
 #[test]

@@ -127,9 +127,7 @@ fn cli_state_flag_starts_logits_and_generate_from_a_tuning_file() {
     let ts = golden_dir(CASE).join("time_state.pth");
     let (tokens, _) = tuned_tokens();
     let list = tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
-    let out = std::process::Command::new(bin)
-        .args(["logits", "--model"]).arg(&model).args(["--tokens", &list, "--state"]).arg(&ts)
-        .output().unwrap();
+    let out = std::process::Command::new(bin).args(["logits", "--model"]).arg(&model).args(["--tokens", &list, "--state"]).arg(&ts).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     #[derive(serde::Deserialize)]
     struct Out {
@@ -142,15 +140,21 @@ fn cli_state_flag_starts_logits_and_generate_from_a_tuning_file() {
     assert!(e <= FP32_TOL, "CLI --state: {e:e}");
     // generate takes it too (the fixture is byte-level, so any prompt tokenizes).
     let out = std::process::Command::new(bin)
-        .args(["generate", "--model"]).arg(&model)
-        .args(["--prompt", "hi", "--max-tokens", "4", "--temperature", "0", "--state"]).arg(&ts)
-        .output().unwrap();
+        .args(["generate", "--model"])
+        .arg(&model)
+        .args(["--prompt", "hi", "--max-tokens", "4", "--temperature", "0", "--state"])
+        .arg(&ts)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // A state file for another model: one line, non-zero exit, no output.
     let out = std::process::Command::new(bin)
-        .args(["logits", "--model"]).arg(golden_dir("bf16-l0v").join("model.pth"))
-        .args(["--tokens", "1,2", "--state"]).arg(&ts)
-        .output().unwrap();
+        .args(["logits", "--model"])
+        .arg(golden_dir("bf16-l0v").join("model.pth"))
+        .args(["--tokens", "1,2", "--state"])
+        .arg(&ts)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
     assert!(err.starts_with("error: state does not fit this model: ") && err.contains("time_state.pth"), "{err}");

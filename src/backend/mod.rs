@@ -8,8 +8,8 @@
 pub mod cpu;
 pub mod gpu;
 
-use crate::error::Result;
 use crate::config::Config;
+use crate::error::Result;
 use crate::state::State;
 
 pub use crate::format::quant::{HostMatrix, MatrixData};
@@ -156,16 +156,6 @@ pub trait Backend: Sync {
     fn matmul_relu_sq(&self, x: &Self::Act, w: &Self::Matrix) -> Result<Self::Act> {
         self.relu_sq(&self.matmul(x, w)?)
     }
-    /// `post(bias + mid(x·Downᵀ)·Upᵀ)`, `post` = sigmoid if `sigmoid_out`.
-    fn lora(
-        &self,
-        x: &Self::Act,
-        down: &Self::Matrix,
-        mid: LoraMid,
-        up: &Self::Matrix,
-        bias: Option<&Self::Vector>,
-        sigmoid_out: bool,
-    ) -> Result<Self::Act>;
     /// `κ̂ = normalize_per_head(k ⊙ k_k)`, eps 1e-12 (step 8).
     fn removal_key(&self, k: &Self::Act, k_k: &Self::Vector, head_size: usize) -> Result<Self::Act>;
     /// `k̃ = k ⊙ (1 + (α − 1) ⊙ k_a)` (step 9).

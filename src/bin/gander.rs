@@ -5,7 +5,7 @@ fn main() -> std::process::ExitCode {
     gander::cli::main()
 }
 
-/// The CLI is native only (design.md); a wasm build of this binary exists only because
+/// The CLI is native only (docs/design.md); a wasm build of this binary exists only because
 /// `cargo test --target wasm32-wasip1` builds every binary target.
 #[cfg(target_arch = "wasm32")]
 fn main() -> std::process::ExitCode {

@@ -18,9 +18,7 @@ fn read_bandwidth_gb_s() -> f64 {
     let mut best = 0f64;
     for _ in 0..5 {
         let t = Instant::now();
-        let s: f32 = crate::backend::cpu::pool().install(|| {
-            buf.par_chunks(1 << 16).map(|c| crate::backend::cpu::matmul::dot_best(c, c)).sum()
-        });
+        let s: f32 = crate::backend::cpu::pool().install(|| buf.par_chunks(1 << 16).map(|c| crate::backend::cpu::matmul::dot_best(c, c)).sum());
         let gb = (buf.len() * 4) as f64 / 1e9;
         best = best.max(gb / t.elapsed().as_secs_f64());
         std::hint::black_box(s);

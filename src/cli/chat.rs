@@ -104,7 +104,8 @@ impl<'m, B: Backend> Conversation<'m, B> {
             Some(t) => crate::sampler::SamplerOptions { temperature: t, ..sampler },
             None => sampler,
         };
-        let opts = GenerateOptions { max_tokens: self.args.max_tokens, sampler, stop: TURN_STOPS.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let opts =
+            GenerateOptions { max_tokens: self.args.max_tokens, sampler, stop: TURN_STOPS.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         let mut split = ReplySplitter::new(self.args.think);
         let (mut content, mut ttft, mut io_err) = (String::new(), None, None);
         let g = generate(self.m, &mut self.state, logits, &opts, |_, text| {

@@ -49,10 +49,6 @@ fn starts_with_zip_magic(path: &Path) -> bool {
     std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).map(|_| &magic == b"PK\x03\x04").unwrap_or(false)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 pub(super) fn info(path: &Path) -> Result<()> {
     let mut src = format::open_path(path)?;
     let gmeta = gander::read_meta(src.as_ref())?;
@@ -75,6 +71,6 @@ pub(super) fn info(path: &Path) -> Result<()> {
         "params": cfg.params(),
         "state_bytes": state_bytes,
         "tokenizer": tokenizer,
-        "fingerprint": hex(&fp),
+        "fingerprint": crate::config::fingerprint_hex(&fp),
     }))
 }

@@ -1,4 +1,4 @@
-//! The native `gander` command line (**contract**, design.md "CLI").
+//! The native `gander` command line (**contract**, docs/design.md "CLI").
 //!
 //! Every failure prints one line, `error: ...`, to stderr and exits non-zero; stdout carries
 //! only the command's result (JSON, or the generated text), so it can be piped.
@@ -360,8 +360,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 Some(p) => {
                     let src = format::open_path(&p)?;
                     let cfg = Config::from_tensors(src.tensors())?;
-                    Tokenizer::for_vocab(cfg.vocab)
-                        .ok_or_else(|| Error::Unsupported(format!("no tokenizer for a vocabulary of {} rows", cfg.vocab)))?
+                    Tokenizer::for_vocab(cfg.vocab).ok_or_else(|| Error::Unsupported(format!("no tokenizer for a vocabulary of {} rows", cfg.vocab)))?
                 }
             };
             print_json(&serde_json::json!(tok.encode(&text)))
@@ -384,8 +383,23 @@ fn run(cmd: Cmd) -> Result<()> {
             })
         }
         Cmd::Generate {
-            model, prompt, max_tokens, temperature, top_p, top_k, seed, presence_penalty,
-            frequency_penalty, penalty_decay, stop, state, save_state, grammar, json_schema, logit_bias, backend,
+            model,
+            prompt,
+            max_tokens,
+            temperature,
+            top_p,
+            top_k,
+            seed,
+            presence_penalty,
+            frequency_penalty,
+            penalty_decay,
+            stop,
+            state,
+            save_state,
+            grammar,
+            json_schema,
+            logit_bias,
+            backend,
         } => {
             let sampler = SamplerOptions { temperature, top_p, top_k, presence_penalty, frequency_penalty, penalty_decay, seed };
             sampler.validate()?;
@@ -410,13 +424,19 @@ fn run(cmd: Cmd) -> Result<()> {
                 let t1 = Instant::now();
                 let mut out = std::io::stdout().lock();
                 let mut write_err = None;
-                let g = generate(&m, &mut state, logits, &GenerateOptions { max_tokens, sampler, stop, grammar: grammar.clone(), logit_bias: logit_bias.clone() }, |_, text| {
-                    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                        write_err = Some(e);
-                        return false;
-                    }
-                    true
-                })?;
+                let g = generate(
+                    &m,
+                    &mut state,
+                    logits,
+                    &GenerateOptions { max_tokens, sampler, stop, grammar: grammar.clone(), logit_bias: logit_bias.clone() },
+                    |_, text| {
+                        if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                            write_err = Some(e);
+                            return false;
+                        }
+                        true
+                    },
+                )?;
                 if let Some(e) = write_err {
                     return Err(Error::io("stdout", e));
                 }
@@ -441,7 +461,13 @@ fn run(cmd: Cmd) -> Result<()> {
             if let Some(t) = temperature {
                 crate::sampler::SamplerOptions { temperature: t, ..Default::default() }.validate()?;
             }
-            let think = if think { Think::On } else if fake_think { Think::Fake } else { Think::Off };
+            let think = if think {
+                Think::On
+            } else if fake_think {
+                Think::Fake
+            } else {
+                Think::Off
+            };
             let args = chat::ChatArgs { system, think, state, max_tokens, temperature, seed, stats, no_cache };
             with_model!(&model, backend, |m| { chat::run(m, &args) })
         }

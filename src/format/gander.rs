@@ -1,4 +1,4 @@
-//! Gander's own weight file (**contract**, design.md "Gander weight file").
+//! Gander's own weight file (**contract**, docs/design.md "Gander weight file").
 //!
 //! A safetensors file whose `__metadata__` holds:
 //!
@@ -83,10 +83,7 @@ pub fn parse_meta(meta: &BTreeMap<String, String>) -> Result<Option<GanderMeta>>
     if meta.get("format").map(String::as_str) != Some("gander") {
         return Ok(None);
     }
-    let version: u32 = meta
-        .get("version")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::BadFile("Gander file without a valid `version`".into()))?;
+    let version: u32 = meta.get("version").and_then(|v| v.parse().ok()).ok_or_else(|| Error::BadFile("Gander file without a valid `version`".into()))?;
     if version != VERSION {
         return Err(Error::Unsupported(format!(
             "Gander file version {version}; this build reads version {VERSION}. Convert the original checkpoint again with this build"
@@ -100,10 +97,7 @@ pub fn parse_meta(meta: &BTreeMap<String, String>) -> Result<Option<GanderMeta>>
     let logical_shapes: BTreeMap<String, [usize; 2]> = json_map(meta, "logical_shapes")?;
     let packed = quant.values().any(|q| q == "int8" || q == "q4");
     if packed && meta.get("block_size").map(String::as_str) != Some("32") {
-        return Err(Error::Unsupported(format!(
-            "Gander block size {:?}; this build reads 32",
-            meta.get("block_size")
-        )));
+        return Err(Error::Unsupported(format!("Gander block size {:?}; this build reads 32", meta.get("block_size"))));
     }
     Ok(Some(GanderMeta { version, quant, logical_shapes, fingerprint: meta.get("fingerprint").cloned() }))
 }
@@ -226,22 +220,14 @@ impl TensorSource for GanderSource {
             };
             return Ok(HostMatrix { rows, cols, data });
         };
-        let [rows, cols] = *self
-            .meta
-            .logical_shapes
-            .get(name)
-            .ok_or_else(|| Error::BadModel(format!("no logical shape for `{name}`")))?;
+        let [rows, cols] = *self.meta.logical_shapes.get(name).ok_or_else(|| Error::BadModel(format!("no logical shape for `{name}`")))?;
         let q = self.inner.read(&format!("{name}.q"))?.data;
         let s = self.inner.read(&format!("{name}.scale"))?.data;
         let scale: Vec<f16> = le_words(&s).map(f16::from_le_bytes).collect();
         if scale.iter().any(|x| !x.is_finite()) {
             return Err(Error::BadModel(format!("`{name}.scale` contains NaN or infinite values")));
         }
-        let data = if fmt == "int8" {
-            MatrixData::Int8 { q: q.into_iter().map(|b| b as i8).collect(), scale }
-        } else {
-            MatrixData::Q4 { q, scale }
-        };
+        let data = if fmt == "int8" { MatrixData::Int8 { q: q.into_iter().map(|b| b as i8).collect(), scale } } else { MatrixData::Q4 { q, scale } };
         Ok(HostMatrix { rows, cols, data })
     }
 
@@ -310,7 +296,13 @@ pub fn write(
             quant_map.insert(name.clone(), how.name());
         }
         for (tname, dt, shape) in &out_tensors {
-            let es = if *dt == "F32" { 4 } else if *dt == "F16" { 2 } else { 1 };
+            let es = if *dt == "F32" {
+                4
+            } else if *dt == "F16" {
+                2
+            } else {
+                1
+            };
             let bytes = shape.iter().try_fold(es, |a: usize, &d| a.checked_mul(d)).ok_or_else(|| Error::BadModel(format!("`{name}` too large")))?;
             header.insert(tname.clone(), serde_json::json!({ "dtype": dt, "shape": shape, "data_offsets": [offset, offset + bytes] }));
             offset += bytes;

@@ -30,9 +30,7 @@ pub trait TensorSource {
             s => return Err(crate::Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
         };
         let data = match t.info.dtype {
-            DType::F16 => quant::MatrixData::F16(
-                le_words(&t.data).map(half::f16::from_le_bytes).collect(),
-            ),
+            DType::F16 => quant::MatrixData::F16(le_words(&t.data).map(half::f16::from_le_bytes).collect()),
             _ => quant::MatrixData::F32(t.to_f32()),
         };
         Ok(quant::HostMatrix { rows, cols, data })

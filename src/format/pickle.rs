@@ -250,14 +250,7 @@ fn call(f: Callable, args: &[Rc<Value>]) -> Result<Value> {
             if size.len() != stride.len() {
                 return Err(bad("tensor size and stride differ in length"));
             }
-            Ok(Value::Tensor(TensorRef {
-                storage_key: key,
-                dtype,
-                storage_numel: numel,
-                offset: as_usize(offset, "storage offset")?,
-                size,
-                stride,
-            }))
+            Ok(Value::Tensor(TensorRef { storage_key: key, dtype, storage_numel: numel, offset: as_usize(offset, "storage offset")?, size, stride }))
         }
         Callable::RebuildParameter => match args.first().map(|a| &**a) {
             Some(Value::Tensor(t)) => Ok(Value::Tensor(t.clone())),

@@ -78,9 +78,10 @@ impl PthFile {
             // Check every extent now, before anything is allocated: the header must not promise
             // more than the archive holds (a 100-byte file cannot ask for gigabytes).
             let entry = format!("{prefix}data/{}", t.storage_key);
-            let entry_size = zip.by_name(&entry).map(|f| f.size()).map_err(|_| {
-                Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?"))
-            })?;
+            let entry_size = zip
+                .by_name(&entry)
+                .map(|f| f.size())
+                .map_err(|_| Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?")))?;
             check_view(&name, &t, entry_size, archive_len)?;
             if refs.insert(name.clone(), t).is_some() {
                 return Err(Error::BadModel(format!("tensor `{name}` appears twice")));
@@ -96,9 +97,7 @@ impl PthFile {
 fn check_view(name: &str, t: &TensorRef, entry_size: u64, archive_len: u64) -> Result<()> {
     let es = t.dtype.size();
     let numel = TensorInfo { dtype: t.dtype, shape: t.size.clone() }.numel()?;
-    let max_index = t.size.iter().zip(&t.stride).try_fold(t.offset, |acc, (&n, &s)| {
-        if n == 0 { Some(acc) } else { acc.checked_add((n - 1).checked_mul(s)?) }
-    });
+    let max_index = t.size.iter().zip(&t.stride).try_fold(t.offset, |acc, (&n, &s)| if n == 0 { Some(acc) } else { acc.checked_add((n - 1).checked_mul(s)?) });
     let storage_bytes = t.storage_numel.checked_mul(es).map(|b| b as u64);
     let (Some(max_index), Some(storage_bytes)) = (max_index, storage_bytes) else {
         return Err(Error::BadFile(format!("tensor `{name}`: view extent overflows")));
@@ -113,9 +112,7 @@ fn check_view(name: &str, t: &TensorRef, entry_size: u64, archive_len: u64) -> R
         return Err(Error::BadFile(format!("storage of tensor `{name}` claims {entry_size} bytes, more than the whole file; is the file corrupt?")));
     }
     if entry_size < storage_bytes {
-        return Err(Error::BadFile(format!(
-            "storage of tensor `{name}` has {entry_size} bytes, {storage_bytes} expected; is the file truncated?"
-        )));
+        return Err(Error::BadFile(format!("storage of tensor `{name}` has {entry_size} bytes, {storage_bytes} expected; is the file truncated?")));
     }
     Ok(())
 }
@@ -158,9 +155,7 @@ impl TensorSource for PthFile {
         let es = t.dtype.size();
         let storage_bytes = t.storage_numel * es; // checked at open
         let entry = format!("{}data/{}", self.prefix, t.storage_key);
-        let mut f = self.zip.by_name(&entry).map_err(|_| {
-            Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?"))
-        })?;
+        let mut f = self.zip.by_name(&entry).map_err(|_| Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?")))?;
         let contiguous = {
             let mut expect = 1usize;
             let mut ok = true;

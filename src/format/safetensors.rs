@@ -67,9 +67,7 @@ impl SafetensorsFile {
     }
 
     fn from_buffer(buf: Buffer) -> Result<Self> {
-        let bad = |e: safetensors::SafeTensorError| {
-            Error::BadFile(format!("not a valid safetensors file ({e}); is the file complete?"))
-        };
+        let bad = |e: safetensors::SafeTensorError| Error::BadFile(format!("not a valid safetensors file ({e}); is the file complete?"));
         let (_, metadata) = safetensors::SafeTensors::read_metadata(&buf).map_err(bad)?;
         let st = safetensors::SafeTensors::deserialize(&buf).map_err(bad)?;
         let base = buf.as_ptr() as usize;
@@ -96,7 +94,11 @@ const PIECE_COPY_MAX: usize = 1 << 20;
 impl SafetensorsFile {
     /// The length of the header block (8-byte length + JSON) from a file's first 8 bytes.
     pub fn header_len(prefix: &[u8], file_len: u64) -> Result<u64> {
-        let n = prefix.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or_else(|| Error::BadFile("not a safetensors file: shorter than 8 bytes".into()))?;
+        let n = prefix
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| Error::BadFile("not a safetensors file: shorter than 8 bytes".into()))?;
         if n > MAX_HEADER || n + 8 > file_len {
             return Err(Error::BadFile(format!("not a valid safetensors file (header of {n} bytes in a file of {file_len}); is the file complete?")));
         }

@@ -35,10 +35,7 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// Number of elements, or an error if the shape overflows `usize`.
     pub fn numel(&self) -> Result<usize> {
-        self.shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| Error::BadFile(format!("tensor shape {:?} overflows", self.shape)))
+        self.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::BadFile(format!("tensor shape {:?} overflows", self.shape)))
     }
 }
 
@@ -65,11 +62,5 @@ impl RawTensor {
             DType::I8 => self.data.iter().map(|&b| b as i8 as f32).collect(),
             DType::U8 => self.data.iter().map(|&b| b as f32).collect(),
         }
-    }
-
-    /// The tensor as raw f16 bits if it is stored as f16.
-    pub fn as_f16_bits(&self) -> Option<Vec<u16>> {
-        (self.info.dtype == DType::F16)
-            .then(|| le_words(&self.data).map(u16::from_le_bytes).collect())
     }
 }

@@ -50,8 +50,7 @@ impl Program {
 }
 
 pub(super) fn set_has(set: &ByteSet, b: u8) -> bool {
-    set.get(usize::from(b >> 6))
-        .is_some_and(|w| w >> (b & 63) & 1 == 1)
+    set.get(usize::from(b >> 6)).is_some_and(|w| w >> (b & 63) & 1 == 1)
 }
 
 fn set_add(set: &mut ByteSet, lo: u8, hi: u8) {
@@ -90,24 +89,15 @@ pub(super) fn compile(rules: &[Rule], start: &str) -> Result<Program> {
     };
     for r in rules {
         if b.names.insert(&r.name, b.rules.len() as u32).is_some() {
-            return Err(Error::BadInput(format!(
-                "grammar: line {}, column {}: rule `{}` is defined twice",
-                r.line, r.column, r.name
-            )));
+            return Err(Error::BadInput(format!("grammar: line {}, column {}: rule `{}` is defined twice", r.line, r.column, r.name)));
         }
         b.rules.push(Vec::new());
         b.origin.push(&r.name);
     }
-    let root = *b.names.get(start).ok_or_else(|| {
-        Error::BadInput("grammar: no `root` rule (the start rule must be called `root`)".into())
-    })?;
+    let root = *b.names.get(start).ok_or_else(|| Error::BadInput("grammar: no `root` rule (the start rule must be called `root`)".into()))?;
     for (i, r) in rules.iter().enumerate() {
         b.current = &r.name;
-        let alts = r
-            .alternatives
-            .iter()
-            .map(|seq| b.sequence(seq))
-            .collect::<Result<Alts>>()?;
+        let alts = r.alternatives.iter().map(|seq| b.sequence(seq)).collect::<Result<Alts>>()?;
         if let Some(slot) = b.rules.get_mut(i) {
             *slot = alts;
         }
@@ -124,21 +114,14 @@ pub(super) fn compile(rules: &[Rule], start: &str) -> Result<Program> {
         }
         starts.push(s);
     }
-    Ok(Program {
-        elems,
-        alts: starts,
-        sets: b.sets,
-        root,
-    })
+    Ok(Program { elems, alts: starts, sets: b.sets, root })
 }
 
 impl<'a> Builder<'a> {
     fn grow(&mut self, n: usize) -> Result<()> {
         self.size = self.size.saturating_add(n);
         if self.size > MAX_ELEMS {
-            return Err(Error::BadInput(format!(
-                "grammar: too large once repetitions are expanded (more than {MAX_ELEMS} elements)"
-            )));
+            return Err(Error::BadInput(format!("grammar: too large once repetitions are expanded (more than {MAX_ELEMS} elements)")));
         }
         Ok(())
     }
@@ -183,11 +166,8 @@ impl<'a> Builder<'a> {
                 out.push(class);
             }
             Expr::Ref { name, line, column } => {
-                let id = *self.names.get(name.as_str()).ok_or_else(|| {
-                    Error::BadInput(format!(
-                        "grammar: line {line}, column {column}: undefined rule `{name}`"
-                    ))
-                })?;
+                let id =
+                    *self.names.get(name.as_str()).ok_or_else(|| Error::BadInput(format!("grammar: line {line}, column {column}: undefined rule `{name}`")))?;
                 self.grow(1)?;
                 out.push(Elem::Ref(id));
             }
@@ -198,10 +178,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 _ => {
-                    let alts = alts
-                        .iter()
-                        .map(|seq| self.sequence(seq))
-                        .collect::<Result<Alts>>()?;
+                    let alts = alts.iter().map(|seq| self.sequence(seq)).collect::<Result<Alts>>()?;
                     self.grow(1)?;
                     out.push(Elem::Ref(self.add_rule(alts)?));
                 }
@@ -214,13 +191,7 @@ impl<'a> Builder<'a> {
     /// `item{min,max}`: `min` copies, then `item*` as `s ::= item s | ε`, or `max - min` nested
     /// optionals `o1 ::= item | ε`, `o2 ::= item o1 | ε`, ... (right recursion, so the
     /// recogniser's stacks do not grow with the count).
-    fn repeat(
-        &mut self,
-        item: &Expr,
-        min: u32,
-        max: Option<u32>,
-        out: &mut Vec<Elem>,
-    ) -> Result<()> {
+    fn repeat(&mut self, item: &Expr, min: u32, max: Option<u32>, out: &mut Vec<Elem>) -> Result<()> {
         let mut body = Vec::new();
         self.expr(item, &mut body)?;
         let unit = match body.as_slice() {
@@ -305,11 +276,7 @@ impl<'a> Builder<'a> {
         while changed {
             changed = false;
             for (r, alts) in self.rules.iter().enumerate() {
-                if !nullable.get(r).copied().unwrap_or(true)
-                    && alts
-                        .iter()
-                        .any(|alt| alt.iter().all(|e| is_nullable(e, &nullable)))
-                {
+                if !nullable.get(r).copied().unwrap_or(true) && alts.iter().any(|alt| alt.iter().all(|e| is_nullable(e, &nullable))) {
                     if let Some(x) = nullable.get_mut(r) {
                         *x = true;
                     }

@@ -11,29 +11,9 @@ use super::parse::MAX_REPEAT;
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 
-const KEYWORDS: &[&str] = &[
-    "type",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "minItems",
-    "maxItems",
-    "minLength",
-    "maxLength",
-    "enum",
-    "const",
-    "anyOf",
-];
-const ANNOTATIONS: &[&str] = &[
-    "$schema",
-    "$id",
-    "$comment",
-    "title",
-    "description",
-    "default",
-    "examples",
-];
+const KEYWORDS: &[&str] =
+    &["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "enum", "const", "anyOf"];
+const ANNOTATIONS: &[&str] = &["$schema", "$id", "$comment", "title", "description", "default", "examples"];
 const MAX_DEPTH: usize = 64;
 
 /// Shared rules. `\u` escapes exclude lone surrogates (serde_json refuses them); numbers are
@@ -102,10 +82,7 @@ fn count(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u32>>
     };
     match v.as_u64() {
         Some(n) if n <= u64::from(MAX_REPEAT) => Ok(Some(n as u32)),
-        Some(_) => Err(err(
-            path,
-            format!("`{key}` above the supported {MAX_REPEAT}"),
-        )),
+        Some(_) => Err(err(path, format!("`{key}` above the supported {MAX_REPEAT}"))),
         None => Err(err(path, format!("`{key}` must be a non-negative integer"))),
     }
 }
@@ -156,47 +133,27 @@ impl Gen {
             Value::Object(o) => o,
             _ => return Err(err(path, "a schema must be an object or a boolean")),
         };
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !KEYWORDS.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str()))
-        {
+        if let Some(k) = obj.keys().find(|k| !KEYWORDS.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str())) {
             return Err(err(path, format!("unsupported keyword `{k}`")));
         }
         if let Some(any) = obj.get("anyOf") {
-            if let Some(k) = obj
-                .keys()
-                .find(|k| KEYWORDS.contains(&k.as_str()) && *k != "anyOf")
-            {
+            if let Some(k) = obj.keys().find(|k| KEYWORDS.contains(&k.as_str()) && *k != "anyOf") {
                 return Err(err(path, format!("`anyOf` together with `{k}` is not supported (move `{k}` into each branch)")));
             }
-            let branches = any
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| err(path, "`anyOf` must be a non-empty array"))?;
-            let alts = branches
-                .iter()
-                .enumerate()
-                .map(|(i, s)| self.value(s, &format!("{path}/anyOf/{i}"), depth + 1))
-                .collect::<Result<Vec<_>>>()?;
+            let branches = any.as_array().filter(|a| !a.is_empty()).ok_or_else(|| err(path, "`anyOf` must be a non-empty array"))?;
+            let alts = branches.iter().enumerate().map(|(i, s)| self.value(s, &format!("{path}/anyOf/{i}"), depth + 1)).collect::<Result<Vec<_>>>()?;
             return Ok(self.rule(alts.join(" | ")));
         }
         let types = self.types(obj, path)?;
         if let Some(values) = self.enum_values(obj, path)? {
-            let kept: Vec<String> = values
-                .iter()
-                .filter(|v| types.is_empty() || types.iter().any(|t| type_matches(v, t)))
-                .map(|v| literal(&json_text(v)))
-                .collect();
+            let kept: Vec<String> =
+                values.iter().filter(|v| types.is_empty() || types.iter().any(|t| type_matches(v, t))).map(|v| literal(&json_text(v))).collect();
             if kept.is_empty() {
                 return Err(err(path, "no `enum`/`const` value has the schema's `type`"));
             }
             return Ok(self.rule(kept.join(" | ")));
         }
-        let types = if types.is_empty() {
-            inferred_types(obj)
-        } else {
-            types
-        };
+        let types = if types.is_empty() { inferred_types(obj) } else { types };
         if types.is_empty() {
             return Ok("json-value".into());
         }
@@ -207,12 +164,7 @@ impl Gen {
                 "string" => self.string(obj, path)?,
                 "array" => self.array(obj, path, depth)?,
                 "object" => self.object(obj, path, depth)?,
-                other => {
-                    return Err(err(
-                        &format!("{path}/type"),
-                        format!("unknown type `{other}`"),
-                    ))
-                }
+                other => return Err(err(&format!("{path}/type"), format!("unknown type `{other}`"))),
             });
         }
         Ok(match alts.as_slice() {
@@ -222,28 +174,16 @@ impl Gen {
     }
 
     fn types(&self, obj: &Map<String, Value>, path: &str) -> Result<Vec<String>> {
-        let bad = || {
-            err(
-                &format!("{path}/type"),
-                "`type` must be a type name or a list of them",
-            )
-        };
+        let bad = || err(&format!("{path}/type"), "`type` must be a type name or a list of them");
         match obj.get("type") {
             None => Ok(Vec::new()),
             Some(Value::String(t)) => Ok(vec![t.clone()]),
-            Some(Value::Array(ts)) if !ts.is_empty() => ts
-                .iter()
-                .map(|t| t.as_str().map(str::to_string).ok_or_else(bad))
-                .collect(),
+            Some(Value::Array(ts)) if !ts.is_empty() => ts.iter().map(|t| t.as_str().map(str::to_string).ok_or_else(bad)).collect(),
             Some(_) => Err(bad()),
         }
     }
 
-    fn enum_values<'v>(
-        &self,
-        obj: &'v Map<String, Value>,
-        path: &str,
-    ) -> Result<Option<Vec<&'v Value>>> {
+    fn enum_values<'v>(&self, obj: &'v Map<String, Value>, path: &str) -> Result<Option<Vec<&'v Value>>> {
         if let Some(c) = obj.get("const") {
             return Ok(Some(vec![c]));
         }
@@ -280,10 +220,7 @@ impl Gen {
         let body = match max {
             Some(0) => String::new(),
             _ => {
-                let more = format!(
-                    "( \",\" {item} ){}",
-                    reps(min.saturating_sub(1), max.map(|m| m - 1))
-                );
+                let more = format!("( \",\" {item} ){}", reps(min.saturating_sub(1), max.map(|m| m - 1)));
                 let more = if max == Some(1) { String::new() } else { more };
                 if min == 0 {
                     format!("( {item} {more} )?")
@@ -298,12 +235,7 @@ impl Gen {
     fn object(&mut self, obj: &Map<String, Value>, path: &str, depth: usize) -> Result<String> {
         match obj.get("additionalProperties") {
             None | Some(Value::Bool(false)) => {}
-            Some(_) => {
-                return Err(err(
-                    path,
-                    "`additionalProperties` other than `false` is not supported",
-                ))
-            }
+            Some(_) => return Err(err(path, "`additionalProperties` other than `false` is not supported")),
         }
         let props = match obj.get("properties") {
             None => Map::new(),
@@ -312,13 +244,7 @@ impl Gen {
         };
         let required: Vec<&str> = match obj.get("required") {
             None => Vec::new(),
-            Some(Value::Array(r)) => r
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .ok_or_else(|| err(path, "`required` must be a list of names"))
-                })
-                .collect::<Result<_>>()?,
+            Some(Value::Array(r)) => r.iter().map(|v| v.as_str().ok_or_else(|| err(path, "`required` must be a list of names"))).collect::<Result<_>>()?,
             Some(_) => return Err(err(path, "`required` must be a list of names")),
         };
         if let Some(missing) = required.iter().find(|r| !props.contains_key(**r)) {
@@ -326,11 +252,7 @@ impl Gen {
         }
         let mut members = Vec::with_capacity(props.len());
         for (name, schema) in &props {
-            let value = self.value(
-                schema,
-                &format!("{path}/properties/{}", pointer_token(name)),
-                depth + 1,
-            )?;
+            let value = self.value(schema, &format!("{path}/properties/{}", pointer_token(name)), depth + 1)?;
             let key = literal(&format!("{}:", json_text(&Value::String(name.clone()))));
             members.push((format!("{key} {value}"), required.contains(&name.as_str())));
         }
@@ -343,11 +265,7 @@ impl Gen {
                 (false, true) => format!("( {member} {after} )?"),
                 (false, false) => format!("{member} {after} | {first}"),
             };
-            let new_after = if *required {
-                format!("\",\" {member} {after}")
-            } else {
-                format!("( \",\" {member} )? {after}")
-            };
+            let new_after = if *required { format!("\",\" {member} {after}") } else { format!("( \",\" {member} )? {after}") };
             first = self.rule(new_first);
             after = self.rule(new_after);
         }

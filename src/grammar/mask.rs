@@ -33,10 +33,7 @@ pub struct TokenMask {
 impl TokenMask {
     /// An empty mask for ids `0..len`.
     pub fn new(len: usize) -> TokenMask {
-        TokenMask {
-            words: vec![0; len.div_ceil(64)],
-            len,
-        }
+        TokenMask { words: vec![0; len.div_ceil(64)], len }
     }
 
     /// The number of ids the mask covers (the vocabulary size).
@@ -51,9 +48,7 @@ impl TokenMask {
 
     /// Whether `id` is in the set.
     pub fn contains(&self, id: u32) -> bool {
-        self.words
-            .get(id as usize / 64)
-            .is_some_and(|w| w >> (id % 64) & 1 == 1)
+        self.words.get(id as usize / 64).is_some_and(|w| w >> (id % 64) & 1 == 1)
     }
 
     /// How many ids are in the set.
@@ -63,11 +58,7 @@ impl TokenMask {
 
     /// The ids in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &w)| {
-            (0..64)
-                .filter(move |b| w >> b & 1 == 1)
-                .map(move |b| (i * 64 + b) as u32)
-        })
+        self.words.iter().enumerate().flat_map(|(i, &w)| (0..64).filter(move |b| w >> b & 1 == 1).map(move |b| (i * 64 + b) as u32))
     }
 
     /// The bits, 64 ids per word, id `i` at bit `i % 64` of word `i / 64`.
@@ -192,15 +183,8 @@ impl Walk<'_> {
             Some(&t) => return t,
             None => return DEAD,
         }
-        let accepts = self
-            .firsts
-            .get(state as usize)
-            .is_some_and(|f| set_has(f, byte));
-        let from = self
-            .states
-            .get(state as usize)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let accepts = self.firsts.get(state as usize).is_some_and(|f| set_has(f, byte));
+        let from = self.states.get(state as usize).map(Vec::as_slice).unwrap_or(&[]);
         let t = if accepts && self.stacks.step(self.g, from, byte, &mut self.scratch) {
             let next = std::mem::take(&mut self.scratch);
             self.intern(next)
@@ -259,12 +243,7 @@ impl Walk<'_> {
         if let Some(&u) = self.uniform.get(&(state, below)) {
             return u;
         }
-        let set = self
-            .trie
-            .below
-            .get(below as usize)
-            .copied()
-            .unwrap_or_default();
+        let set = self.trie.below.get(below as usize).copied().unwrap_or_default();
         let first = self.firsts.get(state as usize).copied().unwrap_or_default();
         let mut target = None;
         if set.iter().zip(&first).all(|(s, f)| s & !f == 0) {
@@ -288,12 +267,7 @@ impl Walk<'_> {
     }
 
     fn mark(&mut self, start: u32, end: u32) {
-        for &id in self
-            .trie
-            .tokens
-            .get(start as usize..end as usize)
-            .unwrap_or(&[])
-        {
+        for &id in self.trie.tokens.get(start as usize..end as usize).unwrap_or(&[]) {
             self.out.insert(id);
         }
     }

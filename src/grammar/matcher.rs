@@ -32,13 +32,7 @@ impl Matcher {
         let mut stacks = Stacks::new();
         let mut state = Vec::new();
         stacks.start(&program, &mut state);
-        Matcher {
-            program,
-            stacks,
-            state,
-            scratch: Vec::new(),
-            cache: MaskCache::default(),
-        }
+        Matcher { program, stacks, state, scratch: Vec::new(), cache: MaskCache::default() }
     }
 
     /// Advance by `bytes`. Returns false, and leaves the state unchanged, when the grammar does

@@ -70,14 +70,10 @@ impl Grammar {
 
     fn compile_from(text: &str, start: &str) -> Result<Grammar> {
         if text.len() > MAX_GBNF_BYTES {
-            return Err(Error::BadInput(format!(
-                "grammar: longer than {MAX_GBNF_BYTES} bytes"
-            )));
+            return Err(Error::BadInput(format!("grammar: longer than {MAX_GBNF_BYTES} bytes")));
         }
         let rules = parse::parse(text)?;
-        Ok(Grammar {
-            program: Arc::new(compile::compile(&rules, start)?),
-        })
+        Ok(Grammar { program: Arc::new(compile::compile(&rules, start)?) })
     }
 
     /// The grammar of the JSON values that a JSON schema accepts, written compactly (as
@@ -86,21 +82,14 @@ impl Grammar {
     pub fn from_json_schema(schema: &serde_json::Value) -> Result<Grammar> {
         // The generated text is valid GBNF; what can fail is its size (very long bounded strings
         // or lists), reported as a schema problem.
-        Grammar::parse_gbnf(&json_schema_to_gbnf(schema)?)
-            .map_err(|e| Error::BadInput(format!("json schema: {e}")))
+        Grammar::parse_gbnf(&json_schema_to_gbnf(schema)?).map_err(|e| Error::BadInput(format!("json schema: {e}")))
     }
 
     /// Any JSON value, compact ("JSON mode").
     pub fn json() -> Grammar {
         // A constant grammar, tested to compile; the fallback (nothing allowed) is unreachable.
-        Grammar::parse_gbnf(&json_schema::any_json_gbnf()).unwrap_or_else(|_| Grammar {
-            program: Arc::new(compile::Program {
-                elems: Vec::new(),
-                alts: Vec::new(),
-                sets: Vec::new(),
-                root: 0,
-            }),
-        })
+        Grammar::parse_gbnf(&json_schema::any_json_gbnf())
+            .unwrap_or_else(|_| Grammar { program: Arc::new(compile::Program { elems: Vec::new(), alts: Vec::new(), sets: Vec::new(), root: 0 }) })
     }
 }
 

@@ -18,24 +18,13 @@ pub(super) enum Expr {
     /// A string literal, as UTF-8.
     Literal(Vec<u8>),
     /// A character class: inclusive code point ranges, possibly negated; `.` is `[^]`.
-    Class {
-        ranges: Vec<(u32, u32)>,
-        negated: bool,
-    },
+    Class { ranges: Vec<(u32, u32)>, negated: bool },
     /// A reference to a rule, with where it was written (for "undefined rule" errors).
-    Ref {
-        name: String,
-        line: usize,
-        column: usize,
-    },
+    Ref { name: String, line: usize, column: usize },
     /// Parenthesised alternatives.
     Group(Vec<Vec<Expr>>),
     /// `item{min,max}`; `max == None` is unbounded (`*`, `+`, `{m,}`).
-    Repeat {
-        item: Box<Expr>,
-        min: u32,
-        max: Option<u32>,
-    },
+    Repeat { item: Box<Expr>, min: u32, max: Option<u32> },
 }
 
 /// `name ::= alternatives`.
@@ -49,11 +38,7 @@ pub(super) struct Rule {
 
 /// Parse a whole grammar into its rules, in the order written.
 pub(super) fn parse(text: &str) -> Result<Vec<Rule>> {
-    let mut p = Parser {
-        src: text.chars().collect(),
-        pos: 0,
-        depth: 0,
-    };
+    let mut p = Parser { src: text.chars().collect(), pos: 0, depth: 0 };
     let mut rules = Vec::new();
     loop {
         p.skip_blank(true);
@@ -147,9 +132,7 @@ impl Parser {
         while matches!(self.peek_at(i), Some(' ' | '\t')) {
             i += 1;
         }
-        self.peek_at(i) == Some(':')
-            && self.peek_at(i + 1) == Some(':')
-            && self.peek_at(i + 2) == Some('=')
+        self.peek_at(i) == Some(':') && self.peek_at(i + 1) == Some(':') && self.peek_at(i + 2) == Some('=')
     }
 
     fn name(&mut self) -> Option<String> {
@@ -163,14 +146,9 @@ impl Parser {
 
     fn rule(&mut self) -> Result<Rule> {
         let (line, column) = self.line_col(self.pos);
-        let name = self
-            .name()
-            .ok_or_else(|| self.error("expected a rule name"))?;
+        let name = self.name().ok_or_else(|| self.error("expected a rule name"))?;
         self.skip_blank(false);
-        if !(self.peek() == Some(':')
-            && self.peek_at(self.pos + 1) == Some(':')
-            && self.peek_at(self.pos + 2) == Some('='))
-        {
+        if !(self.peek() == Some(':') && self.peek_at(self.pos + 1) == Some(':') && self.peek_at(self.pos + 2) == Some('=')) {
             return Err(self.error(format!("expected `::=` after rule name `{name}`")));
         }
         self.pos += 3;
@@ -178,12 +156,7 @@ impl Parser {
         let alternatives = self.alternatives(false)?;
         self.skip_blank(false);
         match self.peek() {
-            None | Some('\r' | '\n') => Ok(Rule {
-                name,
-                line,
-                column,
-                alternatives,
-            }),
+            None | Some('\r' | '\n') => Ok(Rule { name, line, column, alternatives }),
             Some(_) => Err(self.error("expected an expression, `|` or the end of the line")),
         }
     }
@@ -206,22 +179,15 @@ impl Parser {
                 Some('[') => self.class()?,
                 Some('.') => {
                     self.pos += 1;
-                    Expr::Class {
-                        ranges: Vec::new(),
-                        negated: true,
-                    }
+                    Expr::Class { ranges: Vec::new(), negated: true }
                 }
                 Some('(') => self.group()?,
                 Some(c) if is_name_char(c) => {
                     let (line, column) = self.line_col(self.pos);
-                    let name = self
-                        .name()
-                        .ok_or_else(|| self.error("expected a rule name"))?;
+                    let name = self.name().ok_or_else(|| self.error("expected a rule name"))?;
                     Expr::Ref { name, line, column }
                 }
-                Some('*' | '+' | '?' | '{') => {
-                    return Err(self.error("a repetition operator needs something before it"))
-                }
+                Some('*' | '+' | '?' | '{') => return Err(self.error("a repetition operator needs something before it")),
                 _ => return Ok(items),
             };
             self.skip_blank(nested);
@@ -263,11 +229,7 @@ impl Parser {
             if self.depth + stacked > MAX_DEPTH {
                 return Err(self.error(format!("nesting deeper than {MAX_DEPTH}")));
             }
-            item = Expr::Repeat {
-                item: Box::new(item),
-                min,
-                max,
-            };
+            item = Expr::Repeat { item: Box::new(item), min, max };
             self.skip_blank(false);
         }
     }
@@ -292,13 +254,7 @@ impl Parser {
             return Err(self.error("expected `}`"));
         }
         if max.is_some_and(|n| n < min) {
-            return Err(self.error_at(
-                self.pos,
-                format!(
-                    "repetition {{{min},{}}} has its maximum below its minimum",
-                    max.unwrap_or(0)
-                ),
-            ));
+            return Err(self.error_at(self.pos, format!("repetition {{{min},{}}} has its maximum below its minimum", max.unwrap_or(0))));
         }
         Ok((min, max))
     }
@@ -326,9 +282,7 @@ impl Parser {
                     self.pos += 1;
                     return Ok(out.into_bytes());
                 }
-                None | Some('\n' | '\r') => {
-                    return Err(self.error_at(start, "unterminated string literal"))
-                }
+                None | Some('\n' | '\r') => return Err(self.error_at(start, "unterminated string literal")),
                 Some(_) => out.push(self.char_in_text()?),
             }
         }
@@ -348,17 +302,11 @@ impl Parser {
                     self.pos += 1;
                     return Ok(Expr::Class { ranges, negated });
                 }
-                None | Some('\n' | '\r') => {
-                    return Err(self.error_at(start, "unterminated character class"))
-                }
+                None | Some('\n' | '\r') => return Err(self.error_at(start, "unterminated character class")),
                 Some(_) => {
                     let at = self.pos;
                     let lo = self.char_in_text()? as u32;
-                    let hi = if self.peek() == Some('-')
-                        && self
-                            .peek_at(self.pos + 1)
-                            .is_some_and(|c| !matches!(c, ']' | '\n' | '\r'))
-                    {
+                    let hi = if self.peek() == Some('-') && self.peek_at(self.pos + 1).is_some_and(|c| !matches!(c, ']' | '\n' | '\r')) {
                         self.pos += 1;
                         self.char_in_text()? as u32
                     } else {
@@ -376,16 +324,12 @@ impl Parser {
     /// One character of a literal or class, with escapes (code points, like llama.cpp).
     fn char_in_text(&mut self) -> Result<char> {
         let at = self.pos;
-        let c = self
-            .peek()
-            .ok_or_else(|| self.error("unexpected end of input"))?;
+        let c = self.peek().ok_or_else(|| self.error("unexpected end of input"))?;
         self.pos += 1;
         if c != '\\' {
             return Ok(c);
         }
-        let e = self
-            .peek()
-            .ok_or_else(|| self.error("unexpected end of input after `\\`"))?;
+        let e = self.peek().ok_or_else(|| self.error("unexpected end of input after `\\`"))?;
         self.pos += 1;
         let digits = match e {
             'n' => return Ok('\n'),
@@ -396,24 +340,14 @@ impl Parser {
             'x' => 2,
             'u' => 4,
             'U' => 8,
-            _ => {
-                return Err(self.error_at(at, format!("unknown escape `\\{}`", e.escape_default())))
-            }
+            _ => return Err(self.error_at(at, format!("unknown escape `\\{}`", e.escape_default()))),
         };
         let mut value: u32 = 0;
         for _ in 0..digits {
-            let d = self
-                .peek()
-                .and_then(|c| c.to_digit(16))
-                .ok_or_else(|| self.error(format!("expected {digits} hex digits after `\\{e}`")))?;
+            let d = self.peek().and_then(|c| c.to_digit(16)).ok_or_else(|| self.error(format!("expected {digits} hex digits after `\\{e}`")))?;
             value = value * 16 + d;
             self.pos += 1;
         }
-        char::from_u32(value).ok_or_else(|| {
-            self.error_at(
-                at,
-                format!("`\\{e}{value:X}` is not a Unicode scalar value"),
-            )
-        })
+        char::from_u32(value).ok_or_else(|| self.error_at(at, format!("`\\{e}{value:X}` is not a Unicode scalar value")))
     }
 }

@@ -68,11 +68,7 @@ impl Table {
     /// The canonical table line without `Table: `, as the generator writes it:
     /// `name(col TYPE, col TYPE)`.
     pub fn schema(&self) -> String {
-        let cols: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", c.name, c.ty.sql_name()))
-            .collect();
+        let cols: Vec<String> = self.columns.iter().map(|c| format!("{} {}", c.name, c.ty.sql_name())).collect();
         format!("{}({})", self.name, cols.join(", "))
     }
 }
@@ -85,10 +81,7 @@ fn bad(msg: impl std::fmt::Display) -> Error {
 /// and the SQL verbatim, so nothing in them may need quoting).
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Parse a table line: `NAME(col TYPE, col TYPE, ...)`, optionally after `Table: `, with any
@@ -104,22 +97,15 @@ pub fn parse_table(line: &str) -> Result<Table> {
     if line.contains(['\n', '\r']) {
         return Err(bad("expected one line (`name(col TYPE, ...)`)"));
     }
-    let (name, rest) = line
-        .split_once('(')
-        .ok_or_else(|| bad("expected `(` after the table name"))?;
+    let (name, rest) = line.split_once('(').ok_or_else(|| bad("expected `(` after the table name"))?;
     let name = name.trim();
     if name.is_empty() {
         return Err(bad("expected the table name before `(`"));
     }
     if !is_identifier(name) {
-        return Err(bad(format!(
-            "bad table name `{name}` (letters, digits and `_`, not starting with a digit)"
-        )));
+        return Err(bad(format!("bad table name `{name}` (letters, digits and `_`, not starting with a digit)")));
     }
-    let body = rest
-        .trim_end()
-        .strip_suffix(')')
-        .ok_or_else(|| bad("expected `)` at the end of the column list"))?;
+    let body = rest.trim_end().strip_suffix(')').ok_or_else(|| bad("expected `)` at the end of the column list"))?;
     let pieces = split_columns(body)?;
     if pieces.iter().all(|p| p.trim().is_empty()) {
         return Err(bad(format!("table `{name}` has no columns")));
@@ -128,18 +114,12 @@ pub fn parse_table(line: &str) -> Result<Table> {
     for piece in pieces {
         let col = parse_column(piece.trim())?;
         // SQL names are case-insensitive: `City` and `city` would be the same column.
-        if columns
-            .iter()
-            .any(|c| c.name.eq_ignore_ascii_case(&col.name))
-        {
+        if columns.iter().any(|c| c.name.eq_ignore_ascii_case(&col.name)) {
             return Err(bad(format!("duplicate column `{}`", col.name)));
         }
         columns.push(col);
     }
-    Ok(Table {
-        name: name.to_string(),
-        columns,
-    })
+    Ok(Table { name: name.to_string(), columns })
 }
 
 /// Split the column list at the commas outside parentheses (`DECIMAL(10, 2)` keeps its comma).
@@ -150,11 +130,7 @@ fn split_columns(body: &str) -> Result<Vec<&str>> {
     for (i, c) in body.char_indices() {
         match c {
             '(' => depth += 1,
-            ')' => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| bad("unbalanced `)` in the column list"))?
-            }
+            ')' => depth = depth.checked_sub(1).ok_or_else(|| bad("unbalanced `)` in the column list"))?,
             ',' if depth == 0 => {
                 pieces.push(body.get(start..i).unwrap_or_default());
                 start = i + 1;
@@ -174,33 +150,20 @@ fn parse_column(def: &str) -> Result<Column> {
     if def.is_empty() {
         return Err(bad("empty column definition (a stray `,`?)"));
     }
-    let (name, ty) = def
-        .split_once(char::is_whitespace)
-        .map_or((def, ""), |(n, t)| (n, t.trim()));
+    let (name, ty) = def.split_once(char::is_whitespace).map_or((def, ""), |(n, t)| (n, t.trim()));
     if !is_identifier(name) {
-        return Err(bad(format!(
-            "bad column name `{name}` (letters, digits and `_`, not starting with a digit)"
-        )));
+        return Err(bad(format!("bad column name `{name}` (letters, digits and `_`, not starting with a digit)")));
     }
     if ty.is_empty() {
-        return Err(bad(format!(
-            "column `{name}` has no type (TEXT, INTEGER or REAL)"
-        )));
+        return Err(bad(format!("column `{name}` has no type (TEXT, INTEGER or REAL)")));
     }
     // Type arguments (`VARCHAR(255)`, `DECIMAL(10, 2)`): digits, commas and spaces only, once.
     let words = match ty.split_once('(') {
         None => ty.to_string(),
         Some((before, after)) => {
             let (args, tail) = after.split_once(')').unwrap_or((after, ""));
-            if args.trim().is_empty()
-                || !args
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
-                || tail.contains(['(', ')'])
-            {
-                return Err(bad(format!(
-                    "column `{name}`: bad type arguments in `{ty}` (expected numbers, as in VARCHAR(20))"
-                )));
+            if args.trim().is_empty() || !args.chars().all(|c| c.is_ascii_digit() || c == ',' || c == ' ') || tail.contains(['(', ')']) {
+                return Err(bad(format!("column `{name}`: bad type arguments in `{ty}` (expected numbers, as in VARCHAR(20))")));
             }
             format!("{before} {tail}")
         }
@@ -208,32 +171,18 @@ fn parse_column(def: &str) -> Result<Column> {
     let mut words = words.split_whitespace();
     let first = words.next().unwrap_or_default().to_ascii_uppercase();
     if let Some(w) = words.find(|w| !w.chars().all(|c| c.is_ascii_alphabetic())) {
-        return Err(bad(format!(
-            "column `{name}`: unexpected `{w}` in the type `{ty}`"
-        )));
+        return Err(bad(format!("column `{name}`: unexpected `{w}` in the type `{ty}`")));
     }
     let ty = match first.as_str() {
-        "TEXT" | "VARCHAR" | "CHAR" | "CHARACTER" | "NVARCHAR" | "NCHAR" | "CLOB" | "STRING"
-        | "DATE" | "DATETIME" | "TIME" | "TIMESTAMP" => ColumnType::Text,
-        "INTEGER" | "INT" | "BIGINT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" | "INT2" | "INT4"
-        | "INT8" | "SERIAL" | "BIGSERIAL" | "BOOLEAN" | "BOOL" => ColumnType::Integer,
-        "REAL" | "FLOAT" | "FLOAT4" | "FLOAT8" | "DOUBLE" | "NUMERIC" | "DECIMAL" | "DEC"
-        | "NUMBER" => ColumnType::Real,
-        "" => {
-            return Err(bad(format!(
-                "column `{name}` has no type (TEXT, INTEGER or REAL)"
-            )))
+        "TEXT" | "VARCHAR" | "CHAR" | "CHARACTER" | "NVARCHAR" | "NCHAR" | "CLOB" | "STRING" | "DATE" | "DATETIME" | "TIME" | "TIMESTAMP" => ColumnType::Text,
+        "INTEGER" | "INT" | "BIGINT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" | "INT2" | "INT4" | "INT8" | "SERIAL" | "BIGSERIAL" | "BOOLEAN" | "BOOL" => {
+            ColumnType::Integer
         }
-        other => {
-            return Err(bad(format!(
-                "column `{name}`: unknown type `{other}` (use TEXT, INTEGER or REAL)"
-            )))
-        }
+        "REAL" | "FLOAT" | "FLOAT4" | "FLOAT8" | "DOUBLE" | "NUMERIC" | "DECIMAL" | "DEC" | "NUMBER" => ColumnType::Real,
+        "" => return Err(bad(format!("column `{name}` has no type (TEXT, INTEGER or REAL)"))),
+        other => return Err(bad(format!("column `{name}`: unknown type `{other}` (use TEXT, INTEGER or REAL)"))),
     };
-    Ok(Column {
-        name: name.to_string(),
-        ty,
-    })
+    Ok(Column { name: name.to_string(), ty })
 }
 
 /// Literals and fixed pieces. Digits are bounded so a model that loops on `0` still reaches the
@@ -259,55 +208,29 @@ fn alternatives(out: &mut String, rule: &str, names: &[&str]) {
 /// [`parse_table`] ensures; anything else is left out of the grammar).
 pub fn sql_gbnf(table: &Table) -> String {
     let cols_of = |want: Option<ColumnType>| -> Vec<&str> {
-        table
-            .columns
-            .iter()
-            .filter(|c| is_identifier(&c.name) && want.is_none_or(|t| c.ty == t))
-            .map(|c| c.name.as_str())
-            .collect()
+        table.columns.iter().filter(|c| is_identifier(&c.name) && want.is_none_or(|t| c.ty == t)).map(|c| c.name.as_str()).collect()
     };
     let all = cols_of(None);
     let text = cols_of(Some(ColumnType::Text));
     let int = cols_of(Some(ColumnType::Integer));
     let real = cols_of(Some(ColumnType::Real));
-    let name = if is_identifier(&table.name) {
-        table.name.as_str()
-    } else {
-        ""
-    };
+    let name = if is_identifier(&table.name) { table.name.as_str() } else { "" };
 
     let mut g = String::new();
     if all.is_empty() {
         // No columns (a hand-built table; parse_table refuses it): `*` and `COUNT(*)` remain.
-        let _ = writeln!(
-            g,
-            "root ::= \" SELECT \" ( \"*\" | \"COUNT(*)\" ) \" FROM {name}\" limit? \";\" \"\\n\"?"
-        );
+        let _ = writeln!(g, "root ::= \" SELECT \" ( \"*\" | \"COUNT(*)\" ) \" FROM {name}\" limit? \";\" \"\\n\"?");
     } else {
-        let _ = writeln!(
-            g,
-            "root ::= \" SELECT \" select \" FROM {name}\" where? group? order? limit? \";\" \"\\n\"?"
-        );
-        g.push_str(
-            "select ::= \"*\" | \"DISTINCT \" col ( \", \" col )* | item ( \", \" item )*\n",
-        );
+        let _ = writeln!(g, "root ::= \" SELECT \" select \" FROM {name}\" where? group? order? limit? \";\" \"\\n\"?");
+        g.push_str("select ::= \"*\" | \"DISTINCT \" col ( \", \" col )* | item ( \", \" item )*\n");
         g.push_str("item ::= col | agg\n");
         // Numeric aggregates over numeric columns only: the generator never sums or ranks text.
-        let numeric = if int.is_empty() && real.is_empty() {
-            ""
-        } else {
-            " | ( \"SUM\" | \"AVG\" | \"MIN\" | \"MAX\" ) \"(\" num \")\""
-        };
-        let _ = writeln!(
-            g,
-            "agg ::= \"COUNT(*)\" | \"COUNT(\" col \")\" | \"COUNT(DISTINCT \" col \")\"{numeric}"
-        );
+        let numeric = if int.is_empty() && real.is_empty() { "" } else { " | ( \"SUM\" | \"AVG\" | \"MIN\" | \"MAX\" ) \"(\" num \")\"" };
+        let _ = writeln!(g, "agg ::= \"COUNT(*)\" | \"COUNT(\" col \")\" | \"COUNT(DISTINCT \" col \")\"{numeric}");
         let mut conds = Vec::new();
-        for (rule, cols, rhs) in [
-            ("text-cond", &text, "text-col ( \" = \" | \" != \" ) text"),
-            ("int-cond", &int, "int-col cmp int"),
-            ("real-cond", &real, "real-col cmp real"),
-        ] {
+        for (rule, cols, rhs) in
+            [("text-cond", &text, "text-col ( \" = \" | \" != \" ) text"), ("int-cond", &int, "int-col cmp int"), ("real-cond", &real, "real-col cmp real")]
+        {
             if !cols.is_empty() {
                 let _ = writeln!(g, "{rule} ::= {rhs}");
                 conds.push(rule);
@@ -341,23 +264,14 @@ mod tests {
 
     #[test]
     fn gbnf_compiles_for_every_mix_of_types() {
-        for line in [
-            "t(a TEXT)",
-            "t(a INTEGER)",
-            "t(a REAL)",
-            "t(a TEXT, b INTEGER, c REAL)",
-            "north_hotels(city TEXT, price REAL, year INTEGER, name TEXT)",
-        ] {
+        for line in ["t(a TEXT)", "t(a INTEGER)", "t(a REAL)", "t(a TEXT, b INTEGER, c REAL)", "north_hotels(city TEXT, price REAL, year INTEGER, name TEXT)"] {
             let table = parse_table(line).unwrap();
             assert_eq!(table.schema(), line);
             let text = sql_gbnf(&table);
             Grammar::parse_gbnf(&text).unwrap_or_else(|e| panic!("{line}: {e}\n{text}"));
         }
         // A table built by hand with no columns still gives a grammar that compiles.
-        let empty = Table {
-            name: "t".into(),
-            columns: Vec::new(),
-        };
+        let empty = Table { name: "t".into(), columns: Vec::new() };
         Grammar::parse_gbnf(&sql_gbnf(&empty)).unwrap();
     }
 }

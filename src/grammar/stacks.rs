@@ -65,15 +65,7 @@ pub(super) struct Stacks {
 
 impl Stacks {
     pub fn new() -> Stacks {
-        Stacks {
-            nodes: vec![Node {
-                pos: u32::MAX,
-                parent: DONE,
-            }],
-            index: FastMap::default(),
-            work: Vec::new(),
-            seen: FastSet::default(),
-        }
+        Stacks { nodes: vec![Node { pos: u32::MAX, parent: DONE }], index: FastMap::default(), work: Vec::new(), seen: FastSet::default() }
     }
 
     /// A mark to roll back to: nodes made after it can be dropped with [`Stacks::rollback`].
@@ -90,10 +82,7 @@ impl Stacks {
     }
 
     fn node(&self, id: u32) -> Node {
-        self.nodes.get(id as usize).copied().unwrap_or(Node {
-            pos: u32::MAX,
-            parent: DONE,
-        })
+        self.nodes.get(id as usize).copied().unwrap_or(Node { pos: u32::MAX, parent: DONE })
     }
 
     fn intern(&mut self, pos: u32, parent: u32) -> Option<u32> {
@@ -125,17 +114,8 @@ impl Stacks {
     /// The state at the start of the grammar.
     pub fn start(&mut self, g: &Program, out: &mut Vec<u32>) -> bool {
         self.work.clear();
-        for &alt in g
-            .alts
-            .get(g.root as usize)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-        {
-            let top = if g.elem(alt) == Elem::End {
-                Some(DONE)
-            } else {
-                self.intern(alt, DONE)
-            };
+        for &alt in g.alts.get(g.root as usize).map(Vec::as_slice).unwrap_or(&[]) {
+            let top = if g.elem(alt) == Elem::End { Some(DONE) } else { self.intern(alt, DONE) };
             match top {
                 Some(t) => self.work.push(t),
                 None => return false,
@@ -156,11 +136,7 @@ impl Stacks {
                 continue;
             }
             let next = n.pos + 1;
-            let moved = if g.elem(next) == Elem::End {
-                Some(n.parent)
-            } else {
-                self.intern(next, n.parent)
-            };
+            let moved = if g.elem(next) == Elem::End { Some(n.parent) } else { self.intern(next, n.parent) };
             match moved {
                 Some(m) => self.work.push(m),
                 None => {
@@ -198,21 +174,13 @@ impl Stacks {
                     // The continuation after the reference; none at the end of an alternative
                     // (a tail call, so right recursion does not deepen the stack).
                     let after = n.pos + 1;
-                    let base = if g.elem(after) == Elem::End {
-                        Some(n.parent)
-                    } else {
-                        self.intern(after, n.parent)
-                    };
+                    let base = if g.elem(after) == Elem::End { Some(n.parent) } else { self.intern(after, n.parent) };
                     let Some(base) = base else {
                         out.clear();
                         return false;
                     };
                     for &alt in g.alts.get(rule as usize).map(Vec::as_slice).unwrap_or(&[]) {
-                        let top = if g.elem(alt) == Elem::End {
-                            Some(base)
-                        } else {
-                            self.intern(alt, base)
-                        };
+                        let top = if g.elem(alt) == Elem::End { Some(base) } else { self.intern(alt, base) };
                         let Some(top) = top else {
                             out.clear();
                             return false;

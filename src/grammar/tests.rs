@@ -20,59 +20,24 @@ fn matches(g: &Grammar, s: &str) -> bool {
 
 #[test]
 fn errors_name_line_and_column() {
-    assert_eq!(
-        err("root ::= \"a\"\nx ::= [a-\n"),
-        "grammar: line 2, column 7: unterminated character class"
-    );
-    assert_eq!(
-        err("root ::= foo"),
-        "grammar: line 1, column 10: undefined rule `foo`"
-    );
-    assert_eq!(
-        err("a ::= \"x\""),
-        "grammar: no `root` rule (the start rule must be called `root`)"
-    );
-    assert_eq!(
-        err("root ::= \"a\" )"),
-        "grammar: line 1, column 14: expected an expression, `|` or the end of the line, found `)`"
-    );
-    assert_eq!(
-        err("root ::= (\"a\""),
-        "grammar: line 1, column 14: expected `)`, found end of input"
-    );
-    assert_eq!(
-        err("root := \"a\""),
-        "grammar: line 1, column 6: expected `::=` after rule name `root`, found `:`"
-    );
-    assert_eq!(
-        err("root ::= \"\\q\""),
-        "grammar: line 1, column 11: unknown escape `\\q`"
-    );
-    assert_eq!(
-        err("root ::= \"a\"{3,2}"),
-        "grammar: line 1, column 17: repetition {3,2} has its maximum below its minimum"
-    );
-    assert_eq!(
-        err("root ::= * \"a\""),
-        "grammar: line 1, column 10: a repetition operator needs something before it, found `*`"
-    );
-    assert_eq!(
-        err("root ::= [z-a]"),
-        "grammar: line 1, column 11: character range out of order"
-    );
-    assert_eq!(
-        err("root ::= \"\\uD800\""),
-        "grammar: line 1, column 11: `\\uD800` is not a Unicode scalar value"
-    );
-    assert!(err("root ::= \"a\"\nroot ::= \"b\"")
-        .contains("line 2, column 1: rule `root` is defined twice"));
+    assert_eq!(err("root ::= \"a\"\nx ::= [a-\n"), "grammar: line 2, column 7: unterminated character class");
+    assert_eq!(err("root ::= foo"), "grammar: line 1, column 10: undefined rule `foo`");
+    assert_eq!(err("a ::= \"x\""), "grammar: no `root` rule (the start rule must be called `root`)");
+    assert_eq!(err("root ::= \"a\" )"), "grammar: line 1, column 14: expected an expression, `|` or the end of the line, found `)`");
+    assert_eq!(err("root ::= (\"a\""), "grammar: line 1, column 14: expected `)`, found end of input");
+    assert_eq!(err("root := \"a\""), "grammar: line 1, column 6: expected `::=` after rule name `root`, found `:`");
+    assert_eq!(err("root ::= \"\\q\""), "grammar: line 1, column 11: unknown escape `\\q`");
+    assert_eq!(err("root ::= \"a\"{3,2}"), "grammar: line 1, column 17: repetition {3,2} has its maximum below its minimum");
+    assert_eq!(err("root ::= * \"a\""), "grammar: line 1, column 10: a repetition operator needs something before it, found `*`");
+    assert_eq!(err("root ::= [z-a]"), "grammar: line 1, column 11: character range out of order");
+    assert_eq!(err("root ::= \"\\uD800\""), "grammar: line 1, column 11: `\\uD800` is not a Unicode scalar value");
+    assert!(err("root ::= \"a\"\nroot ::= \"b\"").contains("line 2, column 1: rule `root` is defined twice"));
     assert!(err("root ::= \"a\"{99999}").contains("repetition count above 10000"));
 }
 
 #[test]
 fn left_recursion_and_empty_repetition_are_refused() {
-    assert!(err("root ::= root \"a\" | \"a\"")
-        .contains("rule `root` can reach itself without consuming input"));
+    assert!(err("root ::= root \"a\" | \"a\"").contains("rule `root` can reach itself without consuming input"));
     assert!(err("root ::= x\nx ::= y \"a\"\ny ::= \"\" | x").contains("can reach itself"));
     assert!(err("root ::= (\"a\"?)*").contains("can reach itself"));
     // Right recursion is fine.
@@ -94,10 +59,7 @@ fn hostile_sizes_are_errors_not_allocations() {
 
 #[test]
 fn rules_continue_on_following_lines_until_a_new_rule() {
-    let g = Grammar::parse_gbnf(
-        "# a comment\nroot ::= \"a\" # trailing\n   \"b\"\n  | \"c\"\nother ::= \"d\"\n",
-    )
-    .unwrap();
+    let g = Grammar::parse_gbnf("# a comment\nroot ::= \"a\" # trailing\n   \"b\"\n  | \"c\"\nother ::= \"d\"\n").unwrap();
     assert!(matches(&g, "ab") && matches(&g, "c") && !matches(&g, "a") && !matches(&g, "d"));
     let g = Grammar::parse_gbnf("root ::= (\n  \"x\"\n  | \"y\"\n)+").unwrap();
     assert!(matches(&g, "xyx") && !matches(&g, ""));
@@ -124,13 +86,7 @@ fn rejected_input_leaves_the_state_unchanged() {
 #[test]
 fn json_mode_compiles() {
     let g = Grammar::json();
-    for ok in [
-        r#"{"a":[1,-2.5e3,true,null,"x\u00e9\n"]}"#,
-        "0",
-        "[]",
-        "{}",
-        r#""""#,
-    ] {
+    for ok in [r#"{"a":[1,-2.5e3,true,null,"x\u00e9\n"]}"#, "0", "[]", "{}", r#""""#] {
         assert!(matches(&g, ok), "{ok}");
     }
     for bad in [r#"{"a" :1}"#, "01", "[1,]", r#""\ud800""#, "1e999", "tru"] {

@@ -41,17 +41,11 @@ impl TokenTrie {
     /// The trie of `tokenizer`'s tokens for a model with `vocab` output rows (ids the tokenizer
     /// has no bytes for are never allowed; its end-of-text id is allowed where the grammar may end).
     pub fn new(tokenizer: &Tokenizer, vocab: usize) -> TokenTrie {
-        TokenTrie::from_fn(vocab, tokenizer.end_of_text(), |id| {
-            tokenizer.token_bytes(id)
-        })
+        TokenTrie::from_fn(vocab, tokenizer.end_of_text(), |id| tokenizer.token_bytes(id))
     }
 
     /// The trie of ids `0..vocab` with bytes `bytes_of(id)`; `None` or empty: never allowed.
-    pub fn from_fn<'a>(
-        vocab: usize,
-        end_of_text: Option<u32>,
-        bytes_of: impl Fn(u32) -> Option<&'a [u8]>,
-    ) -> TokenTrie {
+    pub fn from_fn<'a>(vocab: usize, end_of_text: Option<u32>, bytes_of: impl Fn(u32) -> Option<&'a [u8]>) -> TokenTrie {
         let vocab = vocab.min(u32::MAX as usize);
         let mut bytes = Vec::new();
         let mut offsets = Vec::with_capacity(vocab + 1);
@@ -60,21 +54,14 @@ impl TokenTrie {
         let mut ends: Vec<Vec<u32>> = vec![Vec::new()];
         for id in 0..vocab as u32 {
             offsets.push(bytes.len() as u32);
-            let tb = if Some(id) == end_of_text {
-                None
-            } else {
-                bytes_of(id)
-            };
+            let tb = if Some(id) == end_of_text { None } else { bytes_of(id) };
             let Some(tb) = tb.filter(|b| !b.is_empty()) else {
                 continue;
             };
             bytes.extend_from_slice(tb);
             let mut node = 0usize;
             for &b in tb {
-                let found = children
-                    .get(node)
-                    .and_then(|c| c.iter().find(|e| e.0 == b))
-                    .map(|e| e.1 as usize);
+                let found = children.get(node).and_then(|c| c.iter().find(|e| e.0 == b)).map(|e| e.1 as usize);
                 node = match found {
                     Some(n) => n,
                     None => {
@@ -132,20 +119,14 @@ impl TokenTrie {
             let mut end = n.own_end;
             let mut depth = 0;
             let mut set = ByteSet::default();
-            for &(b, c) in edges
-                .get(n.edges_start as usize..n.edges_end as usize)
-                .unwrap_or(&[])
-            {
+            for &(b, c) in edges.get(n.edges_start as usize..n.edges_end as usize).unwrap_or(&[]) {
                 let child = nodes.get(c as usize).copied().unwrap_or_default();
                 end = end.max(child.subtree_end);
                 depth = depth.max(child.depth + 1);
                 if let Some(w) = set.get_mut(usize::from(b >> 6)) {
                     *w |= 1 << (b & 63);
                 }
-                for (s, u) in set
-                    .iter_mut()
-                    .zip(unions.get(c as usize).copied().unwrap_or_default())
-                {
+                for (s, u) in set.iter_mut().zip(unions.get(c as usize).copied().unwrap_or_default()) {
                     *s |= u;
                 }
             }
@@ -161,16 +142,7 @@ impl TokenTrie {
                 *u = set;
             }
         }
-        TokenTrie {
-            vocab,
-            end_of_text,
-            bytes,
-            offsets,
-            nodes,
-            edges,
-            tokens,
-            below,
-        }
+        TokenTrie { vocab, end_of_text, bytes, offsets, nodes, edges, tokens, below }
     }
 
     /// The number of token ids (the length of a mask).
@@ -195,8 +167,6 @@ impl TokenTrie {
     }
 
     pub(super) fn children(&self, n: &TrieNode) -> &[(u8, u32)] {
-        self.edges
-            .get(n.edges_start as usize..n.edges_end as usize)
-            .unwrap_or(&[])
+        self.edges.get(n.edges_start as usize..n.edges_end as usize).unwrap_or(&[])
     }
 }

@@ -90,10 +90,7 @@ pub(super) fn sequences(lo: u32, hi: u32, out: &mut Vec<Vec<(u8, u8)>>) {
             }
             if let (Some(a), Some(b)) = (char::from_u32(start), char::from_u32(end)) {
                 let (mut ea, mut eb) = ([0u8; 4], [0u8; 4]);
-                let (sa, sb) = (
-                    a.encode_utf8(&mut ea).as_bytes(),
-                    b.encode_utf8(&mut eb).as_bytes(),
-                );
+                let (sa, sb) = (a.encode_utf8(&mut ea).as_bytes(), b.encode_utf8(&mut eb).as_bytes());
                 out.push(sa.iter().zip(sb).map(|(&x, &y)| (x, y)).collect());
             }
             break;
@@ -106,39 +103,21 @@ mod tests {
     use super::*;
 
     fn matches(seqs: &[Vec<(u8, u8)>], bytes: &[u8]) -> bool {
-        seqs.iter().any(|s| {
-            s.len() == bytes.len()
-                && s.iter()
-                    .zip(bytes)
-                    .all(|(&(lo, hi), &b)| lo <= b && b <= hi)
-        })
+        seqs.iter().any(|s| s.len() == bytes.len() && s.iter().zip(bytes).all(|(&(lo, hi), &b)| lo <= b && b <= hi))
     }
 
     #[test]
     fn sequences_match_exactly_the_encoded_range() {
-        for &(lo, hi) in &[
-            (0u32, 0x10FFFF),
-            (0x3B1, 0x3C9),
-            (0x7A, 0x800),
-            (0xFFF0, 0x10010),
-            (0x1F600, 0x1F64F),
-        ] {
+        for &(lo, hi) in &[(0u32, 0x10FFFF), (0x3B1, 0x3C9), (0x7A, 0x800), (0xFFF0, 0x10010), (0x1F600, 0x1F64F)] {
             let mut seqs = Vec::new();
             for (a, b) in normalise(vec![(lo, hi)], false) {
                 sequences(a, b, &mut seqs);
             }
-            for c in (0..=0x10FFFFu32)
-                .step_by(7)
-                .chain([lo, hi, 0x7F, 0x80, 0x7FF, 0x800, 0xFFFF, 0x10000])
-            {
+            for c in (0..=0x10FFFFu32).step_by(7).chain([lo, hi, 0x7F, 0x80, 0x7FF, 0x800, 0xFFFF, 0x10000]) {
                 if let Some(ch) = char::from_u32(c) {
                     let mut buf = [0u8; 4];
                     let inside = (lo..=hi).contains(&c);
-                    assert_eq!(
-                        matches(&seqs, ch.encode_utf8(&mut buf).as_bytes()),
-                        inside,
-                        "U+{c:X} in {lo:X}-{hi:X}"
-                    );
+                    assert_eq!(matches(&seqs, ch.encode_utf8(&mut buf).as_bytes()), inside, "U+{c:X} in {lo:X}-{hi:X}");
                 }
             }
         }
@@ -146,13 +125,7 @@ mod tests {
 
     #[test]
     fn negation_complements_and_drops_surrogates() {
-        assert_eq!(
-            normalise(vec![(b'"' as u32, b'"' as u32), (0x5C, 0x5C)], true),
-            vec![(0, 0x21), (0x23, 0x5B), (0x5D, 0xD7FF), (0xE000, MAX_CHAR)]
-        );
-        assert_eq!(
-            normalise(vec![(5, 9), (1, 6), (11, 12)], false),
-            vec![(1, 9), (11, 12)]
-        );
+        assert_eq!(normalise(vec![(b'"' as u32, b'"' as u32), (0x5C, 0x5C)], true), vec![(0, 0x21), (0x23, 0x5B), (0x5D, 0xD7FF), (0xE000, MAX_CHAR)]);
+        assert_eq!(normalise(vec![(5, 9), (1, 6), (11, 12)], false), vec![(1, 9), (11, 12)]);
     }
 }

@@ -118,14 +118,7 @@ fn channel_mix<B: Backend>(b: &B, ffn: &ChannelMix<B>, ln2: &Norm<B>, state: &mu
 
 /// Run `tokens` through the model from `state` (which is advanced) and return the requested
 /// logits as a device activation (`[1, V]`, `[T, V]`, or nothing).
-pub fn forward<B: Backend>(
-    b: &B,
-    w: &Weights<B>,
-    head_size: usize,
-    state: &mut B::State,
-    tokens: &[u32],
-    want: Logits,
-) -> Result<Option<B::Act>> {
+pub fn forward<B: Backend>(b: &B, w: &Weights<B>, head_size: usize, state: &mut B::State, tokens: &[u32], want: Logits) -> Result<Option<B::Act>> {
     // 2.2 embedding, then ln0 (applied per token; see weights.rs)
     let x = b.embed(&w.emb, tokens)?;
     let mut x = b.layer_norm(&x, &w.ln0.weight, &w.ln0.bias)?;

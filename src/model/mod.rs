@@ -25,9 +25,8 @@ pub const MAX_CHUNK: usize = 256;
 pub fn convert(src: &mut dyn TensorSource, quant: gander::Quant, out: &mut dyn std::io::Write, progress: &mut dyn FnMut(usize, usize)) -> Result<()> {
     let cfg = Config::from_tensors(src.tensors())?;
     let fp = fingerprint(&cfg, src)?;
-    let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
     let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
-    gander::write(src, &names, quant, &hex, out, progress)
+    gander::write(src, &names, quant, &crate::config::fingerprint_hex(&fp), out, progress)
 }
 
 /// The fixed pseudo-random prompt of the benchmarks (`gander bench`, the wasm bench, and
@@ -133,47 +132,39 @@ impl<B: Backend> Model<B> {
 
     /// [`Model::forward`] into a caller's buffer, so a decode loop reuses one logits buffer.
     pub fn forward_into(&self, state: &mut B::State, tokens: &[u32], logits: &mut Vec<f32>) -> Result<()> {
-        self.check_tokens(tokens)?;
-        self.backend.state_fits(state, &self.config)?;
-        self.backend.install(|| {
-            let n_chunks = tokens.len().div_ceil(MAX_CHUNK);
-            for (i, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
-                let want = if i + 1 == n_chunks { Logits::Last } else { Logits::None };
-                if let Some(act) = forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, want)? {
-                    self.backend.read_into(&act, logits)?;
-                }
-            }
-            Ok(())
-        })
+        self.chunked(state, tokens, Logits::Last, |_, act| self.backend.read_into(&act, logits))
     }
 
     /// Advance the state over `tokens` without computing logits.
     pub fn prefill(&self, state: &mut B::State, tokens: &[u32]) -> Result<()> {
-        self.check_tokens(tokens)?;
-        self.backend.state_fits(state, &self.config)?;
-        self.backend.install(|| {
-            for chunk in tokens.chunks(MAX_CHUNK) {
-                forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::None)?;
+        self.chunked(state, tokens, Logits::None, |_, _| Ok(()))
+    }
+
+    /// Feed `tokens` and call `each(t, logits_after_token_t)` for every position, in order.
+    pub fn forward_all(&self, state: &mut B::State, tokens: &[u32], mut each: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<()> {
+        let v = self.config.vocab;
+        self.chunked(state, tokens, Logits::All, |base, act| {
+            for (i, row) in self.backend.read(&act)?.chunks_exact(v).enumerate() {
+                each(base + i, row)?;
             }
             Ok(())
         })
     }
 
-    /// Feed `tokens` and call `each(t, logits_after_token_t)` for every position, in order.
-    pub fn forward_all(&self, state: &mut B::State, tokens: &[u32], mut each: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<()> {
+    /// The one loop over a prompt: checks the tokens and the state, runs `tokens` in chunks of
+    /// [`MAX_CHUNK`] (the state carried across), and hands `got(first_token_index, activation)`
+    /// the logits each chunk produced: every chunk's with [`Logits::All`], the last chunk's with
+    /// [`Logits::Last`], none with [`Logits::None`].
+    fn chunked(&self, state: &mut B::State, tokens: &[u32], want: Logits, mut got: impl FnMut(usize, B::Act) -> Result<()>) -> Result<()> {
         self.check_tokens(tokens)?;
         self.backend.state_fits(state, &self.config)?;
-        let v = self.config.vocab;
-        let mut base = 0;
-        for chunk in tokens.chunks(MAX_CHUNK) {
-            let act = self.backend.install(|| forward::forward(&self.backend, &self.weights, self.config.head_size, state, chunk, Logits::All))?;
-            if let Some(act) = act {
-                let all = self.backend.read(&act)?;
-                for (i, row) in all.chunks_exact(v).enumerate() {
-                    each(base + i, row)?;
-                }
+        let n_chunks = tokens.len().div_ceil(MAX_CHUNK);
+        for (i, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
+            let this = if want == Logits::All || i + 1 == n_chunks { want } else { Logits::None };
+            let hs = self.config.head_size;
+            if let Some(act) = self.backend.install(|| forward::forward(&self.backend, &self.weights, hs, state, chunk, this))? {
+                got(i * MAX_CHUNK, act)?;
             }
-            base += chunk.len();
         }
         Ok(())
     }
@@ -245,17 +236,11 @@ impl<B: Backend> ModelBuilder<B> {
 impl<B: Backend> Model<B> {
     /// [`Model::forward`] without blocking on a GPU read-back: the browser's path.
     pub async fn forward_async(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
-        self.check_tokens(tokens)?;
-        self.backend.state_fits(state, &self.config)?;
-        let n_chunks = tokens.len().div_ceil(MAX_CHUNK);
         let mut last = None;
-        for (i, chunk) in tokens.chunks(MAX_CHUNK).enumerate() {
-            let want = if i + 1 == n_chunks { Logits::Last } else { Logits::None };
-            let hs = self.config.head_size;
-            if let Some(act) = self.backend.install(|| forward::forward(&self.backend, &self.weights, hs, state, chunk, want))? {
-                last = Some(act);
-            }
-        }
+        self.chunked(state, tokens, Logits::Last, |_, act| {
+            last = Some(act);
+            Ok(())
+        })?;
         match last {
             Some(act) => self.backend.read_async(&act).await,
             None => Err(Error::BadInput("no logits were computed".into())),

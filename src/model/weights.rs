@@ -1,6 +1,7 @@
-//! Typed weights and the one load-time prepare step.
+//! Typed weights and the one load-time step that shapes them.
 //!
-//! `prepare` is the only place where stored tensors are reshaped (spec §1.6):
+//! [`WeightsBuilder::load`] (one [`Part`] at a time, so a browser can stream the file) is the
+//! only place where stored tensors are reshaped (spec §1.6):
 //! - `[1, 1, C]` vectors are squeezed to `[C]`, `r_k` `[H, N]` is flattened to `[C]`;
 //! - Linear weights keep their stored `[out, in]` orientation (applied as `x·Wᵀ`);
 //! - LoRA factors, stored `[in, out]` (spec §0.3), are transposed to `[out, in]` so that the
@@ -241,23 +242,7 @@ impl<B: Backend> Loader<'_, B> {
             output: ld.linear(&p("att.output.weight"))?,
             ln_x: ld.norm(&p("att.ln_x"))?,
         };
-        let ffn = ChannelMix {
-            x_k: ld.vector(&p("ffn.x_k"))?,
-            key: ld.linear(&p("ffn.key.weight"))?,
-            value: ld.linear(&p("ffn.value.weight"))?,
-        };
+        let ffn = ChannelMix { x_k: ld.vector(&p("ffn.x_k"))?, key: ld.linear(&p("ffn.key.weight"))?, value: ld.linear(&p("ffn.value.weight"))? };
         Ok(Block { ln1: ld.norm(&p("ln1"))?, ln2: ld.norm(&p("ln2"))?, att, ffn })
-    }
-}
-
-impl<B: Backend> Weights<B> {
-    /// Read every tensor the forward pass needs, once, in the shapes the backend wants.
-    /// `cfg` must come from [`Config::from_tensors`] on the same source (shapes are checked there).
-    pub fn prepare(b: &B, src: &mut dyn TensorSource, cfg: &Config) -> Result<Self> {
-        let mut w = WeightsBuilder::default();
-        for part in Part::all(cfg) {
-            w.load(b, src, part)?;
-        }
-        w.finish(cfg)
     }
 }

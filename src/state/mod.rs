@@ -1,5 +1,5 @@
 //! The recurrent state of one session and its versioned binary format (**contract**,
-//! design.md "State").
+//! docs/design.md "State").
 //!
 //! Per layer (spec §2.1, §3.1): the time-mix token-shift vector (`LN1` output of the previous
 //! token), the WKV matrices `S[h][value i][key j]` in fp32, and the channel-mix shift vector.
@@ -18,8 +18,8 @@
 //! ```
 //! Total `60 + 4·L·(2C + H·N·N)` bytes: 2,433,084 for a 0.1B model, whatever the context length.
 
-use crate::error::{Error, Result};
 use crate::config::Config;
+use crate::error::{Error, Result};
 
 mod tuning;
 pub use tuning::looks_like_tuning_file;
@@ -56,13 +56,7 @@ impl State {
     pub fn zeros(cfg: &Config, fingerprint: [u8; 32]) -> State {
         let wkv = cfg.heads * cfg.head_size * cfg.head_size;
         let layer = LayerState { att_shift: vec![0.0; cfg.embd], wkv: vec![0.0; wkv], ffn_shift: vec![0.0; cfg.embd] };
-        State {
-            embd: cfg.embd,
-            heads: cfg.heads,
-            head_size: cfg.head_size,
-            fingerprint,
-            layers: vec![layer; cfg.layers],
-        }
+        State { embd: cfg.embd, heads: cfg.heads, head_size: cfg.head_size, fingerprint, layers: vec![layer; cfg.layers] }
     }
 
     /// Whether this state has the shape of a model with `cfg`: L, C, H, N and every vector's
@@ -138,9 +132,7 @@ impl State {
             return Err(Error::StateMismatch("not a Gander state (short header)".into()));
         };
         if version != STATE_VERSION {
-            return Err(Error::StateMismatch(format!(
-                "state format version {version}; this build reads version {STATE_VERSION}"
-            )));
+            return Err(Error::StateMismatch(format!("state format version {version}; this build reads version {STATE_VERSION}")));
         }
         let dims = [l, c, h, n].map(|d| d as usize);
         let want = [cfg.layers, cfg.embd, cfg.heads, cfg.head_size];
@@ -151,17 +143,11 @@ impl State {
             )));
         }
         if saved_fingerprint != fingerprint {
-            return Err(Error::StateMismatch(
-                "state was saved with a different model (fingerprints differ)".into(),
-            ));
+            return Err(Error::StateMismatch("state was saved with a different model (fingerprints differ)".into()));
         }
         let mut st = State::zeros(cfg, *fingerprint);
         if bytes.len() != st.byte_len() {
-            return Err(Error::StateMismatch(format!(
-                "state blob has {} bytes, {} expected; is it truncated?",
-                bytes.len(),
-                st.byte_len()
-            )));
+            return Err(Error::StateMismatch(format!("state blob has {} bytes, {} expected; is it truncated?", bytes.len(), st.byte_len())));
         }
         let mut floats = crate::format::le_words(body).map(f32::from_le_bytes);
         for l in &mut st.layers {

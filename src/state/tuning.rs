@@ -1,5 +1,5 @@
 //! RWKV state-tuning files ("state tuning", the per-layer `time_state` adapters trained by
-//! RWKV-PEFT and similar trainers) read as an initial [`State`] (design.md "State").
+//! RWKV-PEFT and similar trainers) read as an initial [`State`] (docs/design.md "State").
 //!
 //! Such a file is a `.pth` or `.safetensors` holding one tensor per layer,
 //! `blocks.{i}.att.time_state`, shape `[H, N, N]`, usually bf16. It is the WKV matrix the
@@ -16,9 +16,9 @@
 //! refused by name.
 
 use super::State;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::{DType, TensorSource};
-use crate::config::Config;
 
 /// Whether `bytes` look like a container a state-tuning file comes in (zip `.pth` or
 /// safetensors: an 8-byte header length followed by `{`), as opposed to a Gander state blob.
@@ -42,19 +42,13 @@ impl State {
     pub fn from_tuning(src: &mut dyn TensorSource, cfg: &Config, fingerprint: [u8; 32]) -> Result<State> {
         let names: Vec<(String, Option<usize>)> = src.tensors().keys().map(|n| (n.clone(), layer_of(n))).collect();
         if let Some(marker) = ["emb.weight", "head.weight"].into_iter().find(|m| src.tensors().contains_key(*m)) {
-            return Err(Error::StateMismatch(format!(
-                "this looks like a model file (it has `{marker}`), not a state; load it as a model"
-            )));
+            return Err(Error::StateMismatch(format!("this looks like a model file (it has `{marker}`), not a state; load it as a model")));
         }
         if let Some((other, _)) = names.iter().find(|(_, l)| l.is_none()) {
-            return Err(Error::StateMismatch(format!(
-                "`{other}` is not a state-tuning tensor: only blocks.N.att.time_state is read"
-            )));
+            return Err(Error::StateMismatch(format!("`{other}` is not a state-tuning tensor: only blocks.N.att.time_state is read")));
         }
         if names.is_empty() {
-            return Err(Error::StateMismatch(
-                "the file holds no blocks.N.att.time_state tensor; is it a state-tuning file?".into(),
-            ));
+            return Err(Error::StateMismatch("the file holds no blocks.N.att.time_state tensor; is it a state-tuning file?".into()));
         }
         let want = [cfg.heads, cfg.head_size, cfg.head_size];
         let mut st = State::zeros(cfg, fingerprint);
@@ -108,9 +102,15 @@ mod tests {
     fn only_plain_layer_names_are_taken() {
         assert_eq!(layer_of("blocks.0.att.time_state"), Some(0));
         assert_eq!(layer_of("blocks.11.att.time_state"), Some(11));
-        for bad in ["blocks..att.time_state", "blocks.01.att.time_state", "blocks.+1.att.time_state",
-            "blocks.1.att.time_state.x", "blocks.1.ffn.time_state", "time_state", "blocks.99999999999999999999999.att.time_state"]
-        {
+        for bad in [
+            "blocks..att.time_state",
+            "blocks.01.att.time_state",
+            "blocks.+1.att.time_state",
+            "blocks.1.att.time_state.x",
+            "blocks.1.ffn.time_state",
+            "time_state",
+            "blocks.99999999999999999999999.att.time_state",
+        ] {
             assert_eq!(layer_of(bad), None, "{bad}");
         }
     }

@@ -47,7 +47,11 @@ pub(crate) fn parse_literal(lit: &str) -> Option<Vec<u8>> {
     let mut chars = inner.chars();
     let hex = |chars: &mut std::str::Chars, n: usize| -> Option<u32> {
         let s: String = chars.by_ref().take(n).collect();
-        if s.len() != n { None } else { u32::from_str_radix(&s, 16).ok() }
+        if s.len() != n {
+            None
+        } else {
+            u32::from_str_radix(&s, 16).ok()
+        }
     };
     while let Some(c) = chars.next() {
         if c != '\\' {
@@ -103,9 +107,7 @@ impl World {
     /// released build; should it ever, the tokenizer degrades to single bytes, which still
     /// round-trips every input, rather than panicking.
     pub(crate) fn builtin() -> World {
-        let tokens = parse_vocab(VOCAB).unwrap_or_else(|_| {
-            std::iter::once(Vec::new()).chain((0..=255u8).map(|b| vec![b])).collect()
-        });
+        let tokens = parse_vocab(VOCAB).unwrap_or_else(|_| std::iter::once(Vec::new()).chain((0..=255u8).map(|b| vec![b])).collect());
         World::from_tokens(&tokens)
     }
 

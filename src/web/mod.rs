@@ -1,5 +1,5 @@
 //! The engine under the npm package `gander-rwkv` (wasm-bindgen): models, sessions, generation,
-//! conversion. The package's JavaScript (`pkg-template/`) wraps it into the API of design.md
+//! conversion. The package's JavaScript (`pkg-template/`) wraps it into the API of docs/design.md
 //! (error classes, async iterators, the worker, the IndexedDB store); this layer keeps every rule
 //! in Rust so the CLI and the browser behave alike.
 //!
@@ -38,10 +38,6 @@ pub(crate) fn coded(code: &str, msg: &str) -> JsValue {
 
 fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
     let _ = Reflect::set(o, &k.into(), &v.into());
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A WebGPU device, opened once and shared by the models loaded on it.
@@ -133,10 +129,7 @@ impl Loader {
     pub fn wanted(&mut self) -> JsValue {
         let Some(prefixes) = self.prefixes() else { return JsValue::NULL };
         let list = self.src.pieces().map(|p| p.wanted(&prefixes)).unwrap_or_default();
-        list.into_iter()
-            .map(|(n, a, b)| Array::of3(&n.into(), &(a as f64).into(), &(b as f64).into()))
-            .collect::<Array>()
-            .into()
+        list.into_iter().map(|(n, a, b)| Array::of3(&n.into(), &(a as f64).into(), &(b as f64).into())).collect::<Array>().into()
     }
 
     /// Hand over one tensor's bytes.
@@ -203,7 +196,7 @@ fn info_of<B: Backend>(m: &Model<B>) -> Object {
     set(&o, "params", c.params() as f64);
     set(&o, "stateBytes", State::byte_len_for(c) as f64);
     set(&o, "weightBytes", m.decode_bytes_per_token() as f64);
-    set(&o, "fingerprint", hex(&m.fingerprint));
+    set(&o, "fingerprint", crate::config::fingerprint_hex(&m.fingerprint));
     let tok = match m.tokenizer() {
         Ok(crate::tokenizer::Tokenizer::World(_)) => JsValue::from("world"),
         Ok(crate::tokenizer::Tokenizer::Bytes) => JsValue::from("bytes"),
@@ -343,9 +336,12 @@ pub struct WasmTokenizer {
 impl WasmTokenizer {
     #[wasm_bindgen(js_name = forVocab)]
     pub fn for_vocab(vocab: u32) -> Result<WasmTokenizer, JsValue> {
-        crate::tokenizer::Tokenizer::for_vocab(vocab as usize)
-            .map(|t| WasmTokenizer { t })
-            .ok_or_else(|| coded("UNSUPPORTED", &format!("no tokenizer for a vocabulary of {vocab} rows (Gander ships the World vocabulary and byte-level); pass token ids instead")))
+        crate::tokenizer::Tokenizer::for_vocab(vocab as usize).map(|t| WasmTokenizer { t }).ok_or_else(|| {
+            coded(
+                "UNSUPPORTED",
+                &format!("no tokenizer for a vocabulary of {vocab} rows (Gander ships the World vocabulary and byte-level); pass token ids instead"),
+            )
+        })
     }
 
     pub fn encode(&self, text: &str) -> Vec<u32> {

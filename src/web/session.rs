@@ -213,8 +213,19 @@ impl Default for JsGenerateOptions {
 }
 
 const GENERATE_OPTIONS: &[&str] = &[
-    "maxTokens", "temperature", "topP", "topK", "presencePenalty", "frequencyPenalty", "penaltyDecay", "seed", "stop",
-    "grammar", "jsonSchema", "logitBias", "leadingSpace",
+    "maxTokens",
+    "temperature",
+    "topP",
+    "topK",
+    "presencePenalty",
+    "frequencyPenalty",
+    "penaltyDecay",
+    "seed",
+    "stop",
+    "grammar",
+    "jsonSchema",
+    "logitBias",
+    "leadingSpace",
 ];
 
 /// The grammar of `grammar` (GBNF) or `jsonSchema` (a schema object, a schema as JSON text, or
@@ -225,7 +236,8 @@ fn js_grammar(o: &JsGenerateOptions) -> Result<Option<crate::grammar::Grammar>, 
         (Some(_), Some(_)) => return Err(coded("BAD_INPUT", "generate: give `grammar` or `jsonSchema`, not both")),
         (Some(g), None) => g.clone(),
         (None, Some(serde_json::Value::String(s))) => {
-            let v: serde_json::Value = serde_json::from_str(s).map_err(|e| coded("BAD_INPUT", &format!("generate: option `jsonSchema` is text but not JSON: {e}")))?;
+            let v: serde_json::Value =
+                serde_json::from_str(s).map_err(|e| coded("BAD_INPUT", &format!("generate: option `jsonSchema` is text but not JSON: {e}")))?;
             json_schema_to_gbnf(&v).map_err(js_err)?
         }
         (None, Some(v)) => json_schema_to_gbnf(v).map_err(js_err)?,
@@ -239,7 +251,9 @@ fn js_grammar(o: &JsGenerateOptions) -> Result<Option<crate::grammar::Grammar>, 
 fn js_bias(o: &JsGenerateOptions) -> Result<Vec<(u32, f32)>, JsValue> {
     let Some(m) = &o.logit_bias else { return Ok(Vec::new()) };
     m.iter()
-        .map(|(k, &b)| k.trim().parse::<u32>().map(|id| (id, b)).map_err(|_| coded("BAD_INPUT", &format!("generate: option `logitBias`: `{k}` is not a token id"))))
+        .map(|(k, &b)| {
+            k.trim().parse::<u32>().map(|id| (id, b)).map_err(|_| coded("BAD_INPUT", &format!("generate: option `logitBias`: `{k}` is not a token id")))
+        })
         .collect()
 }
 
@@ -315,7 +329,7 @@ impl WasmSession {
         each!(self, s => s.logits.borrow().is_some())
     }
 
-    /// The state as a versioned blob (`Uint8Array`, design.md "State").
+    /// The state as a versioned blob (`Uint8Array`, docs/design.md "State").
     #[wasm_bindgen(js_name = saveState)]
     pub fn save_state(&self) -> Promise {
         each!(self, s => {

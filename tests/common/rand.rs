@@ -11,7 +11,11 @@ pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
             x ^= x << 17;
             // roughly normal: sum of uniforms, with an occasional outlier
             let u: f32 = (0..4).map(|k| ((x >> (16 * k)) & 0xffff) as f32 / 65535.0).sum::<f32>() - 2.0;
-            if x.is_multiple_of(97) { u * 8.0 } else { u }
+            if x.is_multiple_of(97) {
+                u * 8.0
+            } else {
+                u
+            }
         })
         .collect()
 }

@@ -3,6 +3,7 @@
 // package (tests/golden/make_golden.py), never from Gander.
 
 import { Gander, ModelStore } from '/pkg/index.js';
+import { hooks, SIMULATED_CRASH } from '/pkg/hooks.js';
 
 export const CASES = ['bf16-l0v', 'fp16-oddranks', 'fp32-bytes'];
 
@@ -243,15 +244,13 @@ export async function quota() {
   } finally {
     navigator.storage.estimate = realEstimate;
   }
-  st._beforeChunk = (i) => { if (i === 2) throw new DOMException('simulated: the quota ran out', 'QuotaExceededError'); };
-  try { await st.put('mid-write', file.slice().buffer); out.mid = 'no error'; } catch (e) { out.mid = { ...err(e), needed: e.needed }; }
-  st._beforeChunk = null;
+  hooks.beforeChunk = (store, i) => { if (store === st && i === 2) throw new DOMException('simulated: the quota ran out', 'QuotaExceededError'); };
+  try { await st.put('mid-write', file.slice().buffer); out.mid = 'no error'; } catch (e) { out.mid = { ...err(e), needed: e.needed }; } finally { hooks.beforeChunk = null; }
   out.names = (await st.list()).map((m) => m.name);
   out.leftovers = await countOrphanChunks(st);
   // A tab closed mid-write (nothing cleans up then): the next open() removes the leftovers.
-  st._beforeChunk = (i) => { if (i === 2) throw ModelStore.SIMULATED_CRASH; };
-  try { await st.put('crashed', file.slice().buffer); } catch { /* expected */ }
-  st._beforeChunk = null;
+  hooks.beforeChunk = (store, i) => { if (store === st && i === 2) throw SIMULATED_CRASH; };
+  try { await st.put('crashed', file.slice().buffer); } catch { /* expected */ } finally { hooks.beforeChunk = null; }
   out.orphansAfterCrash = await countOrphanChunks(st);
   out.namesAfterCrash = (await st.list()).map((m) => m.name);
   st.close();
@@ -347,13 +346,13 @@ export async function twoWriters() {
   const b = await ModelStore.open({ chunkSize: 256 * 1024 });
   let release;
   const gate = new Promise((r) => { release = r; });
-  a._beforeChunk = async (i) => { if (i === 1) await gate; };
+  hooks.beforeChunk = async (store, i) => { if (store === a && i === 1) await gate; };
   const first = a.put('contested', file.slice().buffer);
   await new Promise((r) => setTimeout(r, 50));
   let second = null;
   try { await b.put('contested', file.slice().buffer); } catch (e) { second = err(e); }
   release();
-  const manifest = await first;
+  const manifest = await first.finally(() => { hooks.beforeChunk = null; });
   const m = await Gander.load({ store: 'contested' }, { backend: 'cpu' });
   const works = (await m.session().forward([1])).length;
   await m.dispose();

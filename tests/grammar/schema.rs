@@ -10,47 +10,20 @@ use serde_json::{json, Value};
 #[test]
 fn unsupported_keywords_are_refused_by_name() {
     let cases = [
-        (
-            json!({"type":"object","properties":{"name":{"type":"string","pattern":"^a"}}}),
-            "unsupported keyword `pattern` at /properties/name",
-        ),
-        (
-            json!({"type":"integer","minimum":3}),
-            "unsupported keyword `minimum` at the root",
-        ),
-        (
-            json!({"$ref":"#/defs/x"}),
-            "unsupported keyword `$ref` at the root",
-        ),
-        (
-            json!({"type":"array","items":{"oneOf":[{"type":"null"}]}}),
-            "unsupported keyword `oneOf` at /items",
-        ),
-        (
-            json!({"type":"object","additionalProperties":true}),
-            "`additionalProperties` other than `false` is not supported",
-        ),
-        (
-            json!({"type":"object","properties":{"a/b":{"format":"date"}}}),
-            "unsupported keyword `format` at /properties/a~1b",
-        ),
-        (
-            json!({"type":"object","required":["x"]}),
-            "required property `x` is not in `properties`",
-        ),
+        (json!({"type":"object","properties":{"name":{"type":"string","pattern":"^a"}}}), "unsupported keyword `pattern` at /properties/name"),
+        (json!({"type":"integer","minimum":3}), "unsupported keyword `minimum` at the root"),
+        (json!({"$ref":"#/defs/x"}), "unsupported keyword `$ref` at the root"),
+        (json!({"type":"array","items":{"oneOf":[{"type":"null"}]}}), "unsupported keyword `oneOf` at /items"),
+        (json!({"type":"object","additionalProperties":true}), "`additionalProperties` other than `false` is not supported"),
+        (json!({"type":"object","properties":{"a/b":{"format":"date"}}}), "unsupported keyword `format` at /properties/a~1b"),
+        (json!({"type":"object","required":["x"]}), "required property `x` is not in `properties`"),
         (json!({"type":"strin"}), "unknown type `strin` at /type"),
-        (
-            json!({"type":"string","maxLength":1,"minLength":2}),
-            "`maxLength` is below `minLength`",
-        ),
+        (json!({"type":"string","maxLength":1,"minLength":2}), "`maxLength` is below `minLength`"),
     ];
     for (schema, expected) in cases {
         let e = Grammar::from_json_schema(&schema).unwrap_err();
         assert_eq!(e.code(), "BAD_INPUT");
-        assert!(
-            e.to_string().starts_with("json schema: ") && e.to_string().contains(expected),
-            "{e} / {expected}"
-        );
+        assert!(e.to_string().starts_with("json schema: ") && e.to_string().contains(expected), "{e} / {expected}");
     }
 }
 
@@ -61,23 +34,10 @@ fn properties_in_declared_order_with_optional_ones_skippable() {
         let mut m = Matcher::new(&g);
         m.accept_bytes(s.as_bytes()) && m.can_end()
     };
-    for s in [
-        r#"{"a":true}"#,
-        r#"{"z":1,"a":false}"#,
-        r#"{"a":true,"m":null}"#,
-        r#"{"z":-2,"a":true,"m":null}"#,
-    ] {
+    for s in [r#"{"a":true}"#, r#"{"z":1,"a":false}"#, r#"{"a":true,"m":null}"#, r#"{"z":-2,"a":true,"m":null}"#] {
         assert!(ok(s), "{s}");
     }
-    for s in [
-        "{}",
-        r#"{"a":true,"z":1}"#,
-        r#"{"z":1}"#,
-        r#"{,"a":true}"#,
-        r#"{"a":true,}"#,
-        r#"{"a": true}"#,
-        r#"{"a":true,"q":1}"#,
-    ] {
+    for s in ["{}", r#"{"a":true,"z":1}"#, r#"{"z":1}"#, r#"{,"a":true}"#, r#"{"a":true,}"#, r#"{"a": true}"#, r#"{"a":true,"q":1}"#] {
         assert!(!ok(s), "{s}");
     }
 }
@@ -89,30 +49,13 @@ fn validate(v: &Value, s: &Value, path: &str) -> Result<(), String> {
         return Ok(());
     };
     if let Some(c) = s.get("const") {
-        return if v == c {
-            Ok(())
-        } else {
-            fail("not the const")
-        };
+        return if v == c { Ok(()) } else { fail("not the const") };
     }
     if let Some(e) = s.get("enum") {
-        return if e.as_array().unwrap().contains(v) {
-            Ok(())
-        } else {
-            fail("not in enum")
-        };
+        return if e.as_array().unwrap().contains(v) { Ok(()) } else { fail("not in enum") };
     }
     if let Some(any) = s.get("anyOf") {
-        return if any
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| validate(v, b, path).is_ok())
-        {
-            Ok(())
-        } else {
-            fail("no anyOf branch")
-        };
+        return if any.as_array().unwrap().iter().any(|b| validate(v, b, path).is_ok()) { Ok(()) } else { fail("no anyOf branch") };
     }
     if let Some(t) = s.get("type") {
         let types: Vec<&str> = match t {
@@ -142,30 +85,16 @@ fn validate(v: &Value, s: &Value, path: &str) -> Result<(), String> {
         }
     }
     if let Some(items) = v.as_array() {
-        if num("minItems").is_some_and(|m| items.len() < m)
-            || num("maxItems").is_some_and(|m| items.len() > m)
-        {
+        if num("minItems").is_some_and(|m| items.len() < m) || num("maxItems").is_some_and(|m| items.len() > m) {
             return fail("item count");
         }
         for (i, item) in items.iter().enumerate() {
-            validate(
-                item,
-                s.get("items").unwrap_or(&Value::Bool(true)),
-                &format!("{path}/{i}"),
-            )?;
+            validate(item, s.get("items").unwrap_or(&Value::Bool(true)), &format!("{path}/{i}"))?;
         }
     }
     if let Some(obj) = v.as_object() {
-        let props = s
-            .get("properties")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let required: Vec<&str> = s
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().map(|x| x.as_str().unwrap()).collect())
-            .unwrap_or_default();
+        let props = s.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+        let required: Vec<&str> = s.get("required").and_then(Value::as_array).map(|r| r.iter().map(|x| x.as_str().unwrap()).collect()).unwrap_or_default();
         if let Some(r) = required.iter().find(|r| !obj.contains_key(**r)) {
             return fail(&format!("missing {r}"));
         }
@@ -184,13 +113,7 @@ fn validate(v: &Value, s: &Value, path: &str) -> Result<(), String> {
 /// 1/2, or always when complete) or `max_tokens` runs out: `None`, a `finish_reason: length`
 /// generation, which is not a success case. One step in three prefers tokens with a structural
 /// character, so that walks reach the end of strings and lists.
-fn walk(
-    g: &Grammar,
-    tok: &Tokenizer,
-    trie: &TokenTrie,
-    rng: &mut Rng,
-    max_tokens: usize,
-) -> Option<Vec<u8>> {
+fn walk(g: &Grammar, tok: &Tokenizer, trie: &TokenTrie, rng: &mut Rng, max_tokens: usize) -> Option<Vec<u8>> {
     let mut m = Matcher::new(g);
     let mut mask = TokenMask::new(0);
     let mut out = Vec::new();
@@ -202,30 +125,10 @@ fn walk(
             }
             return Some(out);
         }
-        assert!(
-            mask.count() > 0,
-            "a live state allows some token: {}",
-            String::from_utf8_lossy(&out)
-        );
-        let ids: Vec<u32> = mask
-            .iter()
-            .filter(|&i| Some(i) != trie.end_of_text())
-            .collect();
-        let structural: Vec<u32> = ids
-            .iter()
-            .copied()
-            .filter(|&i| {
-                tok.token_bytes(i)
-                    .unwrap()
-                    .iter()
-                    .any(|b| b"\"]},".contains(b))
-            })
-            .collect();
-        let pool = if !structural.is_empty() && rng.below(3) == 0 {
-            &structural
-        } else {
-            &ids
-        };
+        assert!(mask.count() > 0, "a live state allows some token: {}", String::from_utf8_lossy(&out));
+        let ids: Vec<u32> = mask.iter().filter(|&i| Some(i) != trie.end_of_text()).collect();
+        let structural: Vec<u32> = ids.iter().copied().filter(|&i| tok.token_bytes(i).unwrap().iter().any(|b| b"\"]},".contains(b))).collect();
+        let pool = if !structural.is_empty() && rng.below(3) == 0 { &structural } else { &ids };
         let id = pool[rng.below(pool.len())];
         assert!(m.accept_token(trie, id));
         out.extend_from_slice(tok.token_bytes(id).unwrap());
@@ -262,14 +165,10 @@ fn walks_validate(tok: &Tokenizer, vocab: usize, max_tokens: usize) {
             };
             complete += 1;
             let text = String::from_utf8(bytes).expect("UTF-8");
-            let v: Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("schema {n}: {text:?}: {e}"));
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("schema {n}: {text:?}: {e}"));
             validate(&v, schema, "").unwrap_or_else(|e| panic!("schema {n}: {text}: {e}"));
         }
-        assert!(
-            complete * 10 >= walks * 9,
-            "schema {n}: only {complete} of {walks} walks completed"
-        );
+        assert!(complete * 10 >= walks * 9, "schema {n}: only {complete} of {walks} walks completed");
     }
 }
 

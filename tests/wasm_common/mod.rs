@@ -5,8 +5,11 @@ use gander::backend::Backend;
 use gander::format;
 use gander::model::Model;
 
-/// The bound of tests/golden.rs (see tests/common/mod.rs `FP32_TOL`): fp32 vs the official package.
-pub const FP32_TOL: f64 = 1e-5;
+#[path = "../common/tolerances.rs"]
+#[allow(dead_code)]
+mod tolerances;
+#[allow(unused_imports)]
+pub use tolerances::*;
 
 pub struct Case {
     pub name: &'static str,

@@ -1,7 +1,7 @@
 """Train a small RWKV-7 (x070) on tools/sql/sqlgen.py data and export an official-format `.pth`.
 
 A tool, not part of the package: plain PyTorch on the CPU. The model is the spec's forward pass
-(shared/docs/rwkv7-spec.md §2, sequence form with the WKV recurrence as a loop over tokens) with
+(docs/rwkv7-spec.md §2, sequence form with the WKV recurrence as a loop over tokens) with
 the official tensor names, shapes and orientations, so `gander convert` reads the export.
 
 Two tricks keep a CPU run short:

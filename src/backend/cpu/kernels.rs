@@ -1,7 +1,6 @@
 //! Portable fp32 kernels of the CPU backend: the autovectorised dot product and the WKV-7 scan.
 //! Matrix products are in [`super::matmul`].
 
-
 /// `Σ a_i·b_i` with 16 independent f32 accumulators, which the compiler turns into SIMD lanes.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -1,23 +1,27 @@
-//! The CPU backend: exact fp32 maths, the project's numerical reference (it matches the
-//! official `rwkv` package's `cpu fp32` to ~1e-6, see tests/golden.rs).
+//! The CPU backend, the project's numerical reference: with f32 or f16 matrices its maths is
+//! exact fp32 (it matches the official `rwkv` package's `cpu fp32` to ~1e-6, tests/golden.rs);
+//! f16 rows are widened to f32 inside the product, and the state and all accumulations are f32.
 //!
-//! Matrices may be stored f32 or f16 (converted row by row to f32 inside the product); every
-//! other value, the state and all accumulations are f32.
+//! Two paths trade exactness for speed, and only for int8/q4 matrices (whose weights are
+//! already quantised): prefill on VNNI CPUs quantises the activations to 8 bits per token
+//! ([`w8a8`]), and wasm decode quantises them to 16 bits ([`a16`]). Each has a scalar oracle and a
+//! stated error bound (tests/kernels.rs, tests/quant.rs); `GANDER_CPU_ISA=avx2` turns the first
+//! off ([`isa::best_isa`]).
 
 pub mod a16;
 pub mod isa;
 pub mod kernels;
 pub mod matmul;
+pub mod peak;
 pub mod w8a8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
-pub mod peak;
 
 use super::{Backend, HostMatrix, LoraMid, Shift};
-use crate::error::{Error, Result};
 use crate::config::{spec, Config};
+use crate::error::{Error, Result};
 use crate::state::State;
 
 /// A row-major `[rows, cols]` f32 activation. Its buffer comes from, and returns to, a pool
@@ -318,25 +322,6 @@ impl Backend for Cpu {
         Ok(matmul::matmul(x, w))
     }
 
-    fn lora(
-        &self,
-        x: &Tensor,
-        down: &CpuMatrix,
-        mid: LoraMid,
-        up: &CpuMatrix,
-        bias: Option<&Vec<f32>>,
-        sigmoid_out: bool,
-    ) -> Result<Tensor> {
-        check_width(x, down)?;
-        let h = matmul::matmul(x, down);
-        let h = match mid {
-            LoraMid::None => h,
-            LoraMid::Tanh => h.map(f32::tanh),
-            LoraMid::Sigmoid => h.map(sigmoid),
-        };
-        self.lora_up(&h, up, bias, sigmoid_out)
-    }
-
     fn removal_key(&self, k: &Tensor, k_k: &Vec<f32>, head_size: usize) -> Result<Tensor> {
         let c = k.cols;
         let mut out = Tensor::zeros(k.rows, c);
@@ -367,17 +352,7 @@ impl Backend for Cpu {
         Ok(v.zip(&mix.zip(gate, |m, g| m * g), |v, m| v + m))
     }
 
-    fn wkv(
-        &self,
-        state: &mut State,
-        layer: usize,
-        r: &Tensor,
-        z: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        kk: &Tensor,
-        alpha: &Tensor,
-    ) -> Result<Tensor> {
+    fn wkv(&self, state: &mut State, layer: usize, r: &Tensor, z: &Tensor, k: &Tensor, v: &Tensor, kk: &Tensor, alpha: &Tensor) -> Result<Tensor> {
         let n = state.head_size;
         let c = r.cols;
         let t_len = r.rows;

@@ -138,10 +138,7 @@ pub fn dot_q4(x: &[f32], q: &[u8], scale: &[f16]) -> f32 {
     let mut sum = hsum(acc);
     if full * BLOCK < n {
         let qb = &q[full * BLOCK / 2..];
-        let t: f32 = (full * BLOCK..n)
-            .enumerate()
-            .map(|(j, i)| x[i] * (((qb[j % 16] >> (4 * (j / 16))) & 0x0f) as i32 - 8) as f32)
-            .sum();
+        let t: f32 = (full * BLOCK..n).enumerate().map(|(j, i)| x[i] * (((qb[j % 16] >> (4 * (j / 16))) & 0x0f) as i32 - 8) as f32).sum();
         sum += t * scale[full].to_f32();
     }
     sum

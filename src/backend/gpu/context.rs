@@ -63,10 +63,7 @@ impl Context {
 impl Context {
     /// Wait until the queue is idle.
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::DeviceLost(format!("waiting for the GPU failed: {e}")))
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| Error::DeviceLost(format!("waiting for the GPU failed: {e}")))
     }
 
     /// Report a lost device (for good) or the first GPU error raised since the last check.

@@ -24,9 +24,15 @@ pub enum MatrixData {
     F32(Vec<f32>),
     F16(Vec<f16>),
     /// `q`: `rows·int8::row_bytes(cols)` codes; `scale`: `rows·blocks_per_row(cols)`.
-    Int8 { q: Vec<i8>, scale: Vec<f16> },
+    Int8 {
+        q: Vec<i8>,
+        scale: Vec<f16>,
+    },
     /// `q`: `rows·q4::row_bytes(cols)` bytes of two codes; `scale`: `rows·blocks_per_row(cols)`.
-    Q4 { q: Vec<u8>, scale: Vec<f16> },
+    Q4 {
+        q: Vec<u8>,
+        scale: Vec<f16>,
+    },
 }
 
 /// A weight matrix on the host, as stored, before a backend takes it.
@@ -80,14 +86,12 @@ impl HostMatrix {
                 use half::slice::HalfFloatSliceExt;
                 span(c).and_then(|s| d.get(s)).map(|row| row.convert_to_f32_slice(out))
             }
-            MatrixData::Int8 { q, scale } => span(int8::row_bytes(c))
-                .and_then(|s| q.get(s))
-                .zip(span(nb).and_then(|s| scale.get(s)))
-                .map(|(q, s)| int8::dequantize_row(q, s, out)),
-            MatrixData::Q4 { q, scale } => span(q4::row_bytes(c))
-                .and_then(|s| q.get(s))
-                .zip(span(nb).and_then(|s| scale.get(s)))
-                .map(|(q, s)| q4::dequantize_row(q, s, out)),
+            MatrixData::Int8 { q, scale } => {
+                span(int8::row_bytes(c)).and_then(|s| q.get(s)).zip(span(nb).and_then(|s| scale.get(s))).map(|(q, s)| int8::dequantize_row(q, s, out))
+            }
+            MatrixData::Q4 { q, scale } => {
+                span(q4::row_bytes(c)).and_then(|s| q.get(s)).zip(span(nb).and_then(|s| scale.get(s))).map(|(q, s)| q4::dequantize_row(q, s, out))
+            }
         };
         if done.is_none() {
             out.fill(0.0);
