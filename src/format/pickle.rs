@@ -9,6 +9,10 @@
 //!
 //! Resource caps keep a hostile file from asking for unbounded memory: the memo and the stack
 //! are capped, and every length is checked against the bytes actually present.
+//!
+//! Longer than the ~400 lines other files keep to, on purpose: the reader is one state machine
+//! (one `match` over opcodes and the values it builds), read best in one place next to the
+//! pickle protocol it implements; split, each half would only make sense with the other open.
 
 use crate::error::{Error, Result};
 use crate::format::DType;
