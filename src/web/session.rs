@@ -212,22 +212,6 @@ impl Default for JsGenerateOptions {
     }
 }
 
-const GENERATE_OPTIONS: &[&str] = &[
-    "maxTokens",
-    "temperature",
-    "topP",
-    "topK",
-    "presencePenalty",
-    "frequencyPenalty",
-    "penaltyDecay",
-    "seed",
-    "stop",
-    "grammar",
-    "jsonSchema",
-    "logitBias",
-    "leadingSpace",
-];
-
 /// The grammar of `grammar` (GBNF) or `jsonSchema` (a schema object, a schema as JSON text, or
 /// `true` for any JSON value), allowing one space first with `leadingSpace`.
 fn js_grammar(o: &JsGenerateOptions) -> Result<Option<crate::grammar::Grammar>, JsValue> {
@@ -257,10 +241,47 @@ fn js_bias(o: &JsGenerateOptions) -> Result<Vec<(u32, f32)>, JsValue> {
         .collect()
 }
 
-/// Read an options object with `T`'s field names (`known`), naming the bad option in the error.
-/// Unknown names are refused here: serde-wasm-bindgen looks fields up by name, so serde's
-/// `deny_unknown_fields` never sees the others.
-pub(crate) fn parse_options<T: serde::de::DeserializeOwned + Default>(v: JsValue, what: &str, known: &[&str]) -> Result<T, JsValue> {
+/// The field names a struct deserialises from, as serde sees them (after `rename_all`): asked
+/// of `T`'s `Deserialize` impl itself, so the list of known options cannot drift from the struct.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names read")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for &mut Probe {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(self, _: &'static str, fields: &'static [&'static str], _: V) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit unit_struct
+            newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut probe = Probe(None);
+    let _ = T::deserialize(&mut probe);
+    probe.0.unwrap_or(&[])
+}
+
+/// Read an options object into `T`, naming an unknown or bad option in the error. Unknown
+/// names are refused here, against `T`'s own field names ([`field_names`]): serde-wasm-bindgen
+/// looks fields up by name, so serde's `deny_unknown_fields` never sees the others.
+pub(crate) fn parse_options<T: serde::de::DeserializeOwned + Default>(v: JsValue, what: &str) -> Result<T, JsValue> {
+    let known = field_names::<T>();
     if v.is_undefined() || v.is_null() {
         return Ok(T::default());
     }
@@ -366,7 +387,7 @@ impl WasmSession {
     /// Start a generation from the current logits with `options` (`maxTokens`, `temperature`,
     /// `topP`, `topK`, `presencePenalty`, `frequencyPenalty`, `penaltyDecay`, `seed`, `stop`).
     pub fn generation(&self, options: JsValue) -> Result<WasmGeneration, JsValue> {
-        let o: JsGenerateOptions = parse_options(options, "generate", GENERATE_OPTIONS)?;
+        let o: JsGenerateOptions = parse_options(options, "generate")?;
         let sampler = SamplerOptions {
             temperature: o.temperature,
             top_p: o.top_p,
