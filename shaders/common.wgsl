@@ -9,6 +9,21 @@
 //                 (code - 8) * scale[row][k / 32]
 // Scales are f16, two per word, `nb` per row.
 
+// The interface every weight reader shares: the format, the parameter block (one layout for
+// matmul and embed; src/backend/gpu/record.rs fills it), and the packed rows with their scales
+// at bindings 2 and 3. The shader declares its other bindings (1, 4, ...) itself.
+override FORMAT: u32 = 0u;
+
+struct Params {
+    t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, epi: u32,
+    mix: u32, pad0: u32, pad1: u32, pad2: u32,
+    segs: vec4<u32>,
+    epis: vec4<u32>,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<storage, read> sc: array<u32>;
+
 fn half_at(words: u32, i: u32) -> f32 {
     return unpack2x16float(words)[i & 1u];
 }

@@ -3,18 +3,7 @@
 // bindings: p, tokens [t_len] u32, w packed rows of this part (rows row0 .. row0+rows),
 //           sc scales, out [t_len][k] f32. One invocation per (c, t); tokens outside this part
 // are left to the other parts' dispatches.
-override FORMAT: u32 = 0u;
-
-struct Params {
-    t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, epi: u32,
-    mix: u32, pad0: u32, pad1: u32, pad2: u32,
-    segs: vec4<u32>,
-    epis: vec4<u32>,
-}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
-@group(0) @binding(3) var<storage, read> sc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(64)

@@ -15,18 +15,7 @@
 // One workgroup of 64 invocations per (row, token); the invocations split k and reduce in
 // workgroup memory. Rows are dispatched as (x, y) = (r % 32768, r / 32768) because a dispatch
 // dimension is limited to 65535.
-override FORMAT: u32 = 0u;
-
-struct Params {
-    t_len: u32, k: u32, rows: u32, out_cols: u32, row0: u32, row_words: u32, nb: u32, epi: u32,
-    mix: u32, pad0: u32, pad1: u32, pad2: u32,
-    segs: vec4<u32>,
-    epis: vec4<u32>,
-}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
-@group(0) @binding(3) var<storage, read> sc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read> d: array<f32>;
