@@ -4,7 +4,7 @@
 //! `simd128` kernels are exercised.
 
 use gander::backend::cpu::matmul::{best_isa, matmul_with, Isa};
-use gander::backend::cpu::{a16, w8a8, Cpu, Tensor};
+use gander::backend::cpu::{a16, a8, w8a8, Cpu, Tensor};
 use gander::backend::Backend;
 use gander::format::quant::{int8, q4, HostMatrix, MatrixData, BLOCK};
 
@@ -106,27 +106,62 @@ fn kernels_match_reference_on_odd_shapes_and_token_counts() {
                         .sum::<f64>()
                         * 1.001
                 };
+                // Native SIMD decode of quantised weights takes 8-bit activations (a8): at most
+                // Σ_b (sx_b/2)·Σ_{k∈b}|w_k| (sx_b = block max / 127) from the f64 reference, and
+                // equal to its integer oracle up to f32 summation order.
+                let quantised = matches!(m.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. });
+                let a8_bound = |tt: usize, o: usize| -> f64 {
+                    (0..c)
+                        .map(|kk| {
+                            let b = kk / BLOCK;
+                            let blk = &x.data[tt * c + b * BLOCK..tt * c + ((b + 1) * BLOCK).min(c)];
+                            let sx = blk.iter().fold(0f64, |a, v| a.max(v.abs() as f64)) / 127.0;
+                            reference[o * c + kk].abs() as f64 * sx / 2.0
+                        })
+                        .sum::<f64>()
+                        * 1.001
+                };
                 let mut isas = vec![Isa::Generic];
                 if best_isa() != Isa::Generic {
                     isas.push(Isa::Avx2);
                 }
+                if best_isa() == Isa::Vnni && t < 4 {
+                    isas.push(Isa::Vnni);
+                }
                 for isa in isas {
                     let y = matmul_with(&x, &cm, isa);
+                    let a8 = cfg!(target_arch = "x86_64") && isa != Isa::Generic && t < 4 && quantised;
                     for tt in 0..t {
+                        let xa = a8::quantize(&x.data[tt * c..(tt + 1) * c]);
                         for o in 0..r {
                             let (e, mag) = exact(tt, o);
                             let got = y.data[tt * r + o] as f64;
-                            assert!(
-                                (got - e).abs() <= KERNEL_TOL * mag.max(1e-30) + a16_bound(tt, o),
-                                "{isa:?} {} {r}x{c} T={t}: {got} vs {e}",
-                                m.format_name()
-                            );
+                            let extra = if a8 { a8_bound(tt, o) } else { a16_bound(tt, o) };
+                            assert!((got - e).abs() <= KERNEL_TOL * mag.max(1e-30) + extra, "{isa:?} {} {r}x{c} T={t}: {got} vs {e}", m.format_name());
+                            if a8 {
+                                let nb = c.div_ceil(BLOCK);
+                                let oracle = match &m.data {
+                                    MatrixData::Int8 { q, scale } => {
+                                        let rb = int8::row_bytes(c);
+                                        a8::dot_int8_ref(&xa, &q[o * rb..(o + 1) * rb], &scale[o * nb..(o + 1) * nb])
+                                    }
+                                    MatrixData::Q4 { q, scale } => {
+                                        let rb = q4::row_bytes(c);
+                                        a8::dot_q4_ref(&xa, &q[o * rb..(o + 1) * rb], &scale[o * nb..(o + 1) * nb])
+                                    }
+                                    _ => unreachable!(),
+                                } as f64;
+                                assert!(
+                                    (got - oracle).abs() <= KERNEL_TOL * (mag + extra).max(1e-30),
+                                    "{isa:?} a8 {} {r}x{c}: {got} vs its oracle {oracle}",
+                                    m.format_name()
+                                );
+                            }
                         }
                     }
                 }
                 // The VNNI prompt path for quantised weights: exactly its scalar oracle, and
                 // within the W8A8 rounding bound of the f64 reference.
-                let quantised = matches!(m.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. });
                 if quantised && t >= 4 && w8a8::available() {
                     let y = matmul_with(&x, &cm, Isa::Vnni);
                     assert_eq!(y.data, w8a8::w8a8_reference(&x, &cm).data, "VNNI kernel vs its oracle");

@@ -1,15 +1,17 @@
 //! Matrix products `y = x·Wᵀ` for every weight format, threaded natively (rayon) and SIMD where
 //! the CPU has it (chosen at run time).
 //!
-//! - Decode (`T < 4` tokens): one dot product per weight row, dequantising in registers; the
-//!   rows are split across threads. Memory-bound: each weight byte is read once per token.
+//! - Decode (`T < 4` tokens): one dot product per weight row, the rows split across threads;
+//!   each weight byte is read once per token. f32/f16 rows are widened in registers; int8/q4
+//!   rows on x86 multiply bytes by the token's 8-bit activations ([`super::a8`]).
 //! - Prefill (`T ≥ 4`): rows are split across threads in groups; each group's rows are
 //!   dequantised once into an f32 panel (a few KB, in L1/L2) and multiplied with blocks of tokens
 //!   by a 4-token × 3-row register-tiled FMA kernel, so every weight is read from memory once per
 //!   call and used `T` times. Token blocks are sized so the activations stay in L2.
 //!
-//! Activations are f32 throughout: results equal the scalar reference (`HostMatrix::row_into`
-//! then an f64 dot) up to the order of f32 additions (tests/quant.rs, `KERNEL_TOL`).
+//! Activations are f32 except in the quantised paths named in the backend's doc (`a8`, `w8a8`,
+//! `a16`): results equal the scalar reference (`HostMatrix::row_into` then an f64 dot) up to the
+//! order of f32 additions (tests/kernels.rs, `KERNEL_TOL`), plus those paths' stated bounds.
 
 use super::isa::{par_map, PARALLEL_MIN_WEIGHTS};
 use super::kernels::dot;
@@ -41,13 +43,12 @@ fn dot_row(isa: Isa, x: &[f32], w: &CpuMatrix, r: usize, scratch: &mut Vec<f32>)
             match data {
                 MatrixData::F32(d) => super::x86::dot_f32(x, &d[r * c..(r + 1) * c]),
                 MatrixData::F16(d) => super::x86::dot_f16(x, &d[r * c..(r + 1) * c]),
-                MatrixData::Int8 { q, scale } => {
-                    let rb = int8::row_bytes(c);
-                    super::x86::dot_int8(x, &q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb])
-                }
-                MatrixData::Q4 { q, scale } => {
-                    let rb = q4::row_bytes(c);
-                    super::x86::dot_q4(x, &q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb])
+                // int8/q4 decode never comes here on x86 (`decode_a8`); prefill widens rows into
+                // a panel first.
+                _ => {
+                    scratch.resize(c, 0.0);
+                    w.row_into(r, scratch);
+                    super::x86::dot_f32(x, scratch)
                 }
             }
         },
@@ -96,6 +97,10 @@ pub fn matmul_with(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
     if isa == Isa::Vnni && x.rows >= 4 && w.cols < 65_536 && matches!(w.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. }) {
         return super::w8a8::matmul(x, w);
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Generic && x.rows < 4 && matches!(w.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. }) {
+        return decode_a8(x, w, isa == Isa::Vnni);
+    }
     // Below, Vnni behaves as Avx2.
     let isa = if isa == Isa::Vnni { Isa::Avx2 } else { isa };
     if x.rows < 4 {
@@ -103,6 +108,57 @@ pub fn matmul_with(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
     } else {
         prefill(x, w, isa)
     }
+}
+
+/// Decode of int8/q4 rows on x86 with 8-bit activations ([`super::a8`]): each token's row is
+/// quantised once, then every weight row is an integer dot product (`vnni`: `vpdpbusd`, else
+/// AVX2 `vpmaddubsw`). Rows are split across threads as in [`decode`].
+#[cfg(target_arch = "x86_64")]
+fn decode_a8(x: &Tensor, w: &CpuMatrix, vnni: bool) -> Tensor {
+    let (rows, c) = (w.rows, w.cols);
+    let nb = blocks_per_row(c);
+    let mut y = Tensor::zeros(x.rows, rows);
+    for t in 0..x.rows {
+        let xa = super::a8::quantize(x.row(t));
+        let out = &mut y.data[t * rows..(t + 1) * rows];
+        let fill = |(i, chunk): (usize, &mut [f32])| {
+            for (j, o) in chunk.iter_mut().enumerate() {
+                let r = i * DECODE_ROWS_PER_TASK + j;
+                // Safety: `isa` is Avx2 or Vnni only when the CPU has AVX2, FMA and F16C (and the
+                // VNNI extensions for Vnni); rows are padded to whole blocks, as `xa` is.
+                *o = unsafe {
+                    match &w.data {
+                        MatrixData::Int8 { q, scale } => {
+                            let rb = int8::row_bytes(c);
+                            let (q, s) = (&q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb]);
+                            if vnni {
+                                super::x86::dot_int8_a8_vnni(&xa, q, s)
+                            } else {
+                                super::x86::dot_int8_a8(&xa, q, s)
+                            }
+                        }
+                        MatrixData::Q4 { q, scale } => {
+                            let rb = q4::row_bytes(c);
+                            let (q, s) = (&q[r * rb..(r + 1) * rb], &scale[r * nb..(r + 1) * nb]);
+                            if vnni {
+                                super::x86::dot_q4_a8_vnni(&xa, q, s)
+                            } else {
+                                super::x86::dot_q4_a8(&xa, q, s)
+                            }
+                        }
+                        _ => 0.0,
+                    }
+                };
+            }
+        };
+        if rows * c >= PARALLEL_MIN_WEIGHTS {
+            use rayon::prelude::*;
+            out.par_chunks_mut(DECODE_ROWS_PER_TASK).enumerate().for_each(fill);
+        } else {
+            out.chunks_mut(DECODE_ROWS_PER_TASK).enumerate().for_each(fill);
+        }
+    }
+    y
 }
 
 fn decode(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {

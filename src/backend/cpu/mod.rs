@@ -2,13 +2,15 @@
 //! exact fp32 (it matches the official `rwkv` package's `cpu fp32` to ~1e-6, tests/golden.rs);
 //! f16 rows are widened to f32 inside the product, and the state and all accumulations are f32.
 //!
-//! Two paths trade exactness for speed, and only for int8/q4 matrices (whose weights are
+//! Three paths trade exactness for speed, and only for int8/q4 matrices (whose weights are
 //! already quantised): prefill on VNNI CPUs quantises the activations to 8 bits per token
-//! ([`w8a8`]), and wasm decode quantises them to 16 bits ([`a16`]). Each has a scalar oracle and a
-//! stated error bound (tests/kernels.rs, tests/quant.rs); `GANDER_CPU_ISA=avx2` turns the first
-//! off ([`isa::best_isa`]).
+//! ([`w8a8`]), native decode on AVX2/VNNI CPUs to 8 bits per block of 32 ([`a8`]), and wasm
+//! decode to 16 bits per block ([`a16`]). Each has a scalar oracle and a stated error bound
+//! (tests/kernels.rs, tests/quant.rs); `GANDER_CPU_ISA=generic` turns the native ones off
+//! ([`isa::best_isa`]), `GANDER_CPU_ISA=avx2` the VNNI ones.
 
 pub mod a16;
+pub mod a8;
 pub mod isa;
 pub mod kernels;
 pub mod matmul;

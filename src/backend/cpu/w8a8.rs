@@ -13,7 +13,7 @@
 //! (`W'` is the stored matrix dequantised.) The +128 offset makes the weights the unsigned
 //! operand `vpdpbusd` needs; its correction depends on the token only. |sum| ≤ K·255·127 fits
 //! i32 for K < 66,000. Measured on the trained fixture (README): the int8 file's perplexity ratio
-//! stays 0.999 with this prompt path, q4's 0.994. Decoding (one token) keeps f32 activations.
+//! stays 0.999 with this prompt path, q4's 0.994. Decoding (one token) has its own 8-bit path, [`super::a8`].
 //!
 //! [`w8a8_reference`] is the scalar oracle; the SIMD kernel must equal it exactly up to the
 //! final f32 products.

@@ -1,10 +1,12 @@
 //! AVX2 + FMA + F16C kernels (x86-64), chosen at run time by [`super::matmul`].
 //!
-//! All work on f32 activations: quantised weights are widened to f32 in registers (decode) or
-//! by the caller into a panel (prefill), so results equal the scalar reference up to the order
-//! of f32 additions. Every function here is `unsafe` only because it needs those CPU features;
+//! The f32 kernels widen quantised weights to f32 in registers (or the caller does, into a
+//! panel, for prefill), so results equal the scalar reference up to the order of f32 additions.
+//! The `_a8` kernels take 8-bit activations ([`super::a8`]) and multiply bytes; the W8A8 tile
+//! is prefill's integer kernel ([`super::w8a8`]). Every function here is `unsafe` only because it needs those CPU features;
 //! callers check them once with `is_x86_feature_detected!`.
 
+use super::a8::Act8;
 use crate::format::quant::BLOCK;
 use half::f16;
 use std::arch::x86_64::*;
@@ -81,113 +83,6 @@ unsafe fn scales8(scale: &[f16], b0: usize) -> [f32; 8] {
     out
 }
 
-/// 8 int8 codes at `p` widened to f32.
-#[inline(always)]
-unsafe fn i8x8(p: *const i8) -> __m256 {
-    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
-}
-
-/// `Σ x·w` with w an int8 row (padded to whole blocks; `x` holds `cols` values).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_int8(x: &[f32], q: &[i8], scale: &[f16]) -> f32 {
-    let n = x.len();
-    let full = n / BLOCK;
-    let (xp, qp) = (x.as_ptr(), q.as_ptr());
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
-    let mut sc = [0f32; 8];
-    for b in 0..full {
-        let o = b * BLOCK;
-        let mut blk = _mm256_mul_ps(_mm256_loadu_ps(xp.add(o)), i8x8(qp.add(o)));
-        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 8)), i8x8(qp.add(o + 8)), blk);
-        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 16)), i8x8(qp.add(o + 16)), blk);
-        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 24)), i8x8(qp.add(o + 24)), blk);
-        if b % 8 == 0 {
-            sc = scales8(scale, b);
-        }
-        let s = _mm256_set1_ps(sc[b % 8]);
-        // Two accumulators alternate so consecutive blocks do not wait on each other.
-        if b % 2 == 0 {
-            acc0 = _mm256_fmadd_ps(blk, s, acc0);
-        } else {
-            acc1 = _mm256_fmadd_ps(blk, s, acc1);
-        }
-    }
-    let mut sum = hsum(_mm256_add_ps(acc0, acc1));
-    if full * BLOCK < n {
-        let s = scale[full].to_f32();
-        let mut t = 0f32;
-        for i in full * BLOCK..n {
-            t += x[i] * q[i] as f32;
-        }
-        sum += t * s;
-    }
-    sum
-}
-
-/// The 32 codes of a q4 block (16 bytes) as two vectors of 16 signed bytes: elements 0-15, 16-31.
-#[inline(always)]
-unsafe fn q4_block(p: *const u8) -> (__m128i, __m128i) {
-    let bytes = _mm_loadu_si128(p as *const __m128i);
-    let mask = _mm_set1_epi8(0x0f);
-    let eight = _mm_set1_epi8(8);
-    let lo = _mm_sub_epi8(_mm_and_si128(bytes, mask), eight);
-    let hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), eight);
-    (lo, hi)
-}
-
-/// 8 signed bytes (the low 8 of `v`) widened to f32.
-#[inline(always)]
-unsafe fn lo8(v: __m128i) -> __m256 {
-    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
-}
-
-/// The high 8 signed bytes of `v` widened to f32.
-#[inline(always)]
-unsafe fn hi8(v: __m128i) -> __m256 {
-    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(v, v)))
-}
-
-/// `Σ x·w` with w a q4 row (padded to whole blocks; `x` holds `cols` values).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_q4(x: &[f32], q: &[u8], scale: &[f16]) -> f32 {
-    let n = x.len();
-    let full = n / BLOCK;
-    let (xp, qp) = (x.as_ptr(), q.as_ptr());
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
-    let mut sc = [0f32; 8];
-    for b in 0..full {
-        let o = b * BLOCK;
-        let (lo, hi) = q4_block(qp.add(b * BLOCK / 2));
-        let mut blk = _mm256_mul_ps(_mm256_loadu_ps(xp.add(o)), lo8(lo));
-        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 8)), hi8(lo), blk);
-        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 16)), lo8(hi), blk);
-        blk = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(o + 24)), hi8(hi), blk);
-        if b % 8 == 0 {
-            sc = scales8(scale, b);
-        }
-        let s = _mm256_set1_ps(sc[b % 8]);
-        // Two accumulators alternate so consecutive blocks do not wait on each other.
-        if b % 2 == 0 {
-            acc0 = _mm256_fmadd_ps(blk, s, acc0);
-        } else {
-            acc1 = _mm256_fmadd_ps(blk, s, acc1);
-        }
-    }
-    let mut sum = hsum(_mm256_add_ps(acc0, acc1));
-    if full * BLOCK < n {
-        let qb = &q[full * BLOCK / 2..];
-        let mut t = 0f32;
-        for (j, i) in (full * BLOCK..n).enumerate() {
-            let code = (qb[j % 16] >> (4 * (j / 16))) & 0x0f;
-            t += x[i] * (code as i32 - 8) as f32;
-        }
-        sum += t * scale[full].to_f32();
-    }
-    sum
-}
-
 /// Prefill micro-kernel: `out[t][r] = Σ_k x[t][k]·w[r][k]` for 4 tokens × 3 weight rows, all f32,
 /// `k` over `len` (a multiple of 8). 12 accumulators + 3 weight vectors + 1 activation = 16
 /// registers, 12 FMAs per 7 loads.
@@ -214,6 +109,88 @@ pub unsafe fn tile_4x3(x: [*const f32; 4], w: [*const f32; 3], len: usize) -> [[
         }
     }
     out
+}
+
+/// The body of the `_a8` kernels: per block, `|xq|` times the weight codes carrying `xq`'s sign,
+/// summed to 8 i32 lanes by `$madd`, then scaled by `sx_b·sw_b` into f32 accumulators. `$wblock`
+/// loads block `b`'s 32 signed weight codes. (A macro, not a closure: closures do not inherit
+/// the calling function's target features.)
+macro_rules! a8_row {
+    ($x:expr, $scale:expr, |$b:ident| $wblock:expr, $madd:expr) => {{
+        let x: &Act8 = $x;
+        let scale: &[f16] = $scale;
+        let xp = x.q.as_ptr();
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut sc = [0f32; 8];
+        for $b in 0..x.scale.len() {
+            let xv = _mm256_loadu_si256(xp.add($b * BLOCK) as *const __m256i);
+            let wv: __m256i = $wblock;
+            let d = _mm256_cvtepi32_ps($madd(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv)));
+            if $b % 8 == 0 {
+                sc = scales8(scale, $b);
+            }
+            let s = _mm256_set1_ps(sc[$b % 8] * x.scale[$b]);
+            // Two accumulators alternate so consecutive blocks do not wait on each other.
+            if $b % 2 == 0 {
+                acc0 = _mm256_fmadd_ps(d, s, acc0);
+            } else {
+                acc1 = _mm256_fmadd_ps(d, s, acc1);
+            }
+        }
+        hsum(_mm256_add_ps(acc0, acc1))
+    }};
+}
+
+/// `Σ u·s` over 32 byte pairs into 8 i32 lanes with AVX2: `vpmaddubsw` (pairs to i16), then
+/// `vpmaddwd` by ones (to i32).
+#[inline(always)]
+unsafe fn madd_avx2(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
+
+/// The same with one VNNI instruction.
+#[inline(always)]
+unsafe fn madd_vnni(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+}
+
+/// The 32 codes of a q4 block (16 bytes) as 32 signed bytes in [-8, 7], in element order.
+#[inline(always)]
+unsafe fn q4_block32(p: *const u8) -> __m256i {
+    let bytes = _mm_loadu_si128(p as *const __m128i);
+    let mask = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(bytes, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+    _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8))
+}
+
+/// `Σ x·w`, int8 row (padded to whole blocks), 8-bit activations, AVX2.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_int8_a8(x: &Act8, q: &[i8], scale: &[f16]) -> f32 {
+    let qp = q.as_ptr();
+    a8_row!(x, scale, |b| _mm256_loadu_si256(qp.add(b * BLOCK) as *const __m256i), madd_avx2)
+}
+
+/// `Σ x·w`, int8 row, 8-bit activations, AVX-512 VNNI (256-bit).
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+pub unsafe fn dot_int8_a8_vnni(x: &Act8, q: &[i8], scale: &[f16]) -> f32 {
+    let qp = q.as_ptr();
+    a8_row!(x, scale, |b| _mm256_loadu_si256(qp.add(b * BLOCK) as *const __m256i), madd_vnni)
+}
+
+/// `Σ x·w`, q4 row (padded to whole blocks), 8-bit activations, AVX2.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_a8(x: &Act8, q: &[u8], scale: &[f16]) -> f32 {
+    let qp = q.as_ptr();
+    a8_row!(x, scale, |b| q4_block32(qp.add(b * BLOCK / 2)), madd_avx2)
+}
+
+/// `Σ x·w`, q4 row, 8-bit activations, AVX-512 VNNI (256-bit).
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+pub unsafe fn dot_q4_a8_vnni(x: &Act8, q: &[u8], scale: &[f16]) -> f32 {
+    let qp = q.as_ptr();
+    a8_row!(x, scale, |b| q4_block32(qp.add(b * BLOCK / 2)), madd_vnni)
 }
 
 /// W8A8 micro-kernel: `out[r][t] = Σ_k u[r][k]·q[t][k]` (u8 × i8, i32 sums) for 4 weight rows ×
