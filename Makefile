@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: demo eval-sql train-sql test deps web-deps pkg bench bench-all bench-grammar bench-chat wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo eval-sql train-sql test soak deps web-deps pkg bench bench-all bench-grammar bench-chat wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -107,6 +107,12 @@ test: web-deps pkg target/e2e/stream-int8.safetensors
 	$(WASM_TEST) --test wasm_webgpu
 	$(CARGO) build --release --locked -q
 	node --test --test-concurrency=1 tests/e2e/
+
+# The soak of tests/e2e/soak.test.mjs at its full length on every path: 20,000 tokens with
+# aborts, forks and state saves on the CPU path (page and worker; make test runs these too) and
+# on WebGPU, where SwiftShader needs hours for 20,000 (make test runs 100 there).
+soak: pkg
+	GANDER_SOAK_TOKENS=$${GANDER_SOAK_TOKENS:-20000} node --test tests/e2e/soak.test.mjs
 
 # A 113 MiB int8 model (byte vocabulary, C=1024, L=8) for the streaming-load test.
 target/e2e/stream-int8.safetensors:

@@ -12,6 +12,32 @@ const SLOTS = 3;
 
 let run = null;
 
+/** GPU buffers (WebGPU path): every GPUDevice.createBuffer is counted, and so is its end, by
+ *  destroy() or by the garbage collector (the package leaves its buffers to the collector: wgpu's
+ *  WebGPU backend does not destroy a dropped buffer). Live bytes after a collection are the GPU
+ *  memory the engine holds; before one, they include garbage waiting for it. */
+const gpuBuffers = { created: 0, createdBytes: 0, ended: 0, endedBytes: 0, destroyed: 0 };
+if (globalThis.GPUDevice && globalThis.GPUBuffer) {
+  const ended = new FinalizationRegistry((size) => { gpuBuffers.ended++; gpuBuffers.endedBytes += size; });
+  const create = GPUDevice.prototype.createBuffer;
+  GPUDevice.prototype.createBuffer = function createBuffer(desc) {
+    const b = create.call(this, desc);
+    gpuBuffers.created++;
+    gpuBuffers.createdBytes += b.size;
+    ended.register(b, b.size, b);
+    return b;
+  };
+  const destroy = GPUBuffer.prototype.destroy;
+  GPUBuffer.prototype.destroy = function destroyBuffer() {
+    if (ended.unregister(this)) { gpuBuffers.ended++; gpuBuffers.endedBytes += this.size; gpuBuffers.destroyed++; }
+    return destroy.call(this);
+  };
+}
+
+function gpuLive() {
+  return { buffers: gpuBuffers.created - gpuBuffers.ended, bytes: gpuBuffers.createdBytes - gpuBuffers.endedBytes, created: gpuBuffers.created, destroyed: gpuBuffers.destroyed };
+}
+
 function err(e) {
   return { name: e && e.name, code: e && e.code, message: String(e && e.message) };
 }
@@ -55,13 +81,14 @@ async function drain(session, prompt, options) {
 
 /** One chunk (`i` counts chunks from 0):
  *  1. the main session continues for plan.main tokens (sampled, seeded by the chunk);
- *  2. it goes on and is aborted through an AbortSignal after 1..plan.abort tokens; the
- *     iterator must throw ABORTED and the state must hold exactly what was yielded;
- *  3. it is forked; the fork generates plan.fork tokens and is disposed (even chunks) or just
- *     dropped for the garbage collector to reclaim (odd chunks, followed by a collection);
+ *  2. it goes on and is aborted through an AbortSignal after 1..plan.abort tokens: the
+ *     iterator must throw ABORTED with exactly those tokens yielded;
+ *  3. it is forked: the fork's saved state must equal the session's byte for byte; the fork
+ *     generates plan.fork tokens and is disposed (even chunks) or just dropped for the garbage
+ *     collector to reclaim (odd chunks, followed by a collection);
  *  4. its state is saved to the store (putState, a rotating name), read back (getState), must
  *     equal saveState's blob byte for byte, and is loaded into a second long-lived session,
- *     which generates plan.restore tokens from it. */
+ *     which generates plan.restore tokens from it (after one prompt byte). */
 async function chunk(i) {
   const { model, store, main, plan, n } = run;
   const fail = (what) => run.failures.push(`chunk ${i}: ${what}`);
@@ -95,6 +122,7 @@ async function chunk(i) {
 
   // 3. Fork.
   const f = await main.fork();
+  const forkBlob = await f.saveState();
   const b = await drain(f, '', opts(2e6 + i, plan.fork));
   if (b.tokens !== plan.fork) fail(`fork generated ${b.tokens} of ${plan.fork}`);
   n.tokens += b.tokens;
@@ -116,6 +144,7 @@ async function chunk(i) {
   const name = `soak-${i % SLOTS}`;
   const put = await store.putState(model, name, main);
   const back = await store.getState(model, name);
+  if (forkBlob.byteLength !== blob.byteLength || !forkBlob.every((x, k) => x === blob[k])) fail('the fork\'s state differs from the session\'s');
   if (put.size !== blob.byteLength || !back || back.byteLength !== blob.byteLength) fail(`state sizes: blob ${blob.byteLength}, put ${put.size}, got ${back?.byteLength}`);
   else if (!back.every((x, k) => x === blob[k])) fail('the stored state differs from saveState()');
   n.saves++;
@@ -144,10 +173,12 @@ function progress() {
   return { ...run.n, decodeMs: run.decodeMs, wallMs: run.wallMs, failures: run.failures.slice(0, 20), failureCount: run.failures.length, tail: run.text };
 }
 
-/** Wasm memory of the engine (the worker's with worker: true) and live sessions, after a collection. */
+/** Wasm memory of the engine (the worker's with worker: true), live sessions and GPU buffers
+ *  (page thread only), after a collection; `gpuBefore`: GPU buffers before it. */
 export async function memory() {
+  const gpuBefore = gpuLive();
   await settle();
-  return { wasm: await run.model._memoryBytes(), live: await run.model._liveSessions() };
+  return { wasm: await run.model._memoryBytes(), live: await run.model._liveSessions(), gpu: gpuLive(), gpuBefore };
 }
 
 /** Delete the saved states, free everything; the final counters. */
