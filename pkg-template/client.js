@@ -124,9 +124,10 @@ export class WorkerClient {
     if (!this._dead) this._w.postMessage({ id: 0, op: 'credit', args: { target } });
   }
 
-  terminate() {
+  /** End the worker; pending and later requests fail with `err`. */
+  terminate(err = new GanderError('DISPOSED', 'this model was disposed')) {
     this._w.terminate();
-    this._fail(new GanderError('DISPOSED', 'this model was disposed'));
+    this._fail(err);
   }
 }
 

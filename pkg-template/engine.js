@@ -3,9 +3,9 @@
 // dedicated Web Worker for `worker: true`.
 
 import * as wasm from './gander.js';
-import { initWasm, setWasmUrl, wasmMemoryBytes } from './wasm.js';
+import { initWasm, setWasmUrl, trapBeforeCall, wasmMemoryBytes, WASM32_MAX } from './wasm.js';
 import {
-  AbortedError, BadInputError, GanderError, NoWebGPUError, toGanderError, throwIfAborted,
+  AbortedError, BadInputError, GanderError, NoWebGPUError, isTrap, mib, outOfMemory, toGanderError, throwIfAborted,
 } from './errors.js';
 import { toIds } from './options.js';
 import { openSource, readAll } from './sources.js';
@@ -46,11 +46,91 @@ async function openGpu() {
 /** Forget the device (after it was lost), so the next load asks for a new one. */
 function dropGpu() { gpuOpen = undefined; }
 
-function call(f) {
-  try { return f(); } catch (e) { throw toGanderError(e); }
+// ---- Traps --------------------------------------------------------------------------------
+// The engine never panics, but a failed allocation (out of memory) stops it with a wasm trap in
+// the middle of a call. What that leaves behind:
+// - a call that returned a Promise trapped in wasm-bindgen's future queue (a microtask): its
+//   Promise never settles and the trap surfaces as an uncaught 'error' event, so the calls in
+//   flight are ended from that event (`inFlight`);
+// - a session whose call trapped lost its state (the Rust side had taken it out for the call):
+//   it is disposed, and later calls say to create a new session;
+// - on WebGPU the device's locks may be held for good: every model on the device is disposed
+//   and the next load opens a new device;
+// - memory the trapped call held is not returned (on the page's thread until a reload; with
+//   `worker: true` a model's worker ends with the model).
+
+/** Promise-returning engine calls in flight on this thread. */
+const inFlight = new Set();
+let listening = false;
+
+function listenForTraps() {
+  if (listening || typeof globalThis.addEventListener !== 'function') return;
+  listening = true;
+  globalThis.addEventListener('error', (ev) => {
+    if (!isTrap(ev.error) || inFlight.size === 0) return;
+    // Ours: handled here, not an uncaught error of the page (nor a crash of the worker).
+    ev.preventDefault();
+    const calls = [...inFlight];
+    inFlight.clear();
+    for (const c of calls) c.fail(ev.error);
+  });
 }
-async function acall(p) {
-  try { return await p; } catch (e) { throw toGanderError(e); }
+
+/** Models loaded on this thread (WebGPU traps dispose those sharing the device). */
+const liveModels = new Set();
+
+/** After a trap on WebGPU: every model on the device is disposed; the next load opens a new one. */
+function poisonGpu(err) {
+  dropGpu();
+  let n = 0;
+  for (const m of [...liveModels]) if (m.info.backend === 'webgpu') { m._poison(err); n++; }
+  return n ? 'the models on this WebGPU device were disposed: load them again' : null;
+}
+
+const GPU_LOAD = { _trapped: poisonGpu };
+
+/** `err` for a failed engine call; a trap also disposes what it broke (`owner._trapped`), unless
+ *  it came while the call's arguments were being copied in (nothing was touched yet). */
+function failed(e, hint) {
+  const err = toGanderError(e, hint);
+  if (isTrap(e) && hint.owner && !trapBeforeCall(e)) {
+    const what = hint.owner._trapped(err);
+    if (what) err.message += `; ${what}`;
+  }
+  return err;
+}
+
+/** A synchronous engine call. `hint`: {owner, what, requested} (see `failed`). */
+function call(f, hint = {}) {
+  try { return f(); } catch (e) { throw failed(e, hint); }
+}
+
+/** A Promise-returning engine call: `start()` makes the call (an argument copied into wasm may
+ *  trap right there, before the call's future runs: a session's state is untouched then); a
+ *  trap in its future ends it through the 'error' event. */
+function acall(start, hint = {}) {
+  let p;
+  try {
+    p = start();
+  } catch (e) {
+    return Promise.reject(failed(e, { ...hint, owner: hint.owner?._syncOwner ?? hint.owner }));
+  }
+  listenForTraps();
+  return new Promise((resolve, reject) => {
+    const entry = { fail: (e) => reject(failed(e, hint)) };
+    inFlight.add(entry);
+    Promise.resolve(p).then(
+      (v) => { inFlight.delete(entry); resolve(v); },
+      (e) => { inFlight.delete(entry); reject(failed(e, hint)); },
+    );
+  });
+}
+
+/** Free a wasm object that a trap may have left borrowed (wasm-bindgen then refuses). */
+function freeQuietly(w) {
+  if (!w || w.__freed) return;
+  w.__freed = true;
+  try { w.free(); } catch { /* left borrowed by a trapped call: its memory stays in use */ }
 }
 
 /**
@@ -74,7 +154,7 @@ async function loadFrom(src, opts, openStore) {
   throwIfAborted(signal);
   if (src.size < 16) throw new GanderError('BAD_MODEL', `the file is ${src.size} bytes long: not a model`);
   const head = await src.read(0, 16);
-  const probe = call(() => wasm.probe(head, src.size));
+  const probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
   let gpu = null;
   let reason;
   if (backend === 'cpu') {
@@ -103,7 +183,7 @@ async function loadFrom(src, opts, openStore) {
         const cpuMs = model.info().weightBytes / CPU_BYTES_PER_S * 1000;
         const said = `the WebGPU adapter (${gpu.label}) ran a token in ${gpuMs.toFixed(gpuMs < 10 ? 1 : 0)} ms; the wasm CPU path reads this model's ${(model.info().weightBytes / 1048576).toFixed(1)} MiB per token in about ${cpuMs.toFixed(cpuMs < 10 ? 1 : 0)} ms`;
         if (gpuMs > CPU_PREFERRED_FACTOR * cpuMs) {
-          model.free();
+          freeQuietly(model);
           model = undefined;
           reason = `${said}, so the CPU path runs it (pass backend: 'webgpu' to use the adapter anyway)`;
         } else {
@@ -111,10 +191,11 @@ async function loadFrom(src, opts, openStore) {
         }
       }
     } catch (e) {
-      if (model) model.free();
+      freeQuietly(model);
       model = undefined;
       const err = toGanderError(e);
-      if (backend === 'webgpu' || err.code === 'ABORTED' || err.code === 'BAD_MODEL' || err.code === 'IO') throw err;
+      // Out of wasm memory on WebGPU: the CPU path would need more of it, not less.
+      if (backend === 'webgpu' || ['ABORTED', 'BAD_MODEL', 'IO', 'OUT_OF_MEMORY'].includes(err.code)) throw err;
       reason = `WebGPU failed to run the model (${err.message}), so the wasm CPU path runs instead`;
       dropGpu();
     }
@@ -129,7 +210,7 @@ async function loadFrom(src, opts, openStore) {
 const reclaim = typeof FinalizationRegistry !== 'undefined'
   ? new FinalizationRegistry(({ w, tracked, ref }) => {
     if (tracked.sessions.delete(ref)) tracked.count--;
-    if (!w.__freed) { w.__freed = true; w.free(); }
+    freeQuietly(w);
   })
   : null;
 
@@ -143,23 +224,27 @@ const CPU_PREFERRED_FACTOR = 2;
 /** Milliseconds of one decoded token on a loaded model (after the warm-up compiled the
  *  pipelines). */
 async function tokenMs(m) {
-  const s = m.session();
+  const hint = { owner: GPU_LOAD, what: 'timing a token on WebGPU' };
+  const s = call(() => m.session(), hint);
   try {
     const t0 = performance.now();
-    await s.forward(new Uint32Array([0]));
+    await acall(() => s.forward(new Uint32Array([0])), hint);
     return performance.now() - t0;
-  } finally { s.free(); }
+  } finally { freeQuietly(s); }
 }
 
 async function warmUp(m) {
-  const s = m.session();
-  try { await s.forward(new Uint32Array([0])); } finally { s.free(); }
+  const hint = { owner: GPU_LOAD, what: 'a first token on WebGPU' };
+  const s = call(() => m.session(), hint);
+  try { await acall(() => s.forward(new Uint32Array([0])), hint); } finally { freeQuietly(s); }
 }
 
 async function loadWhole(src, gpu, { signal, onProgress }) {
+  const hint = { owner: gpu ? GPU_LOAD : null, what: `loading ${src.name || 'the model'} whole (a .pth is read whole; convert it with ModelStore.put(..., { quant }) to stream it)`, requested: src.size };
+  if (wasmMemoryBytes() + src.size > WASM32_MAX) throw outOfMemory(hint.what, { requested: src.size });
   const bytes = await readAll(src);
   throwIfAborted(signal);
-  const m = call(() => (gpu ? wasm.WasmModel.fromBytesGpu(bytes, gpu) : wasm.WasmModel.fromBytes(bytes)));
+  const m = call(() => (gpu ? wasm.WasmModel.fromBytesGpu(bytes, gpu) : wasm.WasmModel.fromBytes(bytes)), hint);
   onProgress?.({ phase: 'load', loaded: src.size, total: src.size, fraction: 1 });
   return m;
 }
@@ -167,7 +252,8 @@ async function loadWhole(src, gpu, { signal, onProgress }) {
 /** Stream a safetensors file part by part (see the Rust `Loader`). */
 async function stream(src, probe, gpu, { signal, onProgress }) {
   const header = await src.read(0, probe.headerLen);
-  const loader = call(() => (gpu ? wasm.Loader.forGpu(header, src.size, gpu) : wasm.Loader.forCpu(header, src.size)));
+  const owner = gpu ? GPU_LOAD : null;
+  const loader = call(() => (gpu ? wasm.Loader.forGpu(header, src.size, gpu) : wasm.Loader.forCpu(header, src.size)), { owner, what: 'loading the model' });
   try {
     let loaded = probe.headerLen;
     for (;;) {
@@ -175,19 +261,20 @@ async function stream(src, probe, gpu, { signal, onProgress }) {
       const want = loader.wanted();
       if (want === null) break;
       for (const [name, a, b] of want) {
-        const bytes = await acall(src.read(a, b));
-        call(() => loader.insert(name, bytes));
+        const bytes = await src.read(a, b).catch((e) => { throw toGanderError(e, { what: 'reading the model', requested: b - a }); });
+        call(() => loader.insert(name, bytes), { owner, what: `loading the model (tensor ${name})`, requested: b - a });
         loaded += b - a;
       }
       throwIfAborted(signal);
-      const [done, total] = call(() => loader.step());
+      const [done, total] = call(() => loader.step(), { owner, what: 'loading the model' });
       onProgress?.({ phase: 'load', loaded, total: src.size, fraction: done / total, part: done, parts: total });
       // Let the page breathe between parts (progress bars, abort clicks).
       await new Promise((r) => setTimeout(r, 0));
     }
-    return call(() => loader.finish());
+    return call(() => loader.finish(), { owner, what: 'loading the model' });
   } finally {
-    loader.free();
+    // After a trap the loader stays borrowed and cannot be freed (its memory stays in use).
+    freeQuietly(loader);
   }
 }
 
@@ -195,6 +282,7 @@ async function stream(src, probe, gpu, { signal, onProgress }) {
 export class LocalModel {
   constructor(w, reason, adapter) {
     this._w = w;
+    liveModels.add(this);
     const info = { ...w.info(), reason };
     if (adapter) info.adapter = adapter;
     this.info = Object.freeze(info);
@@ -203,11 +291,13 @@ export class LocalModel {
       encode: (text) => {
         if (typeof text !== 'string') throw new BadInputError('tokenizer.encode: expected a string');
         if (!tok) throw new GanderError('UNSUPPORTED', `no tokenizer for a vocabulary of ${this.info.vocab} rows; pass token ids`);
-        return call(() => tok.encode(text));
+        this._live();
+        return call(() => tok.encode(text), { owner: this, what: 'tokenizer.encode', requested: text.length * 4 });
       },
       decode: (ids) => {
         if (!tok) throw new GanderError('UNSUPPORTED', `no tokenizer for a vocabulary of ${this.info.vocab} rows`);
-        return call(() => tok.decode(toIds('tokenizer.decode', ids)));
+        this._live();
+        return call(() => tok.decode(toIds('tokenizer.decode', ids)), { owner: this, what: 'tokenizer.decode' });
       },
     });
     // Weak: a session the page drops is reclaimed (see `reclaim`); dispose() frees the rest. The
@@ -274,24 +364,48 @@ export class LocalModel {
   }
 
   _live() {
+    if (this._broken) throw brokenError('model', this._broken);
     if (!this._w) throw new GanderError('DISPOSED', 'this model was disposed');
     return this._w;
   }
 
-  /** A new session with a zero state. */
-  session() {
-    return this._track(new LocalSession(this, call(() => this._live().session())));
+  /** A trap in one of this model's own calls (not a session's). On WebGPU the device may be
+   *  stuck: every model on it goes. On the CPU the weights are untouched: the model works on. */
+  _trapped(err) {
+    return this.info.backend === 'webgpu' ? poisonGpu(err) : null;
   }
 
-  /** Free the weights (GPU buffers included) and every session. */
-  async dispose() {
-    if (this._chat) await this._chat.cache.clear();
+  /** Disposed by a trap: later calls throw DISPOSED saying why and to load the model again. */
+  _poison(err) {
+    if (this._broken) return;
+    this._broken = err;
     for (const ref of [...this._tracked.sessions]) {
       const s = ref.deref();
       if (s) { this._untrack(s); s._free(); }
     }
     this._tracked.sessions.clear();
-    if (this._w) { this._w.free(); this._w = null; }
+    freeQuietly(this._w);
+    this._w = null;
+    liveModels.delete(this);
+  }
+
+  /** A new session with a zero state. */
+  session() {
+    const w = call(() => this._live().session(), { owner: this, what: 'creating a session', requested: this.info.stateBytes });
+    return this._track(new LocalSession(this, w));
+  }
+
+  /** Free the weights (GPU buffers included) and every session. */
+  async dispose() {
+    if (this._chat) await this._chat.cache.clear().catch(() => {});
+    for (const ref of [...this._tracked.sessions]) {
+      const s = ref.deref();
+      if (s) { this._untrack(s); s._free(); }
+    }
+    this._tracked.sessions.clear();
+    freeQuietly(this._w);
+    this._w = null;
+    liveModels.delete(this);
   }
 
   /** Diagnostics: bytes of wasm memory of the engine (it only grows; leak tests watch it). */
@@ -304,6 +418,15 @@ export class LocalModel {
     this._live().simulateDeviceLoss();
     dropGpu();
   }
+}
+
+/** The DISPOSED error of a model or session that a trap disposed. */
+function brokenError(what, err) {
+  const why = err.code === 'OUT_OF_MEMORY'
+    ? `the wasm engine ran out of memory${err.wasmBytes ? ` (${mib(err.wasmBytes)} in use)` : ''}`
+    : `the wasm engine failed (${err.cause && err.cause.message ? err.cause.message : err.message})`;
+  const todo = what === 'model' ? 'load the model again' : 'create a new session (a state saved earlier loads into it)';
+  return new GanderError('DISPOSED', `this ${what} was disposed when ${why}; ${todo}`, { reason: err.code });
 }
 
 function promptIds(model, where, prompt) {
@@ -321,15 +444,38 @@ export class LocalSession {
   }
 
   _live() {
+    if (this.model._broken) throw brokenError('model', this.model._broken);
+    if (this._broken) throw brokenError('session', this._broken);
     if (!this._w) throw new GanderError('DISPOSED', 'this session was freed (its model was disposed)');
     return this._w;
   }
 
   _free() {
-    if (this._w) {
-      if (!this._w.__freed) { this._w.__freed = true; this._w.free(); }
-      this._w = null;
+    freeQuietly(this._w);
+    this._w = null;
+  }
+
+  /** A trap in one of this session's calls: its state is gone (the Rust side had taken it out
+   *  for the call), so the session is disposed; on WebGPU the whole device goes. */
+  _trapped(err) {
+    if (this.model.info.backend === 'webgpu') return poisonGpu(err);
+    if (!this._broken) {
+      this._broken = err;
+      this.model._untrack(this);
+      this._free();
     }
+    return 'this session was disposed (its state is lost): create a new session; the model still works';
+  }
+
+  /** How a call's failure is reported and what a trap in it disposes: a call returning a
+   *  Promise has taken the state out (`_trapped`); a synchronous one has not (only WebGPU's
+   *  device may be stuck). */
+  _hint(what, requested, sync = false) {
+    return { owner: sync ? this._syncOwner : this, what: `session.${what}`, requested };
+  }
+
+  get _syncOwner() {
+    return { _trapped: (err) => (this.model.info.backend === 'webgpu' ? poisonGpu(err) : null) };
   }
 
   /** Run `f` as this session's one call: an overlapping call (another generate still
@@ -345,14 +491,14 @@ export class LocalSession {
   async forward(ids) {
     const t = toIds('forward', ids);
     if (t.length === 0) throw new BadInputError('forward: give at least one token id');
-    return this._exclusive('forward', () => acall(this._live().forward(t)));
+    return this._exclusive('forward', () => acall(() => this._live().forward(t), this._hint('forward', t.length * 4)));
   }
 
   /** Feed text or ids without sampling. */
   async prefill(textOrIds) {
     const t = promptIds(this.model, 'prefill', textOrIds);
     if (t.length === 0) throw new BadInputError('prefill: give some text or token ids');
-    await this._exclusive('prefill', () => acall(this._live().prefill(t)));
+    await this._exclusive('prefill', () => acall(() => this._live().prefill(t), this._hint('prefill', t.length * 4)));
   }
 
   /**
@@ -365,9 +511,9 @@ export class LocalSession {
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new BadInputError('generate: option `signal` must be an AbortSignal');
     }
-    const gen = call(() => this._live().generation(rest));
+    const gen = call(() => this._live().generation(rest), this._hint('generate', undefined, true));
     if (this._busy) {
-      gen.free();
+      freeQuietly(gen);
       throw new GanderError('BUSY', `generate: this session is busy with ${this._busy}; finish or break out of that loop (or fork the session) first`);
     }
     this._busy = 'generate';
@@ -378,7 +524,7 @@ export class LocalSession {
       const ids = promptIds(this.model, 'generate', prompt);
       if (ids.length) {
         const t0 = performance.now();
-        await acall(this._live().prefill(ids));
+        await acall(() => this._live().prefill(ids), this._hint('generate', ids.length * 4));
         stats.prefillMs = performance.now() - t0;
         stats.prefillTokens = ids.length;
       } else if (!this._live().hasLogits) {
@@ -391,7 +537,7 @@ export class LocalSession {
           throwIfAborted(signal);
         }
         const t0 = performance.now();
-        const ev = await acall(this._live().step(gen));
+        const ev = await acall(() => this._live().step(gen), this._hint('generate'));
         if (ev.token !== undefined) {
           stats.decodeMs += performance.now() - t0;
           stats.tokens++;
@@ -402,14 +548,14 @@ export class LocalSession {
       }
     } finally {
       if (!stats.finish) stats.finish = 'aborted';
-      gen.free();
       this._busy = null;
+      freeQuietly(gen);
     }
   }
 
   /** The state as a versioned blob (loads on either backend, same model). */
   async saveState() {
-    return this._exclusive('saveState', () => acall(this._live().saveState()));
+    return this._exclusive('saveState', () => acall(() => this._live().saveState(), this._hint('saveState', this.model.info.stateBytes)));
   }
 
   /** Replace the state with a blob from saveState, or start from an RWKV state-tuning file
@@ -419,12 +565,12 @@ export class LocalSession {
       if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
       else throw new BadInputError('loadState: expected bytes (a Uint8Array or ArrayBuffer) from saveState or of a state-tuning file');
     }
-    await this._exclusive('loadState', async () => call(() => this._live().loadState(bytes)));
+    await this._exclusive('loadState', async () => call(() => this._live().loadState(bytes), this._hint('loadState', bytes.byteLength, true)));
   }
 
   /** A new session with a copy of this state (and its last logits). */
   async fork() {
-    const w = await this._exclusive('fork', () => acall(this._live().fork()));
+    const w = await this._exclusive('fork', () => acall(() => this._live().fork(), this._hint('fork', this.model.info.stateBytes)));
     const s = new LocalSession(this.model, w);
     s.lastGeneration = null;
     return this.model._track(s);
@@ -432,7 +578,7 @@ export class LocalSession {
 
   /** Back to a zero state. */
   async reset() {
-    await this._exclusive('reset', async () => call(() => this._live().reset()));
+    await this._exclusive('reset', async () => call(() => this._live().reset(), this._hint('reset', this.model.info.stateBytes, true)));
   }
 
   /** Free this session's state now (otherwise when the page drops it, or with its model). */

@@ -302,18 +302,31 @@ export interface PutOptions {
   worker?: boolean;
 }
 
+/**
+ * Models and saved states in IndexedDB. Between tabs (Web Locks): a load from the store holds the
+ * model's reader lock until it has read the model, and `put` (when it swaps the new model in) and
+ * `delete` of the same name wait for running loads; two `put`s of one name: the second gets BUSY.
+ * Storage failures are `IO` (what failed, and to retry) or `QUOTA` errors.
+ */
 export declare class ModelStore {
   static open(options?: { database?: string; chunkSize?: number }): Promise<ModelStore>;
   readonly database: string;
   readonly chunkSize: number;
   put(name: string, source: ArrayBuffer | Uint8Array | Blob | File | string | URL, options?: PutOptions): Promise<Omit<StoredModel, never>>;
   list(): Promise<StoredModel[]>;
+  /** Waits for loads of the model that are reading it (in any tab) to finish. */
   delete(name: string): Promise<boolean>;
   usage(): Promise<{ usage: number | null; quota: number | null; models: number; persisted: boolean }>;
+  /** State names are per model: `model`'s "intro" and another model's "intro" are two states. */
   putState(model: Model, name: string, session: Session): Promise<{ name: string; size: number; createdAt: number }>;
-  /** null if there is no such state; StateMismatchError if it belongs to another model. */
+  /** null if `model` has no such state; StateMismatchError if only other models have a state of
+   * that name. States saved by older versions (one namespace for all models) still load for the
+   * model they were saved with. */
   getState(model: Model, name: string): Promise<Uint8Array | null>;
   listStates(model?: Model): Promise<StoredState[]>;
+  /** Delete `model`'s state `name`. */
+  deleteState(model: Model, name: string): Promise<void>;
+  /** @deprecated The older form: deletes the states named `name` of every model. */
   deleteState(name: string): Promise<void>;
   /** Delete leftovers of interrupted writes (done by open()). Resolves to how many writes. */
   cleanup(): Promise<number>;
@@ -321,7 +334,7 @@ export declare class ModelStore {
 }
 
 export declare class GanderError extends Error {
-  /** 'NO_WEBGPU' | 'ADAPTER_LIMITS' | 'BAD_MODEL' | 'BAD_INPUT' | 'QUOTA' | 'ABORTED' | 'STATE_MISMATCH' | 'DEVICE_LOST' | 'BUSY' | 'NOT_FOUND' | 'UNSUPPORTED' | 'IO' | 'DISPOSED' | 'WORKER' | 'WASM_LOAD' | 'NO_STORAGE' | 'INTERNAL' */
+  /** 'NO_WEBGPU' | 'ADAPTER_LIMITS' | 'BAD_MODEL' | 'BAD_INPUT' | 'QUOTA' | 'ABORTED' | 'STATE_MISMATCH' | 'DEVICE_LOST' | 'BUSY' | 'NOT_FOUND' | 'UNSUPPORTED' | 'IO' | 'DISPOSED' | 'WORKER' | 'WASM_LOAD' | 'NO_STORAGE' | 'OUT_OF_MEMORY' | 'INTERNAL' */
   readonly code: string;
 }
 export declare class AbortedError extends GanderError {}
@@ -335,3 +348,13 @@ export declare class BadInputError extends GanderError {}
 export declare class StateMismatchError extends GanderError {}
 export declare class NoWebGPUError extends GanderError {}
 export declare class DeviceLostError extends GanderError {}
+/** OUT_OF_MEMORY: the wasm engine (at most 4 GiB per page or worker) or the browser could not
+ * allocate memory. A session whose call ran out lost its state and is disposed (later calls:
+ * DISPOSED, create a new session); its model works on. On WebGPU the models on the device are
+ * disposed (load them again). */
+export declare class OutOfMemoryError extends GanderError {
+  /** Bytes of wasm memory in use when it ran out. */
+  readonly wasmBytes: number | null;
+  /** Bytes the failed call asked for, when known. */
+  readonly requested: number | null;
+}

@@ -9,7 +9,7 @@ import { toGanderError } from './errors.js';
 
 export {
   GanderError, AbortedError, QuotaError, BadModelError, BadInputError, StateMismatchError,
-  NoWebGPUError, DeviceLostError,
+  NoWebGPUError, DeviceLostError, OutOfMemoryError,
 } from './errors.js';
 export { ModelStore, setWasmUrl };
 export { formatChat, ReplySplitter, TURN_STOPS } from './chat-format.js';

@@ -3,6 +3,10 @@
 
 import { BadInputError } from './errors.js';
 
+/** The quantisations a model can be converted to: Rust's `Quant::ALL` (src/format/gander.rs),
+ *  in the same order (tests/quant.rs checks that the two lists agree). */
+export const QUANTS = ['f32', 'f16', 'int8', 'q4'];
+
 export const is = {
   oneOf: (...vals) => [(v) => vals.includes(v), `one of ${vals.map((x) => JSON.stringify(x)).join(', ')}`],
   bool: [(v) => typeof v === 'boolean', 'true or false'],

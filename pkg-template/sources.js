@@ -1,19 +1,36 @@
 // Where model bytes come from. Every source is read by byte range, so a model streams part by
 // part into the engine (and on WebGPU straight into GPU buffers) without one big copy in wasm.
+// A failure to read (a network drop, a file changed on disk, a storage error) is an IO error
+// naming what failed; running out of memory is OUT_OF_MEMORY.
 
-import { BadInputError, GanderError, toGanderError, throwIfAborted } from './errors.js';
+import { BadInputError, GanderError, mib, toGanderError, throwIfAborted } from './errors.js';
 
 /** `{ size, name, read(start, end) -> Promise<Uint8Array> }` over bytes in memory. */
 export function memorySource(bytes, name = 'bytes') {
   return { size: bytes.byteLength, name, read: async (a, b) => bytes.subarray(a, b), bytes };
 }
 
+/** A read failure as IO (or OUT_OF_MEMORY when it was memory that ran out). */
+function readError(e, what, todo) {
+  const g = toGanderError(e, { what });
+  if (g.code !== 'INTERNAL') return g;
+  return new GanderError('IO', `${what} failed (${e && e.name ? `${e.name}: ` : ''}${e && e.message ? e.message : e}); ${todo}`, { cause: e });
+}
+
 /** Over a Blob or File: each range is read on demand. */
 export function blobSource(blob) {
+  const name = blob.name || 'blob';
   return {
     size: blob.size,
-    name: blob.name || 'blob',
-    read: async (a, b) => new Uint8Array(await blob.slice(a, b).arrayBuffer()),
+    name,
+    read: async (a, b) => {
+      try {
+        return new Uint8Array(await blob.slice(a, b).arrayBuffer());
+      } catch (e) {
+        throw readError(e, `reading bytes ${a}..${b} of ${JSON.stringify(name)} (${blob.size} bytes)`,
+          'if the file was changed, moved or deleted since it was chosen, choose it again; then retry');
+      }
+    },
   };
 }
 
@@ -24,22 +41,58 @@ export async function fetchBytes(url, { signal, onProgress } = {}) {
     res = await fetch(url, { signal });
   } catch (e) {
     throwIfAborted(signal);
-    throw new GanderError('IO', `could not fetch ${url}: ${e.message} (is the URL right, and does the server allow CORS?)`);
+    throw new GanderError('IO', `could not fetch ${url}: ${e.message} (is the URL right, is the network up, and does the server allow CORS?); retry`, { url });
   }
-  if (!res.ok) throw new GanderError('IO', `could not fetch ${url}: HTTP ${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    throw new GanderError('IO', `could not fetch ${url}: HTTP ${res.status} ${res.statusText}${res.status >= 500 ? '; retry later' : ''}`, { url, status: res.status });
+  }
   const total = Number(res.headers.get('content-length')) || 0;
-  if (!res.body || !onProgress) return new Uint8Array(await res.arrayBuffer());
-  const reader = res.body.getReader();
+  // Content-Length counts compressed bytes when the body is compressed: no exact size then.
+  const exact = total && !res.headers.get('content-encoding') ? total : 0;
+  let whole = null; // the body when its size is known: written in place, no second copy
   const parts = [];
   let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    loaded += value.byteLength;
-    onProgress({ phase: 'download', loaded, total: total || loaded, fraction: total ? loaded / total : 0 });
+  const broke = (why) => new GanderError('IO',
+    `the download of ${url} broke off after ${mib(loaded)}${total ? ` of ${mib(total)}` : ''} (${why}); check the connection and retry`,
+    { url, loaded, total: total || null });
+  try {
+    if (exact) whole = new Uint8Array(exact);
+    if (!res.body) {
+      const all = new Uint8Array(await res.arrayBuffer());
+      whole = null;
+      parts.push(all);
+      loaded = all.byteLength;
+    } else {
+      const reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (whole && loaded + value.byteLength <= exact) {
+          whole.set(value, loaded);
+        } else {
+          if (whole) { parts.push(whole.subarray(0, loaded)); whole = null; }
+          parts.push(value);
+        }
+        loaded += value.byteLength;
+        onProgress?.({ phase: 'download', loaded, total: total || loaded, fraction: total ? Math.min(1, loaded / total) : 0 });
+      }
+    }
+  } catch (e) {
+    throwIfAborted(signal);
+    const g = toGanderError(e, { what: `downloading ${url}`, requested: total || undefined });
+    if (g.code === 'OUT_OF_MEMORY' || g.code === 'ABORTED') throw g;
+    throw broke(`${e && e.name ? `${e.name}: ` : ''}${e && e.message ? e.message : e}`);
   }
-  const out = new Uint8Array(loaded);
+  // A body shorter than its Content-Length was cut short without the browser noticing.
+  if (exact && loaded < exact) throw broke('the connection closed early');
+  if (whole) return whole;
+  if (parts.length === 1) return parts[0];
+  let out;
+  try {
+    out = new Uint8Array(loaded);
+  } catch (e) {
+    throw toGanderError(e, { what: `downloading ${url}`, requested: loaded });
+  }
   let at = 0;
   for (const p of parts) { out.set(p, at); at += p.byteLength; }
   return out;
@@ -60,10 +113,14 @@ export async function openSource(source, { signal, onProgress, openStore } = {})
     if (!openStore) throw new BadInputError('a {store} source needs IndexedDB');
     const store = await openStore(source);
     try {
+      // The source holds the model's reader lock (another tab's put or delete of this name waits
+      // for the load); the load closes it when done (engine.js), which also closes the
+      // connection, so a later upgrade of the database by another tab is not blocked by this one.
       const src = await store.source(source.store);
-      // The load closes the connection when done (engine.js), so a later upgrade of the
-      // database by another tab is not blocked by this one.
-      src.close = () => store.close();
+      const release = src.close;
+      src.close = () => {
+        try { release?.(); } finally { store.close(); }
+      };
       return src;
     } catch (e) {
       store.close();
@@ -78,6 +135,6 @@ export async function readAll(src) {
   try {
     return await src.read(0, src.size);
   } catch (e) {
-    throw toGanderError(e);
+    throw toGanderError(e, { what: `reading ${src.name || 'the model'}`, requested: src.size });
   }
 }

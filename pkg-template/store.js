@@ -1,4 +1,5 @@
-// ModelStore: models and states in IndexedDB (design.md "IndexedDB layout").
+// ModelStore: models and states in IndexedDB (design.md "IndexedDB layout"). Converting a
+// checkpoint is convert.js's; locks are locks.js's; the tests' fault injection is hooks.js's.
 //
 // One database (`gander` unless named). Object stores:
 // - `models`: one manifest per complete model, keyed by name: size, chunk size, a SHA-256 per
@@ -6,30 +7,63 @@
 // - `chunks`: the bytes, keyed [writeId, index]. A write goes to a fresh writeId and its manifest
 //   is written last, in the same transaction that drops the chunks it replaces: a model is
 //   either complete or absent, and a replaced model stays loadable until the new one is whole.
-// - `states`: saved session states with the fingerprint of their model.
+// - `states`: saved session states, scoped by the fingerprint of their model (key
+//   `state:<fingerprint>:<name>`, the name in `label`). Records of older versions are keyed by the
+//   bare name and carry the fingerprint: they are read as the state of that model, and moved to
+//   the scoped key when that model saves a state of the same name.
 // Chunks whose writeId no manifest names are leftovers of a write that died (a closed tab, a
 // crash); they are deleted on open() unless a live writer still holds that writeId's lock.
+//
+// Locks (Web Locks, shared by every tab and worker of the origin):
+// - `gander-model:<db>:<name>`: a load holds it shared from reading the manifest until its last
+//   chunk is read; delete() and the commit of put() (the transaction that drops the replaced
+//   chunks) take it exclusive, so they wait for running loads instead of deleting under them.
+// - `gander-put:<db>:<name>`: one put() of a name at a time (a second one gets BUSY).
+// - `gander-write:<db>:<writeId>`: held while a write's chunks are being stored (open() leaves
+//   those alone).
 
-import { AbortedError, BadInputError, BadModelError, GanderError, QuotaError, StateMismatchError, toGanderError, throwIfAborted } from './errors.js';
-import { initWasm } from './engine.js';
-import { checkOptions, is } from './options.js';
-import { openSource, readAll, memorySource } from './sources.js';
+import { BadInputError, BadModelError, GanderError, QuotaError, StateMismatchError, mib, toGanderError, throwIfAborted } from './errors.js';
+import { QUANTS, checkOptions, is } from './options.js';
+import { prepare } from './convert.js';
+import { acquire, heldLocks, withLock } from './locks.js';
+import { hooks, SIMULATED_CRASH } from './hooks.js';
 
 const DB_VERSION = 1;
 export const DEFAULT_CHUNK = 16 * 1024 * 1024;
 
-function req(r) {
+/** An IndexedDB failure as a GanderError saying what failed and what to do. `e` is the failed
+ *  request's error, or null for a transaction the browser aborted without one. */
+function idbError(e, what) {
+  if (e instanceof GanderError) return e;
+  if (e && e.name === 'QuotaExceededError') {
+    return new QuotaError(`not enough storage for ${what} (${e.message}); delete a model or state, or free disk space`, { cause: e });
+  }
+  if (!e) {
+    return new GanderError('IO', `IndexedDB aborted ${what} without giving a reason (the browser may be short of disk space, or closing the database); retry, and free disk space if it keeps happening`);
+  }
+  return new GanderError('IO', `IndexedDB failed in ${what} (${e.name}: ${e.message}); retry, and if it keeps failing reload the page or clear this site's storage`, { cause: e });
+}
+
+function req(r, what) {
   return new Promise((resolve, reject) => {
     r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
+    r.onerror = () => reject(idbError(r.error, what));
   });
 }
 
-function done(tx) {
+/** Resolves when `tx` commits. A failed request aborts its transaction: the error event comes
+ *  first (while `tx.error` is still null), then the abort; the rejection carries the request's
+ *  error, or an IO error when the browser aborted with no reason. */
+function done(tx, what) {
   return new Promise((resolve, reject) => {
+    let first = null;
     tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error || new DOMException('transaction aborted', 'AbortError'));
+    tx.onerror = (ev) => {
+      const err = ev.target && ev.target.error;
+      // The AbortErrors of the other requests only echo the abort.
+      if (err && err.name !== 'AbortError' && !first) first = err;
+    };
+    tx.onabort = () => reject(idbError(tx.error || first, what));
   });
 }
 
@@ -38,22 +72,21 @@ async function sha256(bytes) {
   return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-function withLock(name, opts, f) {
-  if (typeof navigator !== 'undefined' && navigator.locks) return navigator.locks.request(name, opts, f);
-  return f({ name }); // No Web Locks (very old browsers): no cross-tab protection.
-}
-
-async function heldLocks() {
-  if (typeof navigator === 'undefined' || !navigator.locks) return null;
-  const q = await navigator.locks.query();
-  return new Set([...(q.held || []), ...(q.pending || [])].map((l) => l.name));
-}
-
 function checkName(where, name) {
   if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
     throw new BadInputError(`${where}: name must be a non-empty string of at most 200 characters`);
   }
 }
+
+function fingerprintOf(where, model) {
+  const f = model && model.info && model.info.fingerprint;
+  if (typeof f !== 'string') throw new BadInputError(`${where}: the first argument must be the model (from Gander.load) the state belongs to`);
+  return f;
+}
+
+const stateKey = (fingerprint, name) => `state:${fingerprint}:${name}`;
+/** A state record as listStates shows it. */
+const stateView = (r) => ({ name: r.label ?? r.name, size: r.size, createdAt: r.createdAt, fingerprint: r.fingerprint });
 
 let persistAsked = false;
 
@@ -72,7 +105,7 @@ export class ModelStore {
     };
     let db;
     try {
-      db = await req(open);
+      db = await req(open, 'opening the database');
     } catch (e) {
       throw new GanderError('NO_STORAGE', `could not open IndexedDB "${name}": ${e && e.message}`);
     }
@@ -88,17 +121,30 @@ export class ModelStore {
     db.onversionchange = () => db.close();
     this.database = name;
     this.chunkSize = chunkSize;
-    /** Fault-injection hook for tests: called before each chunk is written, `(index, count)`. */
-    this._beforeChunk = null;
   }
 
   close() { this._db.close(); }
 
+  /** A transaction, or an IO error saying why there is none (a closed connection). */
+  _tx(stores, mode, what) {
+    try {
+      return this._db.transaction(stores, mode);
+    } catch (e) {
+      if (e && e.name === 'InvalidStateError') {
+        throw new GanderError('IO', `IndexedDB refused ${what}: the connection is closed (store.close() was called, or another tab upgraded the database); open the store again`, { cause: e });
+      }
+      throw idbError(e, what);
+    }
+  }
+
+  _modelLock(name) { return `gander-model:${this.database}:${name}`; }
+
   /** Delete chunks that no manifest names and no live writer holds. Returns how many. */
   async cleanup() {
-    const tx = this._db.transaction(['models', 'chunks'], 'readonly');
-    const manifests = await req(tx.objectStore('models').getAll());
-    const keys = await req(tx.objectStore('chunks').getAllKeys());
+    const what = 'looking for leftovers of interrupted writes';
+    const tx = this._tx(['models', 'chunks'], 'readonly', what);
+    const manifests = await req(tx.objectStore('models').getAll(), what);
+    const keys = await req(tx.objectStore('chunks').getAllKeys(), what);
     const live = new Set(manifests.map((m) => m.writeId));
     const held = await heldLocks();
     const dead = new Set();
@@ -110,33 +156,37 @@ export class ModelStore {
   }
 
   async _dropChunks(writeId) {
-    const tx = this._db.transaction('chunks', 'readwrite');
+    const what = 'deleting the chunks of an interrupted write';
+    const tx = this._tx('chunks', 'readwrite', what);
     tx.objectStore('chunks').delete(IDBKeyRange.bound([writeId, 0], [writeId, Infinity]));
-    await done(tx);
+    await done(tx, what);
   }
 
   /** Manifests of the complete models: `{name, size, quant, kind, info, createdAt, ...}`. */
   async list() {
-    const tx = this._db.transaction('models', 'readonly');
-    const all = await req(tx.objectStore('models').getAll());
+    const tx = this._tx('models', 'readonly', 'listing the models');
+    const all = await req(tx.objectStore('models').getAll(), 'listing the models');
     return all.map(({ sha256: _s, ...m }) => m);
   }
 
   async _manifest(name) {
-    const tx = this._db.transaction('models', 'readonly');
-    return req(tx.objectStore('models').get(name));
+    const what = `reading the manifest of "${name}"`;
+    const tx = this._tx('models', 'readonly', what);
+    return req(tx.objectStore('models').get(name), what);
   }
 
-  /** Delete a model (its states stay; they are keyed by model fingerprint). */
+  /** Delete a model (its states stay; they are keyed by model fingerprint). Waits for loads of
+   *  the model that are reading it (in any tab) to finish. */
   async delete(name) {
     checkName('ModelStore.delete', name);
-    return withLock(`gander-model:${this.database}:${name}`, {}, async () => {
+    return withLock(this._modelLock(name), { mode: 'exclusive' }, async () => {
       const m = await this._manifest(name);
       if (!m) return false;
-      const tx = this._db.transaction(['models', 'chunks'], 'readwrite');
+      const what = `deleting model "${name}"`;
+      const tx = this._tx(['models', 'chunks'], 'readwrite', what);
       tx.objectStore('models').delete(name);
       tx.objectStore('chunks').delete(IDBKeyRange.bound([m.writeId, 0], [m.writeId, Infinity]));
-      await done(tx);
+      await done(tx, what);
       return true;
     });
   }
@@ -152,42 +202,19 @@ export class ModelStore {
   /**
    * Store a model. `source`: ArrayBuffer, Uint8Array, Blob/File or URL. With `quant` the file is
    * converted to a Gander file first (`.pth`, `.safetensors` or Gander in; f32/f16/int8/q4 out),
-   * on this thread, or in the package's worker with `worker: true`. Without `quant` the bytes are
+   * on this thread, or in a worker with `worker: true` (convert.js). Without `quant` the bytes are
    * stored as they are (a `.pth` then loads whole, not streamed). Resolves to the manifest.
    */
   async put(name, source, options = {}) {
     checkName('ModelStore.put', name);
     checkOptions('ModelStore.put', options, {
-      quant: is.oneOf('f32', 'f16', 'int8', 'q4'), onProgress: is.func, signal: is.signal, worker: is.bool,
+      quant: is.oneOf(...QUANTS), onProgress: is.func, signal: is.signal, worker: is.bool,
     });
-    const { quant, onProgress, signal } = options;
-    return withLock(`gander-model:${this.database}:${name}`, { ifAvailable: true }, async (lock) => {
+    const { quant, onProgress, signal, worker } = options;
+    return withLock(`gander-put:${this.database}:${name}`, { ifAvailable: true }, async (lock) => {
       if (!lock) throw new GanderError('BUSY', `model "${name}" is being written by another tab or call; try again when it has finished`);
-      const wasm = await initWasm();
-      let src = await openSource(source, { signal, onProgress });
-      throwIfAborted(signal);
-      if (src.size < 16) throw new BadModelError(`the file is ${src.size} bytes long: not a model`);
-      let head = await src.read(0, 16);
-      let probe = call(() => wasm.probe(head, src.size));
-      let info;
-      if (quant) {
-        const bytes = await readAll(src);
-        throwIfAborted(signal);
-        const progress = (d, t) => onProgress?.({ phase: 'convert', loaded: d, total: t, fraction: d / t });
-        const out = options.worker
-          ? await convertInWorker(bytes, quant, progress, signal)
-          : call(() => wasm.convert(bytes, quant, progress));
-        src = memorySource(out, name);
-        probe = call(() => wasm.probe(out.subarray(0, 16), out.byteLength));
-      }
-      if (probe.kind === 'safetensors') {
-        const header = await src.read(0, probe.headerLen);
-        info = call(() => wasm.describeHeader(header, src.size));
-      } else {
-        const all = await readAll(src);
-        info = call(() => wasm.describeBytes(all));
-      }
-      return this._write(name, src, probe.kind, info, { onProgress, signal });
+      const { src, kind, info } = await prepare(name, source, { quant, onProgress, signal, worker });
+      return this._write(name, src, kind, info, { onProgress, signal });
     });
   }
 
@@ -206,57 +233,74 @@ export class ModelStore {
       try {
         for (let i = 0; i < count; i++) {
           throwIfAborted(signal);
-          if (this._beforeChunk) await this._beforeChunk(i, count);
+          if (hooks.beforeChunk) await hooks.beforeChunk(this, i, count, name);
           const a = i * this.chunkSize;
           const b = Math.min(size, a + this.chunkSize);
           // An own copy: the source may be a view into a larger buffer.
           const data = (await src.read(a, b)).slice().buffer;
           sums.push(await sha256(data));
-          const tx = this._db.transaction('chunks', 'readwrite');
+          const what = `storing chunk ${i + 1} of ${count} of "${name}"`;
+          const tx = this._tx('chunks', 'readwrite', what);
           tx.objectStore('chunks').put(data, [writeId, i]);
-          await done(tx);
+          await done(tx, what);
           onProgress?.({ phase: 'store', loaded: b, total: size, fraction: b / size, chunk: i + 1, chunks: count });
         }
-        const old = await this._manifest(name);
-        const manifest = {
-          name, writeId, size, kind, quant: info.quant, info, chunkSize: this.chunkSize,
-          chunks: count, sha256: sums, createdAt: Date.now(),
-        };
         // The manifest makes the model visible; the replaced model's chunks go in the same
-        // transaction, so a reader sees the old model or the new one, never a mix.
-        const tx = this._db.transaction(['models', 'chunks'], 'readwrite');
-        tx.objectStore('models').put(manifest);
-        if (old) tx.objectStore('chunks').delete(IDBKeyRange.bound([old.writeId, 0], [old.writeId, Infinity]));
-        await done(tx);
-        const { sha256: _s, ...visible } = manifest;
-        return visible;
+        // transaction, so a reader sees the old model or the new one, never a mix. Loads reading
+        // the replaced chunks hold the model's lock: this waits for them.
+        return await withLock(this._modelLock(name), { mode: 'exclusive' }, async () => {
+          const old = await this._manifest(name);
+          const manifest = {
+            name, writeId, size, kind, quant: info.quant, info, chunkSize: this.chunkSize,
+            chunks: count, sha256: sums, createdAt: Date.now(),
+          };
+          const what = `saving the manifest of "${name}"`;
+          const tx = this._tx(['models', 'chunks'], 'readwrite', what);
+          tx.objectStore('models').put(manifest);
+          if (old) tx.objectStore('chunks').delete(IDBKeyRange.bound([old.writeId, 0], [old.writeId, Infinity]));
+          await done(tx, what);
+          const { sha256: _s, ...visible } = manifest;
+          return visible;
+        });
       } catch (e) {
-        if (e === ModelStore.SIMULATED_CRASH) throw e; // tests: a tab closed mid-write cleans nothing
+        if (e === SIMULATED_CRASH) throw e; // tests: a tab closed mid-write cleans nothing
         await this._dropChunks(writeId).catch(() => {});
-        if (e && e.name === 'QuotaExceededError') {
+        if (e && (e.name === 'QuotaExceededError' || e.code === 'QUOTA')) {
           const est = await estimate();
           throw new QuotaError(
-            `not enough storage to keep "${name}" (${mb(size)} needed, ${mb(est.available)} free of ${mb(est.quota)}); delete a model or free disk space`,
+            `not enough storage to keep "${name}" (${mib(size)} needed, ${mib(est.available)} free of ${mib(est.quota)}); delete a model or free disk space`,
             { needed: size, available: est.available, quota: est.quota });
         }
-        throw toGanderError(e);
+        throw e instanceof DOMException ? idbError(e, `storing "${name}"`) : toGanderError(e, { what: `storing "${name}"` });
       }
     });
   }
 
-  /** A byte-range reader over a stored model that checks every chunk's SHA-256. */
+  /**
+   * A byte-range reader over a stored model that checks every chunk's SHA-256. It holds the
+   * model's reader lock until `close()`: a put or delete of the name (in any tab) waits.
+   */
   async source(name) {
     checkName('load', name);
-    const m = await this._manifest(name);
-    if (!m) {
-      const names = (await this.list()).map((x) => JSON.stringify(x.name));
-      throw new GanderError('NOT_FOUND', `no model "${name}" in the store${names.length ? ` (stored: ${names.join(', ')})` : ' (it is empty)'}`);
+    const release = await acquire(this._modelLock(name), { mode: 'shared' });
+    let m;
+    try {
+      m = await this._manifest(name);
+      if (!m) {
+        const names = (await this.list()).map((x) => JSON.stringify(x.name));
+        throw new GanderError('NOT_FOUND', `no model "${name}" in the store${names.length ? ` (stored: ${names.join(', ')})` : ' (it is empty)'}`);
+      }
+    } catch (e) {
+      release();
+      throw e;
     }
     const cache = new Map();
     const chunk = async (i) => {
       if (cache.has(i)) return cache.get(i);
-      const tx = this._db.transaction('chunks', 'readonly');
-      const data = await req(tx.objectStore('chunks').get([m.writeId, i]));
+      if (hooks.beforeRead) await hooks.beforeRead(this, name, i);
+      const what = `reading chunk ${i} of stored model "${name}"`;
+      const tx = this._tx('chunks', 'readonly', what);
+      const data = await req(tx.objectStore('chunks').get([m.writeId, i]), what);
       if (!data) throw new BadModelError(`stored model "${name}" is missing chunk ${i}; delete it and add it again`);
       if ((await sha256(data)) !== m.sha256[i]) {
         throw new BadModelError(`stored model "${name}" is corrupt (chunk ${i} fails its SHA-256 check); delete it and add it again`);
@@ -266,11 +310,14 @@ export class ModelStore {
       cache.set(i, bytes);
       return bytes;
     };
+    let open = true;
     return {
       size: m.size,
       name,
       manifest: m,
+      close: () => { if (open) { open = false; release(); } },
       read: async (a, b) => {
+        if (!open) throw new GanderError('DISPOSED', `the reader of stored model "${name}" was closed`);
         if (a < 0 || b > m.size || a > b) throw new BadModelError(`read ${a}..${b} outside stored model "${name}" (${m.size} bytes)`);
         const out = new Uint8Array(b - a);
         let at = a;
@@ -288,55 +335,78 @@ export class ModelStore {
     };
   }
 
-  /** Save `session`'s state under `name`, tied to `model`'s fingerprint. */
+  /** Save `session`'s state under `name` for `model` (names are per model: another model's
+   *  state of the same name is a different state). */
   async putState(model, name, session) {
     checkName('ModelStore.putState', name);
+    const fingerprint = fingerprintOf('ModelStore.putState', model);
     const bytes = await session.saveState();
     const rec = {
-      name, fingerprint: model.info.fingerprint, bytes: bytes.slice().buffer, size: bytes.byteLength,
+      name: stateKey(fingerprint, name), label: name, fingerprint, bytes: bytes.slice().buffer, size: bytes.byteLength,
       model: { layers: model.info.layers, embd: model.info.embd, vocab: model.info.vocab }, createdAt: Date.now(),
     };
     await checkQuota(bytes.byteLength);
+    const what = `saving state "${name}"`;
     try {
-      const tx = this._db.transaction('states', 'readwrite');
-      tx.objectStore('states').put(rec);
-      await done(tx);
+      const tx = this._tx('states', 'readwrite', what);
+      const os = tx.objectStore('states');
+      os.put(rec);
+      // A record of an older version under the bare name, of this model: this one replaces it.
+      const legacy = os.get(name);
+      legacy.onsuccess = () => {
+        const r = legacy.result;
+        if (r && r.label === undefined && !r.chatIds && r.fingerprint === fingerprint) os.delete(name);
+      };
+      await done(tx, what);
     } catch (e) {
-      if (e && e.name === 'QuotaExceededError') {
+      if (e && (e.code === 'QUOTA' || e.name === 'QuotaExceededError')) {
         const est = await estimate();
-        throw new QuotaError(`not enough storage for state "${name}" (${mb(bytes.byteLength)} needed)`, { needed: bytes.byteLength, available: est.available, quota: est.quota });
+        throw new QuotaError(`not enough storage for state "${name}" (${mib(bytes.byteLength)} needed); delete a model or state, or free disk space`, { needed: bytes.byteLength, available: est.available, quota: est.quota });
       }
-      throw toGanderError(e);
+      throw e instanceof DOMException ? idbError(e, what) : toGanderError(e, { what });
     }
     return { name, size: rec.size, createdAt: rec.createdAt };
   }
 
-  /** The state saved under `name` for `model` (a Uint8Array for session.loadState), or null. */
+  /** The state saved under `name` for `model` (a Uint8Array for session.loadState), or null.
+   *  StateMismatchError when only other models have a state of that name. */
   async getState(model, name) {
     checkName('ModelStore.getState', name);
-    const tx = this._db.transaction('states', 'readonly');
-    const rec = await req(tx.objectStore('states').get(name));
-    if (!rec) return null;
-    if (rec.fingerprint !== model.info.fingerprint) {
-      throw new StateMismatchError(`state "${name}" was saved with another model (layers ${rec.model.layers}, width ${rec.model.embd}); load that model to use it`);
+    const fingerprint = fingerprintOf('ModelStore.getState', model);
+    const what = `reading state "${name}"`;
+    const tx = this._tx('states', 'readonly', what);
+    const os = tx.objectStore('states');
+    const mine = await req(os.get(stateKey(fingerprint, name)), what);
+    if (mine) return new Uint8Array(mine.bytes);
+    const legacy = await req(os.get(name), what);
+    if (legacy && legacy.label === undefined && !legacy.chatIds && legacy.fingerprint === fingerprint) return new Uint8Array(legacy.bytes);
+    const others = (await req(os.getAll(), what)).filter((r) => (r.label ?? (r.chatIds ? undefined : r.name)) === name);
+    if (others.length) {
+      const r = others[0];
+      throw new StateMismatchError(`this model has no state "${name}": the state of that name was saved with another model (layers ${r.model.layers}, width ${r.model.embd}); load that model to use it`);
     }
-    return new Uint8Array(rec.bytes);
+    return null;
   }
 
   /** Saved states (`{name, size, createdAt, fingerprint}`); with a model, only its own. */
   async listStates(model) {
-    const tx = this._db.transaction('states', 'readonly');
-    const all = await req(tx.objectStore('states').getAll());
+    const fingerprint = model === undefined ? null : fingerprintOf('ModelStore.listStates', model);
+    const tx = this._tx('states', 'readonly', 'listing the states');
+    const all = await req(tx.objectStore('states').getAll(), 'listing the states');
+    const scoped = new Set(all.filter((r) => r.label !== undefined).map((r) => `${r.fingerprint}:${r.label}`));
     return all
-      .filter((r) => !model || r.fingerprint === model.info.fingerprint)
-      .map(({ name, size, createdAt, fingerprint }) => ({ name, size, createdAt, fingerprint }));
+      .filter((r) => !fingerprint || r.fingerprint === fingerprint)
+      // An older version's record hidden by a scoped one of the same model and name.
+      .filter((r) => r.label !== undefined || !scoped.has(`${r.fingerprint}:${r.name}`))
+      .map(stateView);
   }
 
   /** Conversation states (chat.js `ChatPersistence`): `{bytes, ids}` saved under `name` for
-   *  the model with `fingerprint`, or null. */
+   *  the model with `fingerprint`, or null. (Their names already hold the fingerprint.) */
   async _getChat(name, fingerprint) {
-    const tx = this._db.transaction('states', 'readonly');
-    const rec = await req(tx.objectStore('states').get(name));
+    const what = 'reading a saved conversation';
+    const tx = this._tx('states', 'readonly', what);
+    const rec = await req(tx.objectStore('states').get(name), what);
     if (!rec || rec.fingerprint !== fingerprint || !rec.chatIds) return null;
     return { bytes: new Uint8Array(rec.bytes), ids: new Uint32Array(rec.chatIds) };
   }
@@ -344,28 +414,44 @@ export class ModelStore {
   /** Save a conversation state and keep only the newest `keep` of this model's. */
   async _putChat(name, fingerprint, bytes, ids, keep) {
     await checkQuota(bytes.byteLength);
-    const tx = this._db.transaction('states', 'readwrite');
+    const what = 'saving a conversation state';
+    const tx = this._tx('states', 'readwrite', what);
     const os = tx.objectStore('states');
     os.put({ name, fingerprint, bytes: bytes.slice().buffer, size: bytes.byteLength, chatIds: ids.slice().buffer, model: {}, createdAt: Date.now() });
-    const all = await req(os.getAll());
+    const all = await req(os.getAll(), what);
     const mine = all.filter((r) => r.chatIds && r.fingerprint === fingerprint).sort((a, b) => b.createdAt - a.createdAt || (a.name === name ? -1 : 1));
     for (const r of mine.slice(keep)) os.delete(r.name);
-    await done(tx);
+    await done(tx, what);
   }
 
-  async deleteState(name) {
+  /** Delete `model`'s state `name`. The older form `deleteState(name)` deletes the states of
+   *  that name of every model. */
+  async deleteState(model, name) {
+    let fingerprint = null;
+    if (typeof model === 'string' && name === undefined) {
+      name = model;
+    } else {
+      fingerprint = fingerprintOf('ModelStore.deleteState', model);
+    }
     checkName('ModelStore.deleteState', name);
-    const tx = this._db.transaction('states', 'readwrite');
-    tx.objectStore('states').delete(name);
-    await done(tx);
+    const what = `deleting state "${name}"`;
+    const tx = this._tx('states', 'readwrite', what);
+    const os = tx.objectStore('states');
+    if (fingerprint) {
+      os.delete(stateKey(fingerprint, name));
+      const legacy = os.get(name);
+      legacy.onsuccess = () => {
+        const r = legacy.result;
+        if (r && r.label === undefined && !r.chatIds && r.fingerprint === fingerprint) os.delete(name);
+      };
+    } else {
+      const all = os.getAll();
+      all.onsuccess = () => {
+        for (const r of all.result) if (r.label === name || (r.label === undefined && !r.chatIds && r.name === name)) os.delete(r.name);
+      };
+    }
+    await done(tx, what);
   }
-}
-
-/** Thrown by a test's `_beforeChunk` hook to stop a write as a closed tab would (no cleanup). */
-ModelStore.SIMULATED_CRASH = Symbol('simulated crash');
-
-function mb(n) {
-  return n == null ? 'unknown' : `${(n / 1048576).toFixed(1)} MiB`;
 }
 
 async function estimate() {
@@ -383,23 +469,9 @@ async function checkQuota(bytes) {
   const est = await estimate();
   if (est.available != null && bytes > est.available) {
     throw new QuotaError(
-      `not enough storage: ${mb(bytes)} needed, ${mb(est.available)} free of ${mb(est.quota)}; delete a model or state, or free disk space`,
+      `not enough storage: ${mib(bytes)} needed, ${mib(est.available)} free of ${mib(est.quota)}; delete a model or state, or free disk space`,
       { needed: bytes, available: est.available, quota: est.quota });
   }
-}
-
-let convertWorker;
-/** Convert in the package's worker (keeps a page responsive during a long conversion). */
-async function convertInWorker(bytes, quant, progress, signal) {
-  const { WorkerClient } = await import('./client.js');
-  convertWorker ??= new WorkerClient();
-  const own = bytes.slice(); // transferred: never detach the caller's buffer
-  const out = await convertWorker.request('convert', { bytes: own, quant }, [own.buffer], { onProgress: (p) => progress(p.loaded, p.total), signal });
-  return out;
-}
-
-function call(f) {
-  try { return f(); } catch (e) { throw toGanderError(e); }
 }
 
 async function persisted() {

@@ -4,7 +4,7 @@
 
 import { initWasm, loadModel, wasmMemoryBytes } from './engine.js';
 import { ModelStore } from './store.js';
-import { GanderError, serializeError } from './errors.js';
+import { GanderError, serializeError, toGanderError } from './errors.js';
 import { chatChunks, checkCreate } from './chat.js';
 
 const models = new Map();
@@ -129,7 +129,12 @@ const handlers = {
   },
   async convert({ bytes, quant }, ctx) {
     const wasm = await initWasm();
-    const out = wasm.convert(bytes, quant, (d, t) => ctx.progress({ loaded: d, total: t }));
+    let out;
+    try {
+      out = wasm.convert(bytes, quant, (d, t) => ctx.progress({ loaded: d, total: t }));
+    } catch (e) {
+      throw toGanderError(e, { what: `converting the model to ${quant}`, requested: bytes.byteLength });
+    }
     return [out, [out.buffer]];
   },
 };

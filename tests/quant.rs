@@ -183,3 +183,15 @@ fn bad_gander_files_are_refused() {
     std::fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
     fails(&p, "is the file complete?");
 }
+
+/// The package's JS lists the quantisations (`QUANTS` in pkg-template/options.js) for its option
+/// checks; they must be Rust's, in the same order.
+#[test]
+fn js_quantisation_names_match_rust() {
+    let js = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pkg-template/options.js")).unwrap();
+    let line = js.lines().find(|l| l.starts_with("export const QUANTS = [")).expect("QUANTS in options.js");
+    let list = &line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()];
+    let names: Vec<&str> = list.split(',').map(|s| s.trim().trim_matches('\'')).collect();
+    let rust: Vec<&str> = gander::format::gander::Quant::ALL.iter().map(|q| q.name()).collect();
+    assert_eq!(names, rust);
+}

@@ -42,15 +42,16 @@ pub enum Quant {
 }
 
 impl Quant {
+    /// Every quantisation, in the order they are listed to users. The package's JS lists the
+    /// same names (`QUANTS` in pkg-template/options.js; tests/quant.rs checks they agree).
+    pub const ALL: [Quant; 4] = [Quant::F32, Quant::F16, Quant::Int8, Quant::Q4];
+
     /// Parse a `--quant` value.
     pub fn parse(s: &str) -> Result<Quant> {
-        match s {
-            "f32" => Ok(Quant::F32),
-            "f16" => Ok(Quant::F16),
-            "int8" => Ok(Quant::Int8),
-            "q4" => Ok(Quant::Q4),
-            _ => Err(Error::BadInput(format!("--quant {s}: expected one of f32, f16, int8, q4"))),
-        }
+        Quant::ALL.into_iter().find(|q| q.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Quant::ALL.iter().map(|q| q.name()).collect();
+            Error::BadInput(format!("--quant {s}: expected one of {}", names.join(", ")))
+        })
     }
     pub fn name(self) -> &'static str {
         match self {

@@ -10,6 +10,7 @@
 //!   wherever the file lives (IndexedDB chunks, a Blob, an ArrayBuffer) and the wasm heap holds one
 //!   part at a time; on WebGPU the weights go straight to GPU buffers.
 
+mod alloc;
 mod session;
 
 use crate::backend::cpu::Cpu;

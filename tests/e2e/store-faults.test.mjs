@@ -181,6 +181,10 @@ function assertOom(e, what) {
 }
 
 function assertSessionRecovers(r, mode) {
+  assertOom(r.hugeForward, `${mode}: forward of 20M ids`);
+  assert.equal(r.hugeForward.requested, 80_000_000);
+  assert.doesNotMatch(r.hugeForward.message, /disposed/, 'the ids were never copied in: nothing was lost');
+  assert.equal(r.afterHuge.value, 256, `${mode}: the session works on: ${JSON.stringify(r.afterHuge)}`);
   assertOom(r.session, `${mode}: a new session`);
   assertOom(r.fork, `${mode}: fork (a trap inside a Promise)`);
   for (const after of [r.afterFork, r.afterFork2]) {

@@ -100,7 +100,7 @@ async function restoreState(page, name) {
 
 async function deleteState(page, name) {
   if (page.busy || !confirmDelete(`the state “${name}”`)) return;
-  await page.store.deleteState(name);
+  await page.store.deleteState(page.model, name);
   localStorage.removeItem(transcriptKey(page, name));
   await refreshStates(page);
   await refreshUsage(page);

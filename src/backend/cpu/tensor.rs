@@ -59,7 +59,9 @@ pub mod buffers {
             return;
         }
         if let Ok(mut p) = POOL.lock() {
-            if p.len() < MAX_KEPT {
+            // `try_reserve`: a failed allocation here must not trap while the lock is held (on
+            // wasm a trap would leave the pool locked for every later call).
+            if p.len() < MAX_KEPT && p.try_reserve(1).is_ok() {
                 p.push(b);
             } else if let Some(smallest) = p.iter_mut().min_by_key(|x| x.capacity()) {
                 if smallest.capacity() < b.capacity() {

@@ -1,0 +1,73 @@
+// Conversion for ModelStore.put: a checkpoint (`.pth`, safetensors or a Gander file) from any
+// source becomes the bytes the store keeps, with what they are (kind, quant, shapes). Converting
+// runs on this thread, or with `worker: true` in a worker of its own: started for a conversion,
+// ended when none is left (a worker's wasm memory only grows, so ending it returns the memory),
+// and started again after it was ended or crashed.
+
+import { BadModelError, GanderError, callWasm as call, throwIfAborted } from './errors.js';
+import { initWasm } from './wasm.js';
+import { memorySource, openSource, readAll } from './sources.js';
+
+/**
+ * Open `source` and, with `quant`, convert it. Resolves to `{src, kind, info}`: a byte-range
+ * source over the bytes to store, their format ('safetensors' or 'pth') and their description.
+ */
+export async function prepare(name, source, { quant, onProgress, signal, worker } = {}) {
+  const wasm = await initWasm();
+  let src = await openSource(source, { signal, onProgress });
+  throwIfAborted(signal);
+  if (src.size < 16) throw new BadModelError(`the file is ${src.size} bytes long: not a model`);
+  const head = await src.read(0, 16);
+  let probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
+  if (quant) {
+    const bytes = await readAll(src);
+    throwIfAborted(signal);
+    const progress = (d, t) => onProgress?.({ phase: 'convert', loaded: d, total: t, fraction: d / t });
+    const hint = { what: `converting ${src.name || name} to ${quant}`, requested: bytes.byteLength };
+    const out = worker
+      ? await convertInWorker(bytes, quant, progress, signal)
+      : call(() => wasm.convert(bytes, quant, progress), hint);
+    src = memorySource(out, name);
+    probe = call(() => wasm.probe(out.subarray(0, 16), out.byteLength), { what: 'reading the header' });
+  }
+  let info;
+  if (probe.kind === 'safetensors') {
+    const header = await src.read(0, probe.headerLen);
+    info = call(() => wasm.describeHeader(header, src.size), { what: 'reading the header' });
+  } else {
+    const all = await readAll(src);
+    info = call(() => wasm.describeBytes(all), { what: 'reading the model', requested: all.byteLength });
+  }
+  return { src, kind: probe.kind, info };
+}
+
+let convertWorker = null;
+let converting = 0;
+
+/** The conversion worker now running, or null (tests end it to check that it comes back). */
+export function currentConvertWorker() {
+  return convertWorker;
+}
+
+/** Convert in the package's worker (keeps a page responsive during a long conversion). */
+async function convertInWorker(bytes, quant, progress, signal) {
+  const { WorkerClient } = await import('./client.js');
+  if (!convertWorker || convertWorker._dead) convertWorker = new WorkerClient();
+  const w = convertWorker;
+  converting++;
+  try {
+    const own = bytes.slice(); // transferred: never detach the caller's buffer
+    return await w.request('convert', { bytes: own, quant }, [own.buffer], { onProgress: (p) => progress(p.loaded, p.total), signal });
+  } catch (e) {
+    if (w._dead && e.code !== 'ABORTED') {
+      throw new GanderError('WORKER', `the conversion worker stopped before the conversion ended (${e.message}); try again: a new worker starts`);
+    }
+    throw e;
+  } finally {
+    converting--;
+    if (converting === 0 && convertWorker === w) {
+      convertWorker = null;
+      w.terminate(new GanderError('WORKER', 'the conversion worker was ended (no conversion left)'));
+    }
+  }
+}
