@@ -11,6 +11,7 @@
 //!   part at a time; on WebGPU the weights go straight to GPU buffers.
 
 mod alloc;
+mod options;
 mod session;
 
 use crate::backend::cpu::Cpu;
