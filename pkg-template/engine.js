@@ -379,6 +379,11 @@ export class LocalModel {
   _poison(err) {
     if (this._broken) return;
     this._broken = err;
+    this._freeAll();
+  }
+
+  /** Free every session, then the weights. */
+  _freeAll() {
     for (const ref of [...this._tracked.sessions]) {
       const s = ref.deref();
       if (s) { this._untrack(s); s._free(); }
@@ -398,14 +403,7 @@ export class LocalModel {
   /** Free the weights (GPU buffers included) and every session. */
   async dispose() {
     if (this._chat) await this._chat.cache.clear().catch(() => {});
-    for (const ref of [...this._tracked.sessions]) {
-      const s = ref.deref();
-      if (s) { this._untrack(s); s._free(); }
-    }
-    this._tracked.sessions.clear();
-    freeQuietly(this._w);
-    this._w = null;
-    liveModels.delete(this);
+    this._freeAll();
   }
 
   /** Diagnostics: bytes of wasm memory of the engine (it only grows; leak tests watch it). */

@@ -88,39 +88,32 @@ fn kernels_match_reference_on_odd_shapes_and_token_counts() {
                     }
                     (e, mag)
                 };
-                // The float paths: portable and (where the CPU has it) AVX2, against f64. In wasm the
-                // portable path decodes quantised weights through 16-bit activations (a16), whose
-                // rounding adds at most Σ_k |w_k|·sx_b/2 (sx_b = block max / 32767).
-                let a16_bound = |tt: usize, o: usize| -> f64 {
-                    let wasm_a16 = cfg!(target_arch = "wasm32") && t < 4 && matches!(m.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. });
-                    if !wasm_a16 {
-                        return 0.0;
-                    }
+                // Every path against f64: portable, AVX2 and VNNI (where the CPU has them).
+                // The rounding of activations quantised per block to codes of magnitude `qmax`
+                // moves a product by at most Σ_b (sx_b/2)·Σ_{k∈b}|w_k|, sx_b = block max / qmax.
+                let act_bound = |tt: usize, o: usize, qmax: f64| -> f64 {
                     (0..c)
                         .map(|kk| {
                             let b = kk / BLOCK;
                             let blk = &x.data[tt * c + b * BLOCK..tt * c + ((b + 1) * BLOCK).min(c)];
-                            let sx = blk.iter().fold(0f64, |a, v| a.max(v.abs() as f64)) / 32767.0;
+                            let sx = blk.iter().fold(0f64, |a, v| a.max(v.abs() as f64)) / qmax;
                             reference[o * c + kk].abs() as f64 * sx / 2.0
                         })
                         .sum::<f64>()
                         * 1.001
                 };
-                // Native SIMD decode of quantised weights takes 8-bit activations (a8): at most
-                // Σ_b (sx_b/2)·Σ_{k∈b}|w_k| (sx_b = block max / 127) from the f64 reference, and
-                // equal to its integer oracle up to f32 summation order.
+                // In wasm the portable path decodes quantised weights through 16-bit activations
+                // (a16); native SIMD decode through 8-bit ones (a8), which must also equal its
+                // integer oracle up to f32 summation order.
                 let quantised = matches!(m.data, MatrixData::Int8 { .. } | MatrixData::Q4 { .. });
-                let a8_bound = |tt: usize, o: usize| -> f64 {
-                    (0..c)
-                        .map(|kk| {
-                            let b = kk / BLOCK;
-                            let blk = &x.data[tt * c + b * BLOCK..tt * c + ((b + 1) * BLOCK).min(c)];
-                            let sx = blk.iter().fold(0f64, |a, v| a.max(v.abs() as f64)) / 127.0;
-                            reference[o * c + kk].abs() as f64 * sx / 2.0
-                        })
-                        .sum::<f64>()
-                        * 1.001
+                let a16_bound = |tt: usize, o: usize| -> f64 {
+                    if cfg!(target_arch = "wasm32") && t < 4 && quantised {
+                        act_bound(tt, o, 32767.0)
+                    } else {
+                        0.0
+                    }
                 };
+                let a8_bound = |tt: usize, o: usize| act_bound(tt, o, 127.0);
                 let mut isas = vec![Isa::Generic];
                 if best_isa() != Isa::Generic {
                     isas.push(Isa::Avx2);
