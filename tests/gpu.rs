@@ -1,6 +1,10 @@
 //! The GPU backend (WGSL through wgpu) against the official goldens and against the CPU backend,
 //! on whatever adapter wgpu finds: lavapipe (software Vulkan) in `make test`, which sets
 //! GANDER_REQUIRE_GPU=1 so a missing adapter fails instead of skipping.
+//!
+//! Longer than the ~400 lines other files keep to, on purpose: every GPU test shares one device
+//! and one lock (`gpu()`, `turn()`: tests on one lavapipe device must not interleave), which one
+//! test binary gives for free; split into several binaries, each would open its own device.
 
 mod common;
 use common::*;
