@@ -255,3 +255,28 @@ fn good_commands_print_what_the_contract_says() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["prefill_tok_s"].as_f64().unwrap() > 0.0 && v["decode_tok_s"].as_f64().unwrap() > 0.0);
 }
+
+/// An int8 code of -128 (the writer never makes one; the integer kernels need codes that negate
+/// within i8) is refused when the file is read, naming the tensor.
+#[test]
+fn an_int8_code_of_minus_128_is_refused() {
+    let dir = std::env::temp_dir().join(format!("gander-int8-128-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("int8.safetensors");
+    let (ok, _, err) = gander(&["convert", p(&golden_dir("fp32-bytes").join("model.pth")), p(&good), "--quant", "int8"]);
+    assert!(ok, "{err}");
+    let mut bytes = std::fs::read(&good).unwrap();
+    let name = "blocks.0.att.key.weight.q";
+    let at = {
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let data = st.tensor(name).unwrap().data();
+        data.as_ptr() as usize - bytes.as_ptr() as usize
+    };
+    bytes[at] = 0x80;
+    let bad = dir.join("int8-128.safetensors");
+    std::fs::write(&bad, &bytes).unwrap();
+    fails_with(&["generate", "--model", p(&bad), "--prompt", "a", "--max-tokens", "1"], "code -128");
+    let (_, _, err) = gander(&["generate", "--model", p(&bad), "--prompt", "a", "--max-tokens", "1"]);
+    assert!(err.contains(name), "names the tensor: {err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -13,15 +13,17 @@ import re
 import sys
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
-# `crate::x` and the names a `use crate::{x, y::z}` group brings in.
-PATH = re.compile(r"\b(crate|super|self)::(\{[^;]*?\}|[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*)", re.S)
+# `crate::`, `super::` or `self::` and what follows: a path, or a `{...}` group (read by `group`).
+START = re.compile(r"\b(crate|super|self)::")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Groups checked for cycles: (name, how a file maps to a node, which files count).
 SCOPES = []
 
 
 def strip(text):
-    """Drop comments and string literals so that prose naming `crate::x` is not an import."""
+    """Drop comments, char and string literals so that prose naming `crate::x` is not an import."""
     text = re.sub(r"//[^\n]*", "", text)
+    text = re.sub(r"'(?:\\.|[^'\\\n])'", "''", text)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r'r#*"(?:.|\n)*?"#*', '""', text)
     return re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
@@ -36,21 +38,55 @@ def file_module(path):
     return parts
 
 
-def targets(text, module):
-    """Absolute module paths named in `text`; `super::` and `self::` resolve against `module`
-    (a file `a/b.rs` is module a::b and its `super` is a; `a/mod.rs` is a, whose `super` is
-    the parent)."""
-    for m in PATH.finditer(strip(text)):
-        root = {"crate": [], "super": module[:-1], "self": module}[m.group(1)]
-        body = m.group(2)
-        if body.startswith("{"):
-            for item in re.split(r",", body.strip("{}")):
-                item = item.strip()
-                name = re.match(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*", item)
-                if name and name.group(0) != "self":
-                    yield root + name.group(0).split("::")
+def paths(text, i):
+    """The module paths written at `text[i:]` (just after `crate::` and the like): one path, or
+    every path of a `{...}` group, nested groups included. Returns (paths, end)."""
+    out, prefix = [], []
+    while i < len(text):
+        if text[i] == "{":
+            depth, j = 1, i + 1
+            while j < len(text) and depth:
+                depth += {"{": 1, "}": -1}.get(text[j], 0)
+                j += 1
+            inner = text[i + 1 : j - 1]
+            items, depth, start = [], 0, 0
+            for k, ch in enumerate(inner + ","):
+                depth += {"{": 1, "}": -1}.get(ch, 0)
+                if ch == "," and depth == 0:
+                    items.append(inner[start:k].strip())
+                    start = k + 1
+            for item in items:
+                if item and item != "self":
+                    sub, _ = paths(item, 0)
+                    out += [prefix + p for p in sub]
+            return out, j
+        m = NAME.match(text, i)
+        if not m:
+            break
+        prefix = prefix + [m.group(0)]
+        i = m.end()
+        if text.startswith("::", i):
+            i += 2
         else:
-            yield root + body.split("::")
+            break
+    return ([prefix] if prefix else []), i
+
+
+def targets(text, module):
+    """Absolute module paths named in `text`; `super::` (any number) and `self::` resolve
+    against `module` (a file `a/b.rs` is module a::b and its `super` is a; `a/mod.rs` is a,
+    whose `super` is the parent)."""
+    text = strip(text)
+    for m in START.finditer(text):
+        if m.start() >= 2 and text[m.start() - 2 : m.start()] == "::":
+            continue  # the inner `super` of `super::super::x`, read with the outer one
+        root = {"crate": [], "super": module[:-1], "self": module}[m.group(1)]
+        found, _ = paths(text, m.end())
+        for p in found:
+            p = list(p)
+            while p and p[0] == "super":
+                root, p = root[:-1], p[1:]
+            yield root + p
 
 
 def edges():

@@ -228,6 +228,13 @@ impl TensorSource for GanderSource {
         if scale.iter().any(|x| !x.is_finite()) {
             return Err(Error::BadModel(format!("`{name}.scale` contains NaN or infinite values")));
         }
+        // int8 codes are -127..=127 (the writer clamps); -128 has no negation in i8, which the
+        // integer kernels rely on (backend/cpu/a8.rs), so a file holding it is refused.
+        if fmt == "int8" && q.contains(&0x80) {
+            return Err(Error::BadModel(format!(
+                "`{name}.q` holds the int8 code -128; Gander's int8 codes are -127..127 (a corrupt file, or one Gander did not write)"
+            )));
+        }
         let data = if fmt == "int8" { MatrixData::Int8 { q: q.into_iter().map(|b| b as i8).collect(), scale } } else { MatrixData::Q4 { q, scale } };
         Ok(HostMatrix { rows, cols, data })
     }

@@ -27,14 +27,15 @@ pub fn vnni_available() -> bool {
 }
 
 /// The best instruction set this CPU supports, capped by the environment variable
-/// `GANDER_CPU_ISA` (`generic`, `avx2` or `vnni`), so that the paths of older CPUs can be
-/// measured and tested on a newer one. A cap above what the CPU has changes nothing.
+/// `GANDER_CPU_ISA` (`generic`, `avx2` or `vnni`, any case), so that the paths of older CPUs
+/// can be measured and tested on a newer one. A cap above what the CPU has, or another value,
+/// changes nothing (`gander bench` prints the instruction set it used, `isa`).
 pub fn best_isa() -> Isa {
     static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *BEST.get_or_init(|| {
-        let cap = match std::env::var("GANDER_CPU_ISA").ok().as_deref() {
-            Some("generic") => Isa::Generic,
-            Some("avx2") => Isa::Avx2,
+        let cap = match std::env::var("GANDER_CPU_ISA").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            Ok("generic") => Isa::Generic,
+            Ok("avx2") => Isa::Avx2,
             _ => Isa::Vnni,
         };
         detected().min(cap)

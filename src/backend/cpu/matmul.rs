@@ -89,8 +89,10 @@ pub fn matmul(x: &Tensor, w: &CpuMatrix) -> Tensor {
     matmul_with(x, w, best_isa())
 }
 
-/// [`matmul`] with a chosen instruction set (tests run every path against the reference).
+/// [`matmul`] with a chosen instruction set (tests run every path against the reference),
+/// capped at what this CPU has. `x.cols` must equal `w.cols` (the backend checks it).
 pub fn matmul_with(x: &Tensor, w: &CpuMatrix, isa: Isa) -> Tensor {
+    let isa = isa.min(best_isa());
     #[cfg(target_arch = "x86_64")]
     // The W8A8 sums fit i32 for widths below 66,000 (module doc of w8a8); wider products take
     // the f32 path.
