@@ -111,7 +111,7 @@ fn gpu_refuses_a_state_of_another_shape() {
 // Every op against the CPU op on seeded random inputs.
 
 use gander::backend::cpu::Cpu;
-use gander::backend::{Backend, LoraMid, Shift};
+use gander::backend::{Backend, LoraMid, Shift, WkvInputs};
 use gander::format::quant::{int8, q4, HostMatrix, MatrixData};
 use gander::State;
 #[path = "common/rand.rs"]
@@ -525,5 +525,95 @@ fn gpu_json_schema_generation_matches_cpu_and_parses() {
         // An integer may exceed i64 (the grammar allows 20 digits); it is still a JSON number.
         let n = text.rsplit("\"n\":").next().unwrap().trim_end_matches('}');
         assert!(v["name"].is_string() && v["n"].is_number() && n.chars().all(|c| c.is_ascii_digit() || c == '-'), "{text}");
+    }
+}
+
+/// `shaders/wkv_fused.wgsl` (spec §2.3 steps 8-13 in one dispatch) against the CPU running the
+/// same steps one op each (`wkv_steps`), over 1 and 5 tokens, with and without the value
+/// residual: the output and the updated state, within the WKV scan's bound.
+#[test]
+fn wkv_fused_matches_cpu_steps() {
+    let _turn = turn();
+    let Some(g) = gpu() else { return };
+    let (c, n) = (128usize, 64usize);
+    let cfg =
+        gander::Config { vocab: 16, embd: c, layers: 1, heads: 2, head_size: n, ffn: 512, rank_w: 8, rank_a: 8, rank_v: 8, rank_g: 8, layer0_has_v: false };
+    let mut host = State::zeros(&cfg, [0; 32]);
+    host.layers[0].wkv = rand_vec(2 * n * n, 61).iter().map(|x| x * 0.1).collect();
+    for t in [1usize, 5] {
+        for residual in [false, true] {
+            let ins: Vec<Vec<f32>> = (0..8).map(|i| rand_vec(t * c, 70 + i as u64)).collect();
+            let sig = |v: &[f32]| v.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect::<Vec<f32>>();
+            let (alpha, gate) = (sig(&ins[4]), sig(&ins[7]));
+            let vecs: Vec<Vec<f32>> = (0..5).map(|i| rand_vec(c, 90 + i as u64)).collect();
+            fn run<B: Backend>(
+                b: &B,
+                host: &State,
+                t: usize,
+                ins: &[Vec<f32>],
+                alpha: &[f32],
+                gate: &[f32],
+                vecs: &[Vec<f32>],
+                residual: bool,
+            ) -> (Vec<f32>, State, bool) {
+                let mut st = b.state_from_host(host).unwrap();
+                let a: Vec<B::Act> = ins.iter().map(|v| b.act_from_host(t, 128, v).unwrap()).collect();
+                let (alpha, gate) = (b.act_from_host(t, 128, alpha).unwrap(), b.act_from_host(t, 128, gate).unwrap());
+                let v: Vec<B::Vector> = vecs.iter().map(|v| b.vector(v.clone()).unwrap()).collect();
+                let x = WkvInputs {
+                    r: &a[0],
+                    z: &a[1],
+                    k: &a[2],
+                    v: &a[3],
+                    alpha: &alpha,
+                    g: &a[5],
+                    residual: residual.then_some((&a[6], &gate)),
+                    k_k: &v[0],
+                    k_a: &v[1],
+                    r_k: &v[2],
+                    ln_w: &v[3],
+                    ln_b: &v[4],
+                    head_size: 64,
+                };
+                let (y, fused) = match b.wkv_fused(&mut st, 0, &x) {
+                    Some(y) => (y.unwrap(), true),
+                    None => (gander::model::forward::wkv_steps(b, &mut st, 0, &x).unwrap(), false),
+                };
+                (b.read(&y).unwrap(), b.state_to_host(&st).unwrap(), fused)
+            }
+            let (y0, s0, cpu_fused) = run(&Cpu, &host, t, &ins, &alpha, &gate, &vecs, residual);
+            let (y1, s1, gpu_fused) = run(g, &host, t, &ins, &alpha, &gate, &vecs, residual);
+            assert!(!cpu_fused && gpu_fused, "the CPU runs the steps, the GPU its fused op");
+            let (ey, es) = (max_rel(&y1, &y0), max_rel(&s1.layers[0].wkv, &s0.layers[0].wkv));
+            println!("wkv_fused T={t} residual={residual}: y {ey:.1e}, state {es:.1e}");
+            assert!(ey <= WKV_TOL && es <= WKV_TOL, "wkv_fused T={t} residual={residual}: {ey:e} {es:e}");
+        }
+    }
+}
+
+/// A decoded token creates nothing on the device and submits once (issue 20): after a
+/// session's first token, every parameter buffer and bind group comes from the caches and every
+/// activation from the pool.
+#[test]
+fn decode_creates_nothing_per_token() {
+    let _turn = turn();
+    if gpu().is_none() {
+        return;
+    }
+    let m = load_gpu(&fixture_dir().join("model.pth"));
+    for session in 0..2 {
+        let mut st = m.new_state().unwrap();
+        let mut logits = m.forward(&mut st, &[1, 2, 3]).unwrap();
+        let argmax = |l: &[f32]| l.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32;
+        m.forward_into(&mut st, &[argmax(&logits)], &mut logits).unwrap();
+        m.backend.take_counters();
+        let steps = 6;
+        for _ in 0..steps {
+            m.forward_into(&mut st, &[argmax(&logits)], &mut logits).unwrap();
+        }
+        let c = m.backend.take_counters().unwrap();
+        println!("session {session}: {c:?}");
+        assert_eq!((c.bind_groups_created, c.buffers_created, c.submits), (0, 0, steps), "session {session}: {c:?}");
+        assert_eq!(c.dispatches % steps, 0);
     }
 }

@@ -47,6 +47,17 @@ pub enum Shift {
     ChannelMix,
 }
 
+/// Device work counted by a GPU backend ([`Backend::take_counters`]); `gander bench` reports it
+/// per decoded token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct DeviceCounters {
+    pub dispatches: u64,
+    pub bind_groups_created: u64,
+    pub buffers_created: u64,
+    pub submits: u64,
+    pub readback_bytes: u64,
+}
+
 /// The operations of the RWKV-7 forward pass. Backends are shareable across threads so a
 /// forward call can run on a worker pool ([`Backend::install`]).
 pub trait Backend: Sync {
@@ -70,8 +81,9 @@ pub trait Backend: Sync {
         f()
     }
 
-    /// Dispatches recorded since the last call, where the backend counts them (GPU).
-    fn take_dispatch_count(&self) -> Option<usize> {
+    /// What the device did since the last call, where the backend counts it (GPU): dispatches,
+    /// bind groups and buffers created, submits, bytes read back.
+    fn take_counters(&self) -> Option<DeviceCounters> {
         None
     }
 

@@ -92,8 +92,8 @@ fn three<T>(v: Vec<T>) -> Result<[T; 3]> {
     v.try_into().map_err(|_| crate::Error::BadModel("a group of three matrices gave another count".into()))
 }
 
-/// Spec §2.3 steps 8-13, one op each.
-fn wkv_steps<B: Backend>(b: &B, state: &mut B::State, l: usize, x: &WkvInputs<'_, B>) -> Result<B::Act> {
+/// Spec §2.3 steps 8-13, one op each (public as the reference of the GPU's fused op test).
+pub fn wkv_steps<B: Backend>(b: &B, state: &mut B::State, l: usize, x: &WkvInputs<'_, B>) -> Result<B::Act> {
     // 8. removal key κ̂ = normalize_per_head(k ⊙ k_k), from the unmodified k
     let kk = b.removal_key(x.k, x.k_k, x.head_size)?;
     // 9. write key k̃ = k ⊙ (1 + (α − 1) ⊙ k_a)

@@ -1,16 +1,31 @@
 //! Device memory: activations in pooled storage buffers (returned to the pool when their last
 //! handle drops), weights, groups and the state, and uploads.
 
+use super::cache::BindCache;
 use super::*;
+use std::collections::{BTreeSet, HashMap};
 use wgpu::util::DeviceExt;
 
-/// Buffers waiting for reuse, by byte size.
-pub(super) type Pool = Arc<Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>>;
+/// Buffers waiting for reuse, by byte size, handed out lowest first (`wgpu::Buffer`'s order):
+/// a decode step then gets the same buffers every token, and the bind-group cache hits.
+#[derive(Default)]
+pub(super) struct PoolInner {
+    free: HashMap<u64, BTreeSet<wgpu::Buffer>>,
+    /// Buffers filled by `queue.write_buffer`, kept apart: such a write lands at the next submit
+    /// before every recorded command, so a buffer that recorded commands still use must never
+    /// receive one.
+    uploads: HashMap<u64, BTreeSet<wgpu::Buffer>>,
+    /// Upload buffers dropped since the last submit: reusable only after it.
+    held: Vec<wgpu::Buffer>,
+}
+
+pub(super) type Pool = Arc<Mutex<PoolInner>>;
 
 /// A pooled storage buffer; returns to the pool when the last handle drops.
 pub struct PooledBuffer {
     pub(super) buf: Option<wgpu::Buffer>,
     pub(super) pool: Pool,
+    pub(super) upload: bool,
 }
 
 impl PooledBuffer {
@@ -24,7 +39,11 @@ impl PooledBuffer {
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let (Some(b), Ok(mut p)) = (self.buf.take(), self.pool.lock()) {
-            p.entry(b.size()).or_default().push(b);
+            if self.upload {
+                p.held.push(b);
+            } else {
+                p.free.entry(b.size()).or_default().insert(b);
+            }
         }
     }
 }
@@ -44,6 +63,13 @@ pub struct MatrixPart {
     pub(super) scale: wgpu::Buffer,
     pub(super) row0: usize,
     pub(super) rows: usize,
+    pub(super) binds: Arc<BindCache>,
+}
+
+impl Drop for MatrixPart {
+    fn drop(&mut self) {
+        self.binds.forget(&[&self.buf, &self.scale]);
+    }
 }
 
 /// A weight matrix on the device.
@@ -71,6 +97,14 @@ pub struct GpuState {
     pub(super) heads: usize,
     pub(super) head_size: usize,
     pub(super) fingerprint: [u8; 32],
+    pub(super) binds: Arc<BindCache>,
+}
+
+impl Drop for GpuState {
+    fn drop(&mut self) {
+        let all: Vec<&wgpu::Buffer> = self.att.iter().chain(&self.wkv).chain(&self.ffn).collect();
+        self.binds.forget(&all);
+    }
 }
 
 pub(super) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
@@ -84,19 +118,54 @@ pub(super) fn words(bytes: &[u8]) -> Vec<u8> {
 }
 
 impl Gpu {
-    pub(super) fn buffer(&self, bytes: u64) -> Arc<PooledBuffer> {
+    fn pooled(&self, bytes: u64, upload: bool) -> Arc<PooledBuffer> {
         let size = bytes.max(16).next_multiple_of(16);
-        let reused = self.pool.lock().ok().and_then(|mut p| p.get_mut(&size).and_then(Vec::pop));
-        let buf = reused
-            .unwrap_or_else(|| self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("act"), size, usage: STORAGE, mapped_at_creation: false }));
-        Arc::new(PooledBuffer { buf: Some(buf), pool: self.pool.clone() })
+        let reused = self.pool.lock().ok().and_then(|mut p| {
+            let map = if upload { &mut p.uploads } else { &mut p.free };
+            map.get_mut(&size).and_then(BTreeSet::pop_first)
+        });
+        let buf = reused.unwrap_or_else(|| {
+            self.counts.buffers.fetch_add(1, Ordering::Relaxed);
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(if upload { "upload" } else { "act" }),
+                size,
+                usage: STORAGE,
+                mapped_at_creation: false,
+            })
+        });
+        Arc::new(PooledBuffer { buf: Some(buf), pool: self.pool.clone(), upload })
+    }
+
+    pub(super) fn buffer(&self, bytes: u64) -> Arc<PooledBuffer> {
+        self.pooled(bytes, false)
     }
 
     pub(super) fn act(&self, rows: usize, cols: usize) -> GpuAct {
         GpuAct { buf: self.buffer((rows * cols * 4) as u64), rows, cols }
     }
 
+    /// A pooled buffer holding `bytes` (written at the next submit, before the commands
+    /// recorded so far; see [`PoolInner::uploads`] for why that is safe).
+    pub(super) fn upload_pooled(&self, bytes: &[u8]) -> Arc<PooledBuffer> {
+        let data = words(bytes);
+        let b = self.pooled(data.len() as u64, true);
+        self.ctx.queue.write_buffer(b.get(), 0, &data);
+        b
+    }
+
+    /// Upload buffers dropped before this submit become reusable after it.
+    pub(super) fn release_held(&self) {
+        if let Ok(mut p) = self.pool.lock() {
+            let held = std::mem::take(&mut p.held);
+            for b in held {
+                p.uploads.entry(b.size()).or_default().insert(b);
+            }
+        }
+    }
+
+    /// A buffer created with its contents (weights, vectors, states: made once, not per token).
     pub(super) fn upload(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.counts.buffers.fetch_add(1, Ordering::Relaxed);
         self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: &words(bytes), usage: STORAGE })
     }
 }

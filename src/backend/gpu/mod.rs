@@ -16,6 +16,7 @@
 //! trait's ops onto those.
 
 mod buffers;
+mod cache;
 pub mod context;
 mod packing;
 pub mod pipelines;
@@ -23,17 +24,18 @@ mod readback;
 mod record;
 mod state_io;
 
-use super::{Backend, HostMatrix, LoraMid, MatrixData, Shift};
+use super::{Backend, DeviceCounters, HostMatrix, LoraMid, MatrixData, Shift};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::quant::{blocks_per_row, int8, q4};
 use crate::state::{LayerState, State};
 pub use buffers::{GpuAct, GpuGroup, GpuMatrix, GpuState, MatrixPart, PooledBuffer};
 use buffers::{Pool, STORAGE};
+use cache::Cache;
 use context::Context;
 use pipelines::{ElementOp, Pipelines};
 use record::Epilogue;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The GPU backend: a cheap handle; clones share one device (several models can use it).
@@ -47,13 +49,37 @@ impl std::ops::Deref for Gpu {
     }
 }
 
+/// The device's counters (see [`DeviceCounters`]).
+#[derive(Default)]
+pub(super) struct Counts {
+    dispatches: AtomicU64,
+    bind_groups: AtomicU64,
+    buffers: AtomicU64,
+    submits: AtomicU64,
+    readback_bytes: AtomicU64,
+}
+
+impl Counts {
+    fn take(&self) -> DeviceCounters {
+        let t = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
+        DeviceCounters {
+            dispatches: t(&self.dispatches),
+            bind_groups_created: t(&self.bind_groups),
+            buffers_created: t(&self.buffers),
+            submits: t(&self.submits),
+            readback_bytes: t(&self.readback_bytes),
+        }
+    }
+}
+
 /// What the handles of one device share.
 pub struct Shared {
     pub ctx: Context,
     pipes: Pipelines,
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     pool: Pool,
-    dispatches: AtomicUsize,
+    cache: Cache,
+    counts: Counts,
     dummy: wgpu::Buffer,
     /// Held for a whole forward call: one device runs one call at a time. (Interleaving two
     /// threads' calls on one device gave nondeterministic results on lavapipe; serialising them
@@ -86,7 +112,16 @@ impl Gpu {
         let pipes = Pipelines::new(&ctx.device);
         let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("dummy"), size: 16, usage: STORAGE, mapped_at_creation: false });
         ctx.check()?;
-        Ok(Gpu(Arc::new(Shared { ctx, pipes, encoder: Mutex::new(None), pool: Arc::default(), dispatches: AtomicUsize::new(0), dummy, run: Mutex::new(()) })))
+        Ok(Gpu(Arc::new(Shared {
+            ctx,
+            pipes,
+            encoder: Mutex::new(None),
+            pool: Arc::default(),
+            cache: Cache::default(),
+            counts: Counts::default(),
+            dummy,
+            run: Mutex::new(()),
+        })))
     }
 }
 
@@ -105,8 +140,8 @@ impl Backend for Gpu {
         m.bytes
     }
 
-    fn take_dispatch_count(&self) -> Option<usize> {
-        Some(self.dispatches.swap(0, Ordering::Relaxed))
+    fn take_counters(&self) -> Option<DeviceCounters> {
+        Some(self.counts.take())
     }
 
     fn adapter_name(&self) -> Option<String> {
@@ -202,11 +237,8 @@ impl Backend for Gpu {
         if data.len() != rows * cols {
             return Err(Error::BadInput(format!("{} values for a [{rows}, {cols}] activation", data.len())));
         }
-        // Created with its contents, not `queue.write_buffer` into a pooled buffer: such a write
-        // lands at the next submit *before* every recorded command, including earlier ones that
-        // may still read that pooled buffer's previous contents.
-        let buf = self.upload("input", bytemuck::cast_slice(data));
-        Ok(GpuAct { buf: Arc::new(PooledBuffer { buf: Some(buf), pool: self.pool.clone() }), rows, cols })
+        // An upload buffer, never an activation's: see `PoolInner::uploads`.
+        Ok(GpuAct { buf: self.upload_pooled(bytemuck::cast_slice(data)), rows, cols })
     }
 
     fn embed(&self, emb: &GpuMatrix, tokens: &[u32]) -> Result<GpuAct> {
@@ -214,7 +246,7 @@ impl Backend for Gpu {
             return Err(Error::BadInput(format!("token id {t} is out of range (vocabulary has {} rows)", emb.rows)));
         }
         let out = self.act(tokens.len(), emb.cols);
-        let tok = self.upload("tokens", bytemuck::cast_slice(tokens));
+        let tok = self.upload_pooled(bytemuck::cast_slice(tokens));
         let nb = blocks_per_row(emb.cols) as u32;
         for part in &emb.parts {
             // The layout of matmul's Params (shared through common.wgsl's readers); the rest unused.
@@ -223,7 +255,7 @@ impl Backend for Gpu {
             self.dispatch(
                 self.pipes.embed(emb.format),
                 &params,
-                &[&tok, &part.buf, &part.scale, out.buf.get()],
+                &[tok.get(), &part.buf, &part.scale, out.buf.get()],
                 ((emb.cols as u32).div_ceil(64), tokens.len() as u32, 1),
             )?;
         }
@@ -382,9 +414,9 @@ impl Backend for Gpu {
     }
 
     fn read_into(&self, x: &GpuAct, out: &mut Vec<f32>) -> Result<()> {
-        let bytes = self.read_buffer(x.buf.get(), 0, (x.rows * x.cols * 4) as u64)?;
+        let bytes = self.read_buffers(&[(x.buf.get(), (x.rows * x.cols * 4) as u64)])?;
         out.clear();
-        out.extend(Self::floats(&bytes));
+        out.extend(bytes.first().map(|b| Self::floats(b)).unwrap_or_default());
         Ok(())
     }
 }

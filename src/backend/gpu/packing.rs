@@ -44,7 +44,7 @@ impl Gpu {
             bytes_total += data.len() + scales.len();
             let buf = self.upload("weights", &data);
             let scale = self.upload("scales", &scales);
-            parts.push(MatrixPart { buf, scale, row0, rows: n });
+            parts.push(MatrixPart { buf, scale, row0, rows: n, binds: self.cache.binds.clone() });
             row0 += n;
         }
         self.ctx.check()?;

@@ -1,58 +1,28 @@
-//! Read-backs: copying device buffers to the host, blocking natively or without blocking in the
-//! browser (one `mapAsync` round trip for several buffers).
+//! Read-backs: copying device buffers to the host through one reused staging buffer and one
+//! map: blocking natively, or on the event loop in the browser.
 
 use super::*;
 
 impl Gpu {
-    /// Copy `bytes` from `src` to the host, blocking until the GPU is done (natively).
+    /// Copy whole buffers (`(buffer, bytes)`) to the host, blocking until the GPU is done.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) fn read_buffers(&self, srcs: &[(&wgpu::Buffer, u64)]) -> Result<Vec<Vec<u8>>> {
+        pollster::block_on(self.read_buffers_async(srcs))
+    }
+
+    /// In a browser a blocking read-back is impossible.
     #[cfg(target_arch = "wasm32")]
-    pub(super) fn read_buffer(&self, _src: &wgpu::Buffer, _offset: u64, _bytes: u64) -> Result<Vec<u8>> {
+    pub(super) fn read_buffers(&self, _srcs: &[(&wgpu::Buffer, u64)]) -> Result<Vec<Vec<u8>>> {
         Err(Error::Unsupported("a blocking GPU read-back is impossible in a browser; use the async calls".into()))
     }
 
-    /// Copy `bytes` from `src` to the host, blocking until the GPU is done (natively).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(super) fn read_buffer(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
-        let dev = &self.ctx.device;
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        {
-            let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
-            let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") }));
-            enc.copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
-        }
-        self.submit()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx.wait()?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::DeviceLost(format!("reading back results failed: {e}"))),
-            Err(_) => return Err(Error::DeviceLost("the device never answered the read-back".into())),
-        }
-        let data = staging.slice(..bytes).get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapping read-back failed: {e}")))?.to_vec();
-        staging.unmap();
-        Ok(data)
-    }
-
     /// Copy whole buffers (`(buffer, bytes)`) to the host through one staging buffer and one
-    /// map, without blocking: in a browser the map completes on the event loop.
+    /// map, without blocking: in a browser the map completes on the event loop (natively the
+    /// device is polled until it is done, so the future is ready when awaited).
     pub(super) async fn read_buffers_async(&self, srcs: &[(&wgpu::Buffer, u64)]) -> Result<Vec<Vec<u8>>> {
         self.ctx.check()?;
-        let dev = &self.ctx.device;
-        let total: u64 = srcs.iter().map(|(_, n)| n.next_multiple_of(4)).sum();
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: total.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let total: u64 = srcs.iter().map(|(_, n)| n.next_multiple_of(4)).sum::<u64>().max(4);
+        let staging = self.cache.take_staging(&self.ctx.device, total, &self.counts);
         self.with_encoder(|enc| {
             let mut at = 0;
             for (b, n) in srcs {
@@ -61,8 +31,9 @@ impl Gpu {
             }
         })?;
         self.submit()?;
+        self.counts.readback_bytes.fetch_add(total, Ordering::Relaxed);
         let (tx, rx) = futures_channel::oneshot::channel();
-        staging.slice(..total.max(4)).map_async(wgpu::MapMode::Read, move |r| {
+        staging.slice(..total).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
@@ -73,7 +44,7 @@ impl Gpu {
             Err(_) => return Err(Error::DeviceLost("the device never answered the read-back".into())),
         }
         let out = {
-            let map = staging.slice(..total.max(4)).get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapping read-back failed: {e}")))?;
+            let map = staging.slice(..total).get_mapped_range().map_err(|e| Error::DeviceLost(format!("mapping read-back failed: {e}")))?;
             let mut at = 0usize;
             let mut out = Vec::with_capacity(srcs.len());
             for (_, n) in srcs {
@@ -83,6 +54,8 @@ impl Gpu {
             out
         };
         staging.unmap();
+        // Only a buffer that was mapped and unmapped cleanly goes back for reuse.
+        self.cache.put_staging(staging);
         self.ctx.check()?;
         Ok(out)
     }

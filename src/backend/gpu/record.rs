@@ -3,7 +3,6 @@
 //! one submission of everything recorded.
 
 use super::*;
-use wgpu::util::DeviceExt;
 
 /// What `shaders/matmul.wgsl` applies to each result (values match its `epi` switch).
 #[derive(Clone, Copy)]
@@ -21,20 +20,9 @@ impl Gpu {
     /// Record one dispatch of `pipe` with a uniform block `params` and storage `buffers`.
     pub(super) fn dispatch(&self, pipe: &wgpu::ComputePipeline, params: &[u32], buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) -> Result<()> {
         let dev = &self.ctx.device;
-        let mut p = params.to_vec();
-        while !p.len().is_multiple_of(4) {
-            p.push(0);
-        }
-        let ubuf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&p),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: ubuf.as_entire_binding() }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
-        }
-        let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &pipe.get_bind_group_layout(0), entries: &entries });
+        let ubuf = self.cache.params(dev, params, &self.counts);
+        let bufs: Vec<wgpu::Buffer> = std::iter::once(ubuf).chain(buffers.iter().map(|&b| b.clone())).collect();
+        let bg = self.cache.bind_group(dev, pipe, bufs, &self.counts);
         let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
         let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
         {
@@ -43,7 +31,7 @@ impl Gpu {
             pass.set_bind_group(0, &bg, &[]);
             pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         }
-        self.dispatches.fetch_add(1, Ordering::Relaxed);
+        self.counts.dispatches.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -168,7 +156,9 @@ impl Gpu {
         let enc = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?.take();
         if let Some(enc) = enc {
             self.ctx.queue.submit([enc.finish()]);
+            self.counts.submits.fetch_add(1, Ordering::Relaxed);
         }
+        self.release_held();
         self.ctx.check()
     }
 }

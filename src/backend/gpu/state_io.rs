@@ -4,19 +4,15 @@
 use super::*;
 
 impl Gpu {
+    /// The state in one read-back (one submit), blocking.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn state_down(&self, s: &GpuState) -> Result<State> {
-        let mut layers = Vec::with_capacity(s.att.len());
-        for l in 0..s.att.len() {
-            let rd = |b: &wgpu::Buffer| self.read_buffer(b, 0, b.size()).map(|v| Self::floats(&v));
-            let mut att = rd(&s.att[l])?;
-            let mut wkv = rd(&s.wkv[l])?;
-            let mut ffn = rd(&s.ffn[l])?;
-            att.truncate(s.embd);
-            ffn.truncate(s.embd);
-            wkv.truncate(s.heads * s.head_size * s.head_size);
-            layers.push(LayerState { att_shift: att, wkv, ffn_shift: ffn });
-        }
-        Ok(State { embd: s.embd, heads: s.heads, head_size: s.head_size, fingerprint: s.fingerprint, layers })
+        pollster::block_on(self.state_down_async(s))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    pub(super) fn state_down(&self, _s: &GpuState) -> Result<State> {
+        Err(Error::Unsupported("a blocking GPU read-back is impossible in a browser; use the async calls".into()))
     }
 
     pub(super) async fn state_down_async(&self, s: &GpuState) -> Result<State> {
@@ -61,6 +57,7 @@ impl Gpu {
             heads: s.heads,
             head_size: s.head_size,
             fingerprint: s.fingerprint,
+            binds: self.cache.binds.clone(),
         })
     }
 }
