@@ -7,7 +7,7 @@
 //! Every sampled token is fed back into the state, so after a generation the state holds the
 //! whole conversation and the next call can continue from it.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, SampleJob, NO_TOKEN};
 use crate::error::{Error, Result};
 use crate::grammar::{Grammar, Matcher, TokenMask, TokenTrie};
 use crate::model::Model;
@@ -89,6 +89,10 @@ pub struct Generation {
     bias: Vec<(u32, f32)>,
     /// The logits plus `bias` (only used with a bias).
     biased: Vec<f32>,
+    /// For a device sampler: the ids the tokenizer can produce, as bits (built on first use),
+    /// and those ANDed with the grammar's mask.
+    can_words: Option<Vec<u32>>,
+    mask_words: Vec<u32>,
     decoder: StreamDecoder,
     pending: String,
     stops: Vec<String>,
@@ -121,6 +125,8 @@ impl Generation {
             grammar,
             bias: opts.logit_bias.clone(),
             biased: Vec::new(),
+            can_words: None,
+            mask_words: Vec::new(),
             decoder: StreamDecoder::new(),
             pending: String::new(),
             stops: opts.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
@@ -134,11 +140,7 @@ impl Generation {
     /// (`max_tokens` reached, end-of-text sampled, or a stop string seen). Without a tokenizer
     /// (a vocabulary Gander has none for) every id may be sampled and there is no end-of-text.
     pub fn sample(&mut self, tok: Option<&Tokenizer>, logits: &[f32]) -> Result<Option<u32>> {
-        if self.finish.is_some() {
-            return Ok(None);
-        }
-        if self.tokens.len() >= self.max_tokens {
-            self.finish = Some(Finish::MaxTokens);
+        if !self.begin()? {
             return Ok(None);
         }
         let logits = if self.bias.is_empty() {
@@ -154,22 +156,81 @@ impl Generation {
             &self.biased
         };
         let can = |id: u32| tok.is_none_or(|tk| tk.can_sample(id));
-        let t = match &mut self.grammar {
+        let t = match &self.grammar {
             None => self.sampler.sample(logits, can)?,
+            Some(g) => self.sampler.sample(logits, |id| g.mask.contains(id) && can(id))?,
+        };
+        self.commit(tok, t)
+    }
+
+    /// The next token's job for a device sampler ([`Backend::sample`]), or `None` when the
+    /// generation is over; give the id it picks to [`Generation::accept`]. The job draws from the
+    /// same seeded generator as [`Generation::sample`], and its mask holds the ids the tokenizer
+    /// can produce and, under a grammar, the ids the grammar allows.
+    pub fn device_job(&mut self, tok: Option<&Tokenizer>, vocab: usize) -> Result<Option<SampleJob<'_>>> {
+        if !self.begin()? {
+            return Ok(None);
+        }
+        let can = self.can_words.get_or_insert_with(|| {
+            let mut w = vec![0u32; vocab.div_ceil(32)];
+            for id in 0..vocab as u32 {
+                if tok.is_none_or(|tk| tk.can_sample(id)) {
+                    if let Some(x) = w.get_mut(id as usize / 32) {
+                        *x |= 1 << (id % 32);
+                    }
+                }
+            }
+            w
+        });
+        let mask: &[u32] = match &self.grammar {
+            None => can,
             Some(g) => {
-                if g.matcher.is_complete() {
-                    // Nothing may follow: the value is whole.
-                    self.finish = Some(Finish::EndOfText);
-                    return Ok(None);
-                }
-                g.matcher.allowed(&g.trie, &mut g.mask);
-                if g.mask.count() == 0 {
-                    return Err(Error::BadInput("grammar: no token of the vocabulary can continue the output here".into()));
-                }
-                let mask = &g.mask;
-                self.sampler.sample(logits, |id| mask.contains(id) && can(id))?
+                self.mask_words.clear();
+                // The grammar's 64-bit words as two 32-bit ones, low half first.
+                let halves = g.mask.words().iter().flat_map(|&w| [w as u32, (w >> 32) as u32]);
+                self.mask_words.extend(halves.zip(can.iter()).map(|(a, &b)| a & b));
+                &self.mask_words
             }
         };
+        let uniform = if self.sampler.options().temperature == 0.0 { 0.0 } else { self.sampler.next_uniform() as f32 };
+        Ok(Some(SampleJob { opts: self.sampler.options(), uniform, mask: Some(mask), bias: &self.bias }))
+    }
+
+    /// The id a device sampler picked for [`Generation::device_job`]'s job: checked, then
+    /// handled as [`Generation::sample`] handles its own choice.
+    pub fn accept(&mut self, tok: Option<&Tokenizer>, t: u32) -> Result<Option<u32>> {
+        if t == NO_TOKEN {
+            return Err(Error::BadInput("no token can be sampled: every logit is masked or not finite".into()));
+        }
+        self.commit(tok, t)
+    }
+
+    /// Whether another token may be sampled; computes the grammar's mask when it may.
+    fn begin(&mut self) -> Result<bool> {
+        if self.finish.is_some() {
+            return Ok(false);
+        }
+        if self.tokens.len() >= self.max_tokens {
+            self.finish = Some(Finish::MaxTokens);
+            return Ok(false);
+        }
+        if let Some(g) = &mut self.grammar {
+            if g.matcher.is_complete() {
+                // Nothing may follow: the value is whole.
+                self.finish = Some(Finish::EndOfText);
+                return Ok(false);
+            }
+            g.matcher.allowed(&g.trie, &mut g.mask);
+            if g.mask.count() == 0 {
+                return Err(Error::BadInput("grammar: no token of the vocabulary can continue the output here".into()));
+            }
+        }
+        Ok(true)
+    }
+
+    /// The sampled token `t`: end-of-text ends the generation; otherwise the grammar and the
+    /// penalties take it and it is the next token to feed.
+    fn commit(&mut self, tok: Option<&Tokenizer>, t: u32) -> Result<Option<u32>> {
         if tok.is_some_and(|tk| Some(t) == tk.end_of_text()) {
             self.finish = Some(Finish::EndOfText);
             return Ok(None);
@@ -222,16 +283,42 @@ pub fn generate<B: Backend>(
 ) -> Result<Generated> {
     let tok = model.tokenizer()?;
     let mut g = Generation::new(opts, model.config.vocab, Some(tok))?;
-    while let Some(t) = g.sample(Some(tok), &logits)? {
-        model.forward_into(state, &[t], &mut logits)?;
+    // Text for a token; false when the generation ends here.
+    let mut emit = |g: &mut Generation, t: u32| {
         let text = g.text(Some(tok), t);
         if g.finish == Some(Finish::Stop) {
             on_text(t, &text);
-            break;
+            return false;
         }
         if !on_text(t, &text) {
             g.finish = Some(Finish::Cancelled);
-            break;
+            return false;
+        }
+        true
+    };
+    if model.backend.samples_on_device() {
+        // The logits stay on the device: each step reads back one id (4 bytes), and the
+        // penalties' counts live there too. The last logits are read once at the end.
+        let v = model.config.vocab;
+        let b = &model.backend;
+        let mut dev = b.act_from_host(1, v, &logits)?;
+        let mut occ = b.act_from_host(1, v, &vec![0.0; v])?;
+        while let Some(job) = g.device_job(Some(tok), v)? {
+            let id = b.sample(&dev, &mut occ, &job)?;
+            let id = b.read(&id)?.first().map(|x| x.to_bits()).unwrap_or(NO_TOKEN);
+            let Some(t) = g.accept(Some(tok), id)? else { break };
+            dev = model.forward_device(state, &[t])?;
+            if !emit(&mut g, t) {
+                break;
+            }
+        }
+        b.read_into(&dev, &mut logits)?;
+    } else {
+        while let Some(t) = g.sample(Some(tok), &logits)? {
+            model.forward_into(state, &[t], &mut logits)?;
+            if !emit(&mut g, t) {
+                break;
+            }
         }
     }
     let rest = g.flush();

@@ -106,6 +106,23 @@ impl Sampler {
         Ok(Sampler { opts, rng, occurrences: vec![0.0; vocab], cand: Vec::new(), probs: Vec::new() })
     }
 
+    /// The options this sampler runs with.
+    pub fn options(&self) -> &SamplerOptions {
+        &self.opts
+    }
+
+    /// The draw a non-greedy [`Sampler::sample`] would use, for a device sampler
+    /// ([`crate::backend::Backend::sample`]): the same generator, so a seed gives the same
+    /// sequence of draws on every backend.
+    pub fn next_uniform(&mut self) -> f64 {
+        self.rng.next_f64()
+    }
+
+    /// The decayed occurrence count of every id (what the penalties read).
+    pub fn occurrences(&self) -> &[f32] {
+        &self.occurrences
+    }
+
     /// Record a generated token for the penalties.
     pub fn accept(&mut self, token: u32) {
         if self.opts.penalty_decay != 1.0 {

@@ -617,3 +617,127 @@ fn decode_creates_nothing_per_token() {
         assert_eq!(c.dispatches % steps, 0);
     }
 }
+
+/// Sampling on the device (`shaders/sample.wgsl`) against the CPU sampler (`src/sampler.rs`):
+/// the same seed gives the same draws, so the two pick the same token except where an f32 sum
+/// (device) and an f64 sum (CPU) fall on either side of a boundary. Greedy must agree exactly;
+/// sampling in at least `SAMPLE_AGREEMENT` of the draws (measured: printed below).
+#[test]
+fn gpu_sampler_matches_cpu_sampler() {
+    use gander::backend::{SampleJob, NO_TOKEN};
+    use gander::sampler::{Sampler, SamplerOptions};
+    /// Draws on which the two may differ: f32 against f64 rounding at a boundary (top-p's cut or
+    /// the draw's), about 1e-6 relative, so a few in a thousand at most.
+    const SAMPLE_AGREEMENT: f64 = 0.97;
+    let _turn = turn();
+    let Some(g) = gpu() else { return };
+    for v in [65536usize, 777] {
+        let logits: Vec<f32> = rand_vec(v, 11).iter().map(|x| x * 4.0).collect();
+        let mask: Vec<u32> = rand_vec(v.div_ceil(32), 12).iter().map(|x| x.to_bits() ^ 0x5555_5555).collect();
+        let allowed = |id: u32| mask[id as usize / 32] >> (id % 32) & 1 == 1;
+        let bias = [(3u32, 25.0f32), (v as u32 - 1, 0.5), (3, -1.0)];
+        let o = |t: f32, p: f32, k: usize, pen: f32| SamplerOptions {
+            temperature: t,
+            top_p: p,
+            top_k: k,
+            presence_penalty: pen,
+            frequency_penalty: pen / 2.0,
+            penalty_decay: if pen > 0.0 { 0.9 } else { 1.0 },
+            seed: 7,
+        };
+        let cases = [
+            o(0.0, 1.0, 0, 0.0),
+            o(0.0, 1.0, 0, 1.5),
+            o(1.0, 1.0, 0, 0.0),
+            o(0.7, 0.9, 0, 0.0),
+            o(1.3, 1.0, 40, 0.5),
+            o(0.8, 0.5, 10, 1.0),
+            o(1.0, 0.0, 0, 0.0),
+        ];
+        for (ci, opts) in cases.iter().enumerate() {
+            let with_mask = ci % 2 == 1;
+            let bias: &[(u32, f32)] = if ci >= 4 { &bias } else { &[] };
+            let mut cpu = Sampler::new(opts.clone(), v).unwrap();
+            let mut draws = Sampler::new(opts.clone(), v).unwrap();
+            let mut biased = logits.clone();
+            for &(id, b) in bias {
+                biased[id as usize] += b;
+            }
+            let dev_logits = g.act_from_host(1, v, &logits).unwrap();
+            let mut occ = g.act_from_host(1, v, &vec![0.0; v]).unwrap();
+            let n = if v > 1000 { 24 } else { 200 };
+            let mut same = 0;
+            for step in 0..n {
+                let want = cpu.sample(&biased, |id| !with_mask || allowed(id)).unwrap();
+                cpu.accept(want);
+                let uniform = if opts.temperature == 0.0 { 0.0 } else { draws.next_uniform() as f32 };
+                let job = SampleJob { opts, uniform, mask: with_mask.then_some(&mask[..]), bias };
+                let got = g.read(&g.sample(&dev_logits, &mut occ, &job).unwrap()).unwrap()[0].to_bits();
+                assert!(got != NO_TOKEN && (got as usize) < v && (!with_mask || allowed(got)), "V={v} case {ci} step {step}: {got}");
+                if opts.temperature == 0.0 {
+                    assert_eq!(got, want, "V={v} greedy case {ci} step {step}");
+                }
+                same += (got == want) as usize;
+                if got != want {
+                    // Keep the penalties' counts equal: the device counted its own pick.
+                    occ = g.act_from_host(1, v, cpu.occurrences()).unwrap();
+                }
+            }
+            let agree = same as f64 / n as f64;
+            println!("V={v} case {ci} ({opts:?}, mask {with_mask}): same token in {same}/{n}");
+            assert!(agree >= SAMPLE_AGREEMENT, "V={v} case {ci}: {agree}");
+        }
+        // Nothing allowed: the device says so.
+        let none = vec![0u32; v.div_ceil(32)];
+        let opts = o(1.0, 1.0, 0, 0.0);
+        let job = SampleJob { opts: &opts, uniform: 0.5, mask: Some(&none), bias: &[] };
+        let mut occ = g.act_from_host(1, v, &vec![0.0; v]).unwrap();
+        let got = g.read(&g.sample(&g.act_from_host(1, v, &logits).unwrap(), &mut occ, &job).unwrap()).unwrap()[0].to_bits();
+        assert_eq!(got, NO_TOKEN);
+    }
+}
+
+/// Where the draws differ (independent seeds), the device's tokens follow the CPU's
+/// distribution: a chi-square test of homogeneity on 4000 draws each, at p = 0.001 (the seeds
+/// are fixed, so the outcome is too).
+#[test]
+fn gpu_sampler_distribution_chi_square() {
+    use gander::backend::SampleJob;
+    use gander::sampler::{Sampler, SamplerOptions};
+    let _turn = turn();
+    let Some(g) = gpu() else { return };
+    let v = 300;
+    let logits: Vec<f32> = rand_vec(v, 21).iter().map(|x| x * 2.5).collect();
+    let opts = SamplerOptions { temperature: 0.9, top_p: 0.85, top_k: 60, seed: 1, ..Default::default() };
+    let n = 4000;
+    let mut cpu = Sampler::new(SamplerOptions { seed: 2, ..opts.clone() }, v).unwrap();
+    let mut draws = Sampler::new(opts.clone(), v).unwrap();
+    let (mut a, mut b) = (vec![0f64; v], vec![0f64; v]);
+    let dev_logits = g.act_from_host(1, v, &logits).unwrap();
+    let mut occ = g.act_from_host(1, v, &vec![0.0; v]).unwrap();
+    for _ in 0..n {
+        a[cpu.sample(&logits, |_| true).unwrap() as usize] += 1.0;
+        let job = SampleJob { opts: &opts, uniform: draws.next_uniform() as f32, mask: None, bias: &[] };
+        b[g.read(&g.sample(&dev_logits, &mut occ, &job).unwrap()).unwrap()[0].to_bits() as usize] += 1.0;
+    }
+    // Bins with at least 10 draws in all; the rest pooled into one.
+    let (mut chi, mut bins, mut rest) = (0.0, 0usize, (0.0, 0.0));
+    for i in 0..v {
+        if a[i] + b[i] >= 10.0 {
+            chi += (a[i] - b[i]).powi(2) / (a[i] + b[i]);
+            bins += 1;
+        } else {
+            rest.0 += a[i];
+            rest.1 += b[i];
+        }
+    }
+    if rest.0 + rest.1 > 0.0 {
+        chi += (rest.0 - rest.1).powi(2) / (rest.0 + rest.1);
+        bins += 1;
+    }
+    let df = (bins - 1) as f64;
+    // Wilson-Hilferty: the chi-square quantile at p = 0.001 (z = 3.09).
+    let crit = df * (1.0 - 2.0 / (9.0 * df) + 3.09 * (2.0 / (9.0 * df)).sqrt()).powi(3);
+    println!("chi-square {chi:.1} on {df} degrees of freedom (critical {crit:.1})");
+    assert!(bins > 5 && chi < crit, "chi-square {chi} >= {crit} on {df} df");
+}

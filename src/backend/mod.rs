@@ -230,4 +230,32 @@ pub trait Backend: Sync {
         self.read_into(x, &mut out)?;
         Ok(out)
     }
+
+    /// Whether [`Backend::sample`] runs here (the GPU): then a decode loop reads back a token id
+    /// per step instead of the logits.
+    fn samples_on_device(&self) -> bool {
+        false
+    }
+
+    /// Pick the next token from `logits` (`[1, V]`) on the device, as [`crate::sampler::Sampler`]
+    /// would, and update `occurrences` (`[1, V]`, the decayed counts behind the penalties). The
+    /// result is a `[1, 1]` activation whose value's bits are the id ([`NO_TOKEN`]: nothing can
+    /// be sampled).
+    fn sample(&self, _logits: &Self::Act, _occurrences: &mut Self::Act, _job: &SampleJob<'_>) -> Result<Self::Act> {
+        Err(crate::Error::Unsupported(format!("sampling on the {} backend's device", self.name())))
+    }
+}
+
+/// The id [`Backend::sample`] returns when every token is masked or not finite.
+pub const NO_TOKEN: u32 = u32::MAX;
+
+/// One token's sampling on the device ([`Backend::sample`]).
+pub struct SampleJob<'a> {
+    pub opts: &'a crate::sampler::SamplerOptions,
+    /// The draw in [0, 1), from the host's seeded generator (unused when greedy).
+    pub uniform: f32,
+    /// Allowed ids as a bit set (bit `id % 32` of word `id / 32`); `None` allows every id.
+    pub mask: Option<&'a [u32]>,
+    /// Added to these ids' logits first (OpenAI's `logit_bias`).
+    pub bias: &'a [(u32, f32)],
 }

@@ -2,7 +2,7 @@
 //! bandwidth and multiply-add peaks as bounds (README "Speed").
 
 use super::print_json;
-use crate::backend::Backend;
+use crate::backend::{Backend, SampleJob, NO_TOKEN};
 use crate::error::Result;
 use crate::model::{self, Model};
 use crate::sampler::{Sampler, SamplerOptions};
@@ -37,16 +37,34 @@ pub(super) fn bench<B: Backend>(path: &Path, m: Model<B>, t_load: Instant, promp
         let t0 = Instant::now();
         let mut logits = m.forward(&mut state, &prompt)?;
         prefill_best = prefill_best.max(prompt_tokens as f64 / t0.elapsed().as_secs_f64());
-        let mut sampler = Sampler::new(SamplerOptions { temperature: 0.0, ..Default::default() }, m.config.vocab)?;
+        // Greedy decoding as `generate` runs it: on the device where the backend samples there
+        // (one id read back per token), else on the host from the logits.
+        let opts = SamplerOptions { temperature: 0.0, ..Default::default() };
+        let mut sampler = Sampler::new(opts.clone(), m.config.vocab)?;
+        let v = m.config.vocab;
+        let mut occ = if m.backend.samples_on_device() { Some(m.backend.act_from_host(1, v, &vec![0.0; v])?) } else { None };
+        let mut next = sampler.sample(&logits, |_| true)?;
+        let mut step = |t: u32| -> Result<u32> {
+            match &mut occ {
+                Some(occ) => {
+                    let dev = m.forward_device(&mut state, &[t])?;
+                    let job = SampleJob { opts: &opts, uniform: 0.0, mask: None, bias: &[] };
+                    let id = m.backend.read(&m.backend.sample(&dev, occ, &job)?)?;
+                    Ok(id.first().map_or(NO_TOKEN, |x| x.to_bits()))
+                }
+                None => {
+                    m.forward_into(&mut state, &[t], &mut logits)?;
+                    sampler.sample(&logits, |_| true)
+                }
+            }
+        };
         // One untimed step first: a session's first token builds what the later ones reuse
         // (the GPU's bind groups for this state), and the counters below describe the steady state.
-        let t = sampler.sample(&logits, |_| true)?;
-        m.forward_into(&mut state, &[t], &mut logits)?;
+        next = step(next)?;
         m.backend.take_counters();
         let t1 = Instant::now();
         for _ in 0..gen_tokens {
-            let t = sampler.sample(&logits, |_| true)?;
-            m.forward_into(&mut state, &[t], &mut logits)?;
+            next = step(next)?;
         }
         counters = m.backend.take_counters();
         decode_best = decode_best.max(gen_tokens as f64 / t1.elapsed().as_secs_f64().max(1e-9));

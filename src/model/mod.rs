@@ -236,15 +236,18 @@ impl<B: Backend> ModelBuilder<B> {
 impl<B: Backend> Model<B> {
     /// [`Model::forward`] without blocking on a GPU read-back: the browser's path.
     pub async fn forward_async(&self, state: &mut B::State, tokens: &[u32]) -> Result<Vec<f32>> {
+        let act = self.forward_device(state, tokens)?;
+        self.backend.read_async(&act).await
+    }
+
+    /// [`Model::forward`] with the logits left on the device (`[1, V]`), for a sampler there.
+    pub fn forward_device(&self, state: &mut B::State, tokens: &[u32]) -> Result<B::Act> {
         let mut last = None;
         self.chunked(state, tokens, Logits::Last, |_, act| {
             last = Some(act);
             Ok(())
         })?;
-        match last {
-            Some(act) => self.backend.read_async(&act).await,
-            None => Err(Error::BadInput("no logits were computed".into())),
-        }
+        last.ok_or_else(|| Error::BadInput("no logits were computed (no tokens were given)".into()))
     }
 }
 

@@ -22,6 +22,7 @@ mod packing;
 pub mod pipelines;
 mod readback;
 mod record;
+mod sample;
 mod state_io;
 
 use super::{Backend, DeviceCounters, HostMatrix, LoraMid, MatrixData, Shift};
@@ -406,6 +407,14 @@ impl Backend for Gpu {
         let enc = guard.get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }));
         enc.copy_buffer_to_buffer(x.buf.get(), offset, out.buf.get(), 0, bytes);
         Ok(out)
+    }
+
+    fn samples_on_device(&self) -> bool {
+        true
+    }
+
+    fn sample(&self, logits: &GpuAct, occurrences: &mut GpuAct, job: &super::SampleJob<'_>) -> Result<GpuAct> {
+        self.sample_impl(logits, occurrences, job)
     }
 
     async fn read_async(&self, x: &GpuAct) -> Result<Vec<f32>> {

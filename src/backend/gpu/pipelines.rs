@@ -26,6 +26,7 @@ pub struct Pipelines {
     pub wkv_fused: wgpu::ComputePipeline,
     pub norm_shift: wgpu::ComputePipeline,
     pub gn_bonus_gate: wgpu::ComputePipeline,
+    pub sample: wgpu::ComputePipeline,
 }
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
@@ -58,7 +59,8 @@ fn pipeline(dev: &wgpu::Device, label: &str, source: &str, constants: &[(&str, f
 }
 
 /// The shaders, by the label their pipeline carries.
-pub const SHADERS: [&str; 10] = ["matmul", "embed", "norm", "elementwise", "token_shift", "removal_key", "wkv", "wkv_fused", "norm_shift", "gn_bonus_gate"];
+pub const SHADERS: [&str; 11] =
+    ["matmul", "embed", "norm", "elementwise", "token_shift", "removal_key", "wkv", "wkv_fused", "norm_shift", "gn_bonus_gate", "sample"];
 
 /// The whole WGSL source of shader `name` as it is compiled: the [`prelude`], then the shared
 /// helpers it uses, then its own file. `None` for a name not in [`SHADERS`].
@@ -74,6 +76,7 @@ pub fn source(name: &str) -> Option<String> {
         "wkv_fused" => (REDUCE, include_str!("../../../shaders/wkv_fused.wgsl")),
         "norm_shift" => (REDUCE, include_str!("../../../shaders/norm_shift.wgsl")),
         "gn_bonus_gate" => (REDUCE, include_str!("../../../shaders/gn_bonus_gate.wgsl")),
+        "sample" => (REDUCE, include_str!("../../../shaders/sample.wgsl")),
         _ => return None,
     };
     Some(format!("{}\n{helpers}\n{body}", prelude()))
@@ -99,6 +102,7 @@ impl Pipelines {
             wkv_fused: one("wkv_fused"),
             norm_shift: one("norm_shift"),
             gn_bonus_gate: one("gn_bonus_gate"),
+            sample: one("sample"),
         }
     }
 
