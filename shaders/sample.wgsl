@@ -21,8 +21,11 @@
 // exp); out [1]: the chosen id, or NONE when no token can be sampled.
 const WG: u32 = 256u;
 const NONE: u32 = 0xffffffffu;
-// The lowest finite f32: adjusted values are clamped to it, so -inf marks "not a candidate".
-const LOWEST: f32 = -3.40282347e+38;
+// The lowest finite f32 marks "not a candidate" (WGSL has no constant infinity); candidates are
+// clamped to the next value above it, or below the highest. Written exactly: Tint refuses a
+// literal that rounds past the f32 range.
+const LOWEST: f32 = -340282346638528859811704183484516925440.0;
+const LOWEST_CAND: f32 = -340282326356119256160033759537265639424.0;
 
 struct Params {
     vocab: u32,
@@ -59,7 +62,7 @@ fn finite(x: f32) -> bool {
 
 // Order-preserving key of a candidate's value (0 for a non-candidate, below every candidate).
 fn key(v: f32) -> u32 {
-    if (!(v >= LOWEST)) { return 0u; }
+    if (!(v > LOWEST)) { return 0u; }
     let b = bitcast<u32>(v);
     if ((b & 0x80000000u) != 0u) { return ~b; }
     return b | 0x80000000u;
@@ -200,20 +203,19 @@ fn walk_pick(li: u32, k: u32, need: u32, xr: f32, m: f32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) li: u32) {
     let v_n = p.vocab;
-    // 1. The allowed logits (-inf for a masked id), then the bias by one invocation (repeated
+    // 1. The allowed logits (LOWEST for a masked id), then the bias by one invocation (repeated
     //    ids add up, as on the CPU, which adds the bias before anything else).
-    let neg_inf = bitcast<f32>(0xff800000u);
     for (var i = li; i < v_n; i += WG) {
         var ok = true;
         if (p.has_mask != 0u) { ok = ((mask[i / 32u] >> (i % 32u)) & 1u) != 0u; }
-        scratch[i] = select(neg_inf, logits[i], ok);
+        scratch[i] = select(LOWEST, logits[i], ok);
     }
     storageBarrier();
     if (li == 0u) {
         let n_bias = job[1];
         for (var b = 0u; b < n_bias; b++) {
             let id = job[2u + 2u * b];
-            if (id < v_n) { scratch[id] += bitcast<f32>(job[3u + 2u * b]); }
+            if (id < v_n && scratch[id] > LOWEST) { scratch[id] += bitcast<f32>(job[3u + 2u * b]); }
         }
     }
     storageBarrier();
@@ -224,16 +226,16 @@ fn main(@builtin(local_invocation_index) li: u32) {
     var count = 0u;
     for (var i = li; i < v_n; i += WG) {
         var v = scratch[i];
-        if (finite(v)) {
+        if (finite(v) && v > LOWEST) {
             let o = occ[i];
             if (o > 0.0) { v -= p.presence + o * p.frequency; }
-            v = clamp(v, LOWEST, -LOWEST);
+            v = clamp(v, LOWEST_CAND, -LOWEST);
             scratch[i] = v;
             count += 1u;
             let k = key(v);
             if (k > best_k) { best_k = k; best_i = i; }
         } else {
-            scratch[i] = neg_inf;
+            scratch[i] = LOWEST;
         }
     }
     storageBarrier();

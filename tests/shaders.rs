@@ -44,3 +44,31 @@ fn spec_constants_come_from_rust_only() {
     assert_eq!(value("DECAY_SCALE"), spec::DECAY_SCALE);
     assert_eq!(spec::DECAY_SCALE, (-0.5f64).exp() as f32, "e^-0.5 rounded to f32");
 }
+
+/// The prefill tile is set in one place (`pipelines::PREFILL_TILE`, the `TT` override); the
+/// shader's accumulator arrays are sized by `MAX_TT`, which must equal it.
+#[test]
+fn matmul_tile_matches_its_arrays() {
+    let src = code(&source("matmul").unwrap());
+    let want = format!("const MAX_TT: u32 = {}u;", gander::backend::gpu::pipelines::PREFILL_TILE);
+    assert!(src.contains(&want), "shaders/matmul.wgsl must declare `{want}`");
+    assert!(src.contains(&format!("array<f32, {}>", 64 * gander::backend::gpu::pipelines::PREFILL_TILE)), "matmul's partial sums hold 64 × MAX_TT");
+}
+
+/// Every float literal fits in f32: Chromium's compiler (Tint) refuses one that rounds past
+/// the range (naga above accepts it), which would fail every WebGPU device at its first shader.
+#[test]
+fn float_literals_fit_in_f32() {
+    for name in SHADERS {
+        let src = code(&source(name).unwrap());
+        for tok in src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '+' || c == '-')) {
+            let t = tok.trim_start_matches(['-', '+']).trim_end_matches('f');
+            if !t.starts_with(|c: char| c.is_ascii_digit()) || !(t.contains('.') || t.contains('e')) {
+                continue;
+            }
+            if let Ok(v) = t.parse::<f64>() {
+                assert!(v.abs() <= f32::MAX as f64, "{name}: the literal {tok} is outside the f32 range");
+            }
+        }
+    }
+}

@@ -72,3 +72,40 @@ async fn lost_device_is_an_error_not_a_trap() {
     let e = m.forward_async(&mut st, &[3]).await.unwrap_err();
     assert_eq!(e.code(), "DEVICE_LOST", "{e}");
 }
+
+/// Issue 20 in the browser: greedy decoding with the token picked on the device gives the
+/// official package's greedy tokens, and after a session's first tokens (`WARM_UP`) each one
+/// creates no bind group and no buffer, submits once and reads back 4 bytes (SwiftShader).
+#[wasm_bindgen_test]
+async fn webgpu_device_sampling_matches_goldens_and_creates_nothing_per_token() {
+    use gander::backend::{SampleJob, NO_TOKEN};
+    use gander::sampler::SamplerOptions;
+    /// Tokens before the steady state: a session's first token builds bind groups for its state,
+    /// and the two logits buffers that alternate (one is held while the next token runs) settle
+    /// by the third (tests/gpu.rs prints the per-token counts).
+    const WARM_UP: usize = 3;
+    let gpu = Gpu::new_async().await.unwrap();
+    let opts = SamplerOptions { temperature: 0.0, ..Default::default() };
+    for c in cases() {
+        let g = golden(&c);
+        let m = Model::load(gpu.clone(), gander::format::open_bytes(c.pth.to_vec()).unwrap().as_mut()).unwrap();
+        let mut st = m.new_state().unwrap();
+        let mut logits = m.forward_device(&mut st, &g.tokens).unwrap();
+        let mut occ = m.backend.act_from_host(1, g.vocab, &vec![0.0; g.vocab]).unwrap();
+        let mut got = Vec::new();
+        for i in 0..g.greedy.len() {
+            if i == WARM_UP {
+                m.backend.take_counters();
+            }
+            let job = SampleJob { opts: &opts, uniform: 0.0, mask: None, bias: &[] };
+            let id = m.backend.sample(&logits, &mut occ, &job).unwrap();
+            let t = m.backend.read_async(&id).await.unwrap().first().map_or(NO_TOKEN, |x| x.to_bits());
+            got.push(t);
+            logits = m.forward_device(&mut st, &[t]).unwrap();
+        }
+        let n = (g.greedy.len() - WARM_UP) as u64;
+        let k = m.backend.take_counters().unwrap();
+        assert_eq!(got, g.greedy, "{}: greedy tokens", c.name);
+        assert_eq!((k.bind_groups_created, k.buffers_created, k.submits, k.readback_bytes), (0, 0, n, 4 * n), "{}: {k:?}", c.name);
+    }
+}

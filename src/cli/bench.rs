@@ -26,6 +26,9 @@ fn read_bandwidth_gb_s() -> f64 {
     best
 }
 
+/// Decoded tokens before timing and counting (see the loop).
+const WARM_UP_TOKENS: usize = 3;
+
 pub(super) fn bench<B: Backend>(path: &Path, m: Model<B>, t_load: Instant, prompt_tokens: usize, gen_tokens: usize, repeat: usize) -> Result<()> {
     let load_s = t_load.elapsed().as_secs_f64();
     let cpu = m.backend.name() == "cpu";
@@ -42,14 +45,17 @@ pub(super) fn bench<B: Backend>(path: &Path, m: Model<B>, t_load: Instant, promp
         let opts = SamplerOptions { temperature: 0.0, ..Default::default() };
         let mut sampler = Sampler::new(opts.clone(), m.config.vocab)?;
         let v = m.config.vocab;
-        let mut occ = if m.backend.samples_on_device() { Some(m.backend.act_from_host(1, v, &vec![0.0; v])?) } else { None };
+        // On the device, the last logits stay there (held while the next token runs, as in
+        // `generate`), with the penalties' counts.
+        let mut dev =
+            if m.backend.samples_on_device() { Some((m.backend.act_from_host(1, v, &logits)?, m.backend.act_from_host(1, v, &vec![0.0; v])?)) } else { None };
         let mut next = sampler.sample(&logits, |_| true)?;
         let mut step = |t: u32| -> Result<u32> {
-            match &mut occ {
-                Some(occ) => {
-                    let dev = m.forward_device(&mut state, &[t])?;
+            match &mut dev {
+                Some((last, occ)) => {
+                    *last = m.forward_device(&mut state, &[t])?;
                     let job = SampleJob { opts: &opts, uniform: 0.0, mask: None, bias: &[] };
-                    let id = m.backend.read(&m.backend.sample(&dev, occ, &job)?)?;
+                    let id = m.backend.read(&m.backend.sample(last, occ, &job)?)?;
                     Ok(id.first().map_or(NO_TOKEN, |x| x.to_bits()))
                 }
                 None => {
@@ -58,9 +64,12 @@ pub(super) fn bench<B: Backend>(path: &Path, m: Model<B>, t_load: Instant, promp
                 }
             }
         };
-        // One untimed step first: a session's first token builds what the later ones reuse
-        // (the GPU's bind groups for this state), and the counters below describe the steady state.
-        next = step(next)?;
+        // Three untimed steps first: a session's first token builds bind groups for its state,
+        // and the two logits buffers that alternate settle by the third (tests/gpu.rs), so the
+        // counters below describe the steady state.
+        for _ in 0..WARM_UP_TOKENS {
+            next = step(next)?;
+        }
         m.backend.take_counters();
         let t1 = Instant::now();
         for _ in 0..gen_tokens {

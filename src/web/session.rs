@@ -6,7 +6,7 @@
 
 use super::options::parse_options;
 use super::{coded, js_err, Engine};
-use crate::backend::Backend;
+use crate::backend::{Backend, NO_TOKEN};
 use crate::generate::{Finish, GenerateOptions, Generation};
 use crate::model::Model;
 use crate::sampler::SamplerOptions;
@@ -21,7 +21,25 @@ use wasm_bindgen_futures::future_to_promise;
 struct Sess<B: Backend> {
     model: Rc<Model<B>>,
     state: RefCell<Option<B::State>>,
-    logits: RefCell<Option<Vec<f32>>>,
+    logits: RefCell<Option<Last<B>>>,
+    /// A device sampler's occurrence counts, for the generation (by address) they belong to.
+    occ: RefCell<Option<(usize, B::Act)>>,
+}
+
+/// The logits after the session's last token: on the host, or left on the device when the
+/// backend samples there (a generation step then reads back one id, not the vocabulary).
+enum Last<B: Backend> {
+    Host(Vec<f32>),
+    Device(B::Act),
+}
+
+impl<B: Backend> Clone for Last<B> {
+    fn clone(&self) -> Self {
+        match self {
+            Last::Host(v) => Last::Host(v.clone()),
+            Last::Device(a) => Last::Device(a.clone()),
+        }
+    }
 }
 
 fn busy() -> JsValue {
@@ -31,7 +49,7 @@ fn busy() -> JsValue {
 impl<B: Backend + 'static> Sess<B> {
     fn new(model: Rc<Model<B>>) -> Result<Sess<B>, JsValue> {
         let state = model.new_state().map_err(js_err)?;
-        Ok(Sess { model, state: RefCell::new(Some(state)), logits: RefCell::new(None) })
+        Ok(Sess { model, state: RefCell::new(Some(state)), logits: RefCell::new(None), occ: RefCell::new(None) })
     }
 
     fn take(&self) -> Result<B::State, JsValue> {
@@ -47,8 +65,21 @@ impl<B: Backend + 'static> Sess<B> {
         let r = self.model.forward_async(&mut st, &ids).await;
         self.put(st);
         let logits = r.map_err(js_err)?;
-        *self.logits.borrow_mut() = Some(logits.clone());
+        *self.logits.borrow_mut() = Some(Last::Host(logits.clone()));
         Ok(logits)
+    }
+
+    /// Feed `ids` keeping the logits: on the device where the backend samples there (no
+    /// read-back at all), else on the host.
+    async fn feed(self: Rc<Self>, ids: Vec<u32>) -> Result<(), JsValue> {
+        if !self.model.backend.samples_on_device() {
+            return self.forward(ids).await.map(|_| ());
+        }
+        let mut st = self.take()?;
+        let r = self.model.forward_device(&mut st, &ids);
+        self.put(st);
+        *self.logits.borrow_mut() = Some(Last::Device(r.map_err(js_err)?));
+        Ok(())
     }
 
     async fn host_state(self: Rc<Self>) -> Result<State, JsValue> {
@@ -86,26 +117,77 @@ impl<B: Backend + 'static> Sess<B> {
     async fn fork(self: Rc<Self>) -> Result<Sess<B>, JsValue> {
         let host = self.clone().host_state().await?;
         let dev = self.model.backend.state_from_host(&host).map_err(js_err)?;
-        Ok(Sess { model: self.model.clone(), state: RefCell::new(Some(dev)), logits: RefCell::new(self.logits.borrow().clone()) })
+        Ok(Sess { model: self.model.clone(), state: RefCell::new(Some(dev)), logits: RefCell::new(self.logits.borrow().clone()), occ: RefCell::new(None) })
     }
 
     async fn step(self: Rc<Self>, gen: Rc<RefCell<Generation>>) -> Result<JsValue, JsValue> {
         let tok = self.model.tokenizer().ok().copied();
-        let next = {
-            let logits = self.logits.borrow();
-            let logits = logits.as_ref().ok_or_else(no_logits)?;
-            gen.borrow_mut().sample(tok.as_ref(), logits).map_err(js_err)?
-        };
+        // The state is held from the sample to the feed, so no other call runs in between.
+        let mut st = self.take()?;
+        let r = self.clone().sample_and_feed(&gen, &mut st).await;
+        self.put(st);
         let out = Object::new();
-        let Some(t) = next else {
+        let Some(t) = r? else {
             let mut g = gen.borrow_mut();
             let text = g.flush();
             return Ok(step_event(&out, None, &text, g.finish));
         };
-        self.forward(vec![t]).await?;
         let mut g = gen.borrow_mut();
         let text = g.text(tok.as_ref(), t);
         Ok(step_event(&out, Some(t), &text, g.finish))
+    }
+
+    /// Sample the next token and feed it, keeping its logits (on the device where the backend
+    /// samples there, so that a step reads back only the id).
+    async fn sample_and_feed(self: Rc<Self>, gen: &Rc<RefCell<Generation>>, st: &mut B::State) -> Result<Option<u32>, JsValue> {
+        let device = self.model.backend.samples_on_device();
+        let next = if device { self.clone().sample_on_device(gen).await? } else { self.sample_on_host(gen)? };
+        let Some(t) = next else { return Ok(None) };
+        let last = if device {
+            Last::Device(self.model.forward_device(st, &[t]).map_err(js_err)?)
+        } else {
+            Last::Host(self.model.forward_async(st, &[t]).await.map_err(js_err)?)
+        };
+        *self.logits.borrow_mut() = Some(last);
+        Ok(Some(t))
+    }
+
+    fn sample_on_host(&self, gen: &RefCell<Generation>) -> Result<Option<u32>, JsValue> {
+        let tok = self.model.tokenizer().ok();
+        let logits = self.logits.borrow();
+        let logits = match logits.as_ref().ok_or_else(no_logits)? {
+            Last::Host(v) => v,
+            Last::Device(_) => return Err(coded("BAD_INPUT", "internal: device logits on a host-sampling backend (report this as a bug)")),
+        };
+        gen.borrow_mut().sample(tok, logits).map_err(js_err)
+    }
+
+    /// Sample on the device: one dispatch, then a 4-byte read-back of the id.
+    async fn sample_on_device(self: Rc<Self>, gen: &Rc<RefCell<Generation>>) -> Result<Option<u32>, JsValue> {
+        let b = &self.model.backend;
+        let v = self.model.config.vocab;
+        let tok = self.model.tokenizer().ok();
+        let logits = match self.logits.borrow().clone().ok_or_else(no_logits)? {
+            Last::Device(a) => a,
+            Last::Host(h) => b.act_from_host(1, v, &h).map_err(js_err)?,
+        };
+        // The penalties' counts belong to one generation: a new one starts from zero.
+        let key = Rc::as_ptr(gen) as usize;
+        let mut occ = match self.occ.borrow_mut().take() {
+            Some((k, a)) if k == key => a,
+            _ => b.act_from_host(1, v, &vec![0.0; v]).map_err(js_err)?,
+        };
+        let id = {
+            let mut g = gen.borrow_mut();
+            match g.device_job(tok, v).map_err(js_err)? {
+                None => None,
+                Some(job) => Some(b.sample(&logits, &mut occ, &job).map_err(js_err)?),
+            }
+        };
+        *self.occ.borrow_mut() = Some((key, occ));
+        let Some(id) = id else { return Ok(None) };
+        let id = b.read_async(&id).await.map_err(js_err)?.first().map_or(NO_TOKEN, |x| x.to_bits());
+        gen.borrow_mut().accept(tok, id).map_err(js_err)
     }
 }
 
@@ -276,7 +358,7 @@ impl WasmSession {
     pub fn prefill(&self, ids: Vec<u32>) -> Promise {
         each!(self, s => {
             let s = s.clone();
-            future_to_promise(async move { s.forward(ids).await.map(|_| JsValue::UNDEFINED) })
+            future_to_promise(async move { s.feed(ids).await.map(|_| JsValue::UNDEFINED) })
         })
     }
 

@@ -3,20 +3,22 @@
 
 use super::cache::BindCache;
 use super::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use wgpu::util::DeviceExt;
 
-/// Buffers waiting for reuse, by byte size, handed out lowest first (`wgpu::Buffer`'s order):
-/// a decode step then gets the same buffers every token, and the bind-group cache hits.
+/// Buffers waiting for reuse, by byte size, handed out oldest first (by a serial number given
+/// at creation, the same natively and in a browser): a decode step then gets the same buffers
+/// every token, and the bind-group cache hits.
 #[derive(Default)]
 pub(super) struct PoolInner {
-    free: HashMap<u64, BTreeSet<wgpu::Buffer>>,
+    free: HashMap<u64, BTreeMap<u64, wgpu::Buffer>>,
     /// Buffers filled by `queue.write_buffer`, kept apart: such a write lands at the next submit
     /// before every recorded command, so a buffer that recorded commands still use must never
     /// receive one.
-    uploads: HashMap<u64, BTreeSet<wgpu::Buffer>>,
+    uploads: HashMap<u64, BTreeMap<u64, wgpu::Buffer>>,
     /// Upload buffers dropped since the last submit: reusable only after it.
-    held: Vec<wgpu::Buffer>,
+    held: Vec<(u64, wgpu::Buffer)>,
+    serial: u64,
 }
 
 pub(super) type Pool = Arc<Mutex<PoolInner>>;
@@ -26,6 +28,7 @@ pub struct PooledBuffer {
     pub(super) buf: Option<wgpu::Buffer>,
     pub(super) pool: Pool,
     pub(super) upload: bool,
+    serial: u64,
 }
 
 impl PooledBuffer {
@@ -40,9 +43,9 @@ impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let (Some(b), Ok(mut p)) = (self.buf.take(), self.pool.lock()) {
             if self.upload {
-                p.held.push(b);
+                p.held.push((self.serial, b));
             } else {
-                p.free.entry(b.size()).or_default().insert(b);
+                p.free.entry(b.size()).or_default().insert(self.serial, b);
             }
         }
     }
@@ -120,20 +123,18 @@ pub(super) fn words(bytes: &[u8]) -> Vec<u8> {
 impl Gpu {
     fn pooled(&self, bytes: u64, upload: bool) -> Arc<PooledBuffer> {
         let size = bytes.max(16).next_multiple_of(16);
-        let reused = self.pool.lock().ok().and_then(|mut p| {
-            let map = if upload { &mut p.uploads } else { &mut p.free };
-            map.get_mut(&size).and_then(BTreeSet::pop_first)
-        });
-        let buf = reused.unwrap_or_else(|| {
-            self.counts.buffers.fetch_add(1, Ordering::Relaxed);
-            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(if upload { "upload" } else { "act" }),
-                size,
-                usage: STORAGE,
-                mapped_at_creation: false,
-            })
-        });
-        Arc::new(PooledBuffer { buf: Some(buf), pool: self.pool.clone(), upload })
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let map = if upload { &mut pool.uploads } else { &mut pool.free };
+        let (serial, buf) = match map.get_mut(&size).and_then(BTreeMap::pop_first) {
+            Some(reused) => reused,
+            None => {
+                pool.serial += 1;
+                self.counts.buffers.fetch_add(1, Ordering::Relaxed);
+                let label = if upload { "upload" } else { "act" };
+                (pool.serial, self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage: STORAGE, mapped_at_creation: false }))
+            }
+        };
+        Arc::new(PooledBuffer { buf: Some(buf), pool: self.pool.clone(), upload, serial })
     }
 
     pub(super) fn buffer(&self, bytes: u64) -> Arc<PooledBuffer> {
@@ -157,8 +158,8 @@ impl Gpu {
     pub(super) fn release_held(&self) {
         if let Ok(mut p) = self.pool.lock() {
             let held = std::mem::take(&mut p.held);
-            for b in held {
-                p.uploads.entry(b.size()).or_default().insert(b);
+            for (serial, b) in held {
+                p.uploads.entry(b.size()).or_default().insert(serial, b);
             }
         }
     }

@@ -17,6 +17,7 @@ pub enum ElementOp {
 
 pub struct Pipelines {
     matmul: [wgpu::ComputePipeline; 4],
+    matmul_tiled: [wgpu::ComputePipeline; 4],
     embed: [wgpu::ComputePipeline; 4],
     pub norm: wgpu::ComputePipeline,
     pub elementwise: wgpu::ComputePipeline,
@@ -58,6 +59,10 @@ fn pipeline(dev: &wgpu::Device, label: &str, source: &str, constants: &[(&str, f
     })
 }
 
+/// Tokens per workgroup in the prefill matrix product (`shaders/matmul.wgsl`'s `TT`; its
+/// `MAX_TT` must equal it, which tests/shaders.rs checks): each weight is read once per tile.
+pub const PREFILL_TILE: u32 = 16;
+
 /// The shaders, by the label their pipeline carries.
 pub const SHADERS: [&str; 11] =
     ["matmul", "embed", "norm", "elementwise", "token_shift", "removal_key", "wkv", "wkv_fused", "norm_shift", "gn_bonus_gate", "sample"];
@@ -86,13 +91,19 @@ impl Pipelines {
     pub fn new(dev: &wgpu::Device) -> Pipelines {
         // Every name below is in SHADERS (tests/shaders.rs compiles each one).
         let src = |name: &str| source(name).unwrap_or_default();
-        let per_format = |label: &str| {
+        let per_format_with = |label: &str, extra: &[(&str, f64)]| {
             let s = src(label);
-            [0, 1, 2, 3].map(|f| pipeline(dev, label, &s, &[("FORMAT", f as f64)]))
+            [0, 1, 2, 3].map(|f| {
+                let mut constants = vec![("FORMAT", f as f64)];
+                constants.extend_from_slice(extra);
+                pipeline(dev, label, &s, &constants)
+            })
         };
+        let per_format = |label: &str| per_format_with(label, &[]);
         let one = |label: &str| pipeline(dev, label, &src(label), &[]);
         Pipelines {
             matmul: per_format("matmul"),
+            matmul_tiled: per_format_with("matmul", &[("TT", PREFILL_TILE as f64)]),
             embed: per_format("embed"),
             norm: one("norm"),
             elementwise: one("elementwise"),
@@ -106,8 +117,11 @@ impl Pipelines {
         }
     }
 
-    pub fn matmul(&self, format: u32) -> &wgpu::ComputePipeline {
-        &self.matmul[format.min(3) as usize]
+    /// The matrix product for `tokens` rows of input: one token per workgroup for decode, a
+    /// tile of [`PREFILL_TILE`] for more.
+    pub fn matmul(&self, format: u32, tokens: usize) -> &wgpu::ComputePipeline {
+        let set = if tokens > 1 { &self.matmul_tiled } else { &self.matmul };
+        &set[format.min(3) as usize]
     }
 
     pub fn embed(&self, format: u32) -> &wgpu::ComputePipeline {

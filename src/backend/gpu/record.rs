@@ -94,7 +94,9 @@ impl Gpu {
             let head = [x.rows as u32, w.cols as u32, rows, w.rows as u32, part.row0 as u32, w.row_words as u32, nb, epi as u32, mode, 0, 0, 0];
             let params: Vec<u32> = head.iter().chain(&segs).chain(&epis).copied().collect();
             let bufs = [x.buf.get(), &part.buf, &part.scale, y.buf.get(), bias.unwrap_or(dummy), d, mu];
-            self.dispatch(self.pipes.matmul(w.format), &params, &bufs, (rows.min(32768), rows.div_ceil(32768), x.rows as u32))?;
+            let tile = if x.rows > 1 { pipelines::PREFILL_TILE } else { 1 };
+            let tiles = (x.rows as u32).div_ceil(tile);
+            self.dispatch(self.pipes.matmul(w.format, x.rows), &params, &bufs, (rows.min(32768), rows.div_ceil(32768), tiles))?;
         }
         Ok(())
     }
