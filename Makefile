@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: demo eval-sql train-sql test soak deps web-deps pkg bench bench-all bench-grammar bench-chat wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo eval-sql train-sql test soak deps web-deps pkg bench bench-all bench-grammar bench-chat bench-webgpu wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -156,6 +156,12 @@ bench-chat: pkg $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
 	@for mode in "" --no-cache; do echo "== native $$mode"; target/release/gander chat --model $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors --system "You are a helpful travel assistant." --max-tokens 32 --seed 7 --stats $$mode < bench/chat-turns.txt 2>&1 >/dev/null; done
 	@echo "== Chromium, wasm CPU path"; node bench/chat_ttft.mjs $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
 
+# The npm package on WebGPU in headless Chromium (issue 20): prefill/decode tok/s and the device's
+# work per decoded token, page and worker, next to the wasm CPU path on the same model.
+# MODEL=... (default: the tiny fixture, because SwiftShader is slow), PROMPT=64, GEN=32.
+bench-webgpu: pkg
+	node bench/webgpu.mjs $(or $(MODEL),/shared/fixtures/tiny-rwkv7-834k/model.safetensors) $(or $(PROMPT),64) $(or $(GEN),32)
+
 clean-bench:
 	rm -rf $(BENCH_DIR)
 
@@ -163,13 +169,14 @@ clean-bench:
 # the stable toolchain (no sanitizer: panics, aborts, out-of-memory and hangs are what is caught).
 # Corpora are seeded from the test fixtures and kept under fuzz/corpus (ignored by git).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args grammar json_schema sql_table
+FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args grammar json_schema sql_table shard_index
 
 fuzz-seeds:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	@mkdir -p $(foreach t,$(FUZZ_TARGETS),fuzz/corpus/$(t))
 	@for q in f32 int8 q4; do f=fuzz/corpus/open_bytes/tiny-$$q.safetensors; [ -f $$f ] || $(CARGO) run --release --locked -q --example random_model -- $$f --embd 64 --layers 1 --vocab 16 --quant $$q; done
 	@cp -n tests/golden/fp32-bytes/model.pth fuzz/corpus/open_bytes/bytes.pth
+	@[ -f fuzz/corpus/open_bytes/fla.safetensors ] || { python3 tools/layouts/make_layouts.py tests/golden/fp32-bytes/model.safetensors target/layouts && cp target/layouts/fla-xx/model.safetensors fuzz/corpus/open_bytes/fla.safetensors && cp target/layouts/st/model.st fuzz/corpus/open_bytes/st.safetensors; }
 	@[ -f fuzz/corpus/vocab/head.txt ] || head -c 2000 src/tokenizer/rwkv_vocab_v20230424.txt > fuzz/corpus/vocab/head.txt
 	@[ -f fuzz/corpus/cli_args/logits ] || printf 'logits\0--model\0m.pth\0--tokens\01,2,3\0--all' > fuzz/corpus/cli_args/logits
 	@[ -f fuzz/corpus/cli_args/generate ] || printf 'generate\0--model\0m\0--prompt\0hi\0--temperature\00.5\0--top-p\00.9\0--max-tokens\010\0--seed\07' > fuzz/corpus/cli_args/generate
@@ -177,6 +184,7 @@ fuzz-seeds:
 	@[ -f fuzz/corpus/state_tuning/one-layer.safetensors ] || python3 -c "import json,struct,sys; h=json.dumps({'blocks.1.att.time_state':{'dtype':'F32','shape':[2,32,32],'data_offsets':[0,8192]}}).encode(); sys.stdout.buffer.write(struct.pack('<Q',len(h))+h+bytes(8192))" > fuzz/corpus/state_tuning/one-layer.safetensors
 	@[ -f fuzz/corpus/grammar/list.gbnf ] || printf 'root ::= "[" (item ("," item)*)? "]"\nitem ::= [0-9]+ | "\\"" [^"\\\\]* "\\"" | [α-ω]{1,3}\n[1,"ab"]' > fuzz/corpus/grammar/list.gbnf
 	@[ -f fuzz/corpus/json_schema/person.json ] || printf '{"type":"object","properties":{"name":{"type":"string","maxLength":8},"tags":{"type":"array","items":{"enum":["a",1,null]},"maxItems":3}},"required":["name"]}' > fuzz/corpus/json_schema/person.json
+	@[ -f fuzz/corpus/shard_index/index.json ] || printf '{"metadata":{"total_size":8},"weight_map":{"rwkv7.emb.weight":"model-00001-of-00002.safetensors","head.weight":"model-00002-of-00002.safetensors"}}' > fuzz/corpus/shard_index/index.json
 	@[ -f fuzz/corpus/sql_table/cars.txt ] || printf 'Table: cars(brand TEXT, price REAL, year INTEGER, code VARCHAR(8))' > fuzz/corpus/sql_table/cars.txt
 	@[ -f fuzz/corpus/state_blob/zero.bin ] || python3 -c "import struct,sys; sys.stdout.buffer.write(b'GNDRSTAT'+struct.pack('<I',1)+bytes(32)+struct.pack('<4I',2,64,1,64)+bytes(4*2*(2*64+64*64)))" > fuzz/corpus/state_blob/zero.bin
 

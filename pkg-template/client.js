@@ -223,6 +223,10 @@ export class WorkerModel {
     this._c.terminate();
   }
 
+  async deviceCounters() {
+    return this._c.request('deviceCounters', { mid: this._mid });
+  }
+
   async _memoryBytes() {
     return this._c.request('memory', {});
   }

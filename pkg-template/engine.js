@@ -250,8 +250,12 @@ async function loadWhole(src, gpu, { signal, onProgress }) {
 }
 
 /** Stream a safetensors file part by part (see the Rust `Loader`). */
-async function stream(src, probe, gpu, { signal, onProgress }) {
+async function stream(src, probe, gpu, opts) {
+  const { signal, onProgress } = opts;
   const header = await src.read(0, probe.headerLen);
+  // Another layout (transformers `rwkv7.`, flash-linear-attention, web-rwkv `.st`) is renamed
+  // on load and read whole; the official layout and Gander files stream tensor by tensor.
+  if (call(() => wasm.headerLayout(header, src.size), { what: 'reading the header' }) !== 'official') return loadWhole(src, gpu, opts);
   const owner = gpu ? GPU_LOAD : null;
   const loader = call(() => (gpu ? wasm.Loader.forGpu(header, src.size, gpu) : wasm.Loader.forCpu(header, src.size)), { owner, what: 'loading the model' });
   try {
@@ -404,6 +408,12 @@ export class LocalModel {
   async dispose() {
     if (this._chat) await this._chat.cache.clear().catch(() => {});
     this._freeAll();
+  }
+
+  /** What the WebGPU device did since the last call: `{dispatches, bindGroupsCreated,
+   *  buffersCreated, submits, readbackBytes}`, or `null` on the CPU path (for benchmarks). */
+  async deviceCounters() {
+    return this._live().deviceCounters() ?? null;
   }
 
   /** Diagnostics: bytes of wasm memory of the engine (it only grows; leak tests watch it). */

@@ -260,8 +260,19 @@ export interface Model {
    * `grammar: false`. */
   sql(table: string, question: string, options?: { state?: Uint8Array | ArrayBuffer; grammar?: boolean; signal?: AbortSignal }): Promise<string>;
   session(): Session;
+  /** What the WebGPU device did since the last call (a decoded token after the first few: 0
+   * bind groups and buffers created, 1 submit, 4 bytes read back); `null` on the CPU path. */
+  deviceCounters(): Promise<DeviceCounters | null>;
   /** Free weights, sessions and (with worker: true) the worker. */
   dispose(): Promise<void>;
+}
+
+export interface DeviceCounters {
+  dispatches: number;
+  bindGroupsCreated: number;
+  buffersCreated: number;
+  submits: number;
+  readbackBytes: number;
 }
 
 export declare class Gander {

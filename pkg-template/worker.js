@@ -123,6 +123,9 @@ const handlers = {
   memory() {
     return [wasmMemoryBytes()];
   },
+  async deviceCounters({ mid }) {
+    return [await model(mid).deviceCounters()];
+  },
   simulateDeviceLoss({ mid }) {
     model(mid)._simulateDeviceLoss();
     return [undefined];

@@ -1,13 +1,18 @@
-//! Weight containers: official PyTorch `.pth`, official `.safetensors`, and Gander's own file.
+//! Weight containers: official PyTorch `.pth`, `.safetensors` (one file or Hugging Face shards
+//! with their index), and Gander's own file; tensors in the official layout or another one
+//! people download ([`layout`]: transformers `rwkv7.`, flash-linear-attention, web-rwkv `.st`).
 //!
 //! Every reader produces a [`TensorSource`]: names, shapes and dtypes from the header, and
 //! tensors read one at a time, so a loader never needs the whole file as one buffer of floats.
+//! Kinds are told from the contents, never the file name.
 
 pub mod gander;
+pub mod layout;
 pub mod pickle;
 pub mod pth;
 pub mod quant;
 pub mod safetensors;
+pub mod sharded;
 pub mod tensor;
 
 pub use tensor::{le_words, DType, RawTensor, TensorInfo};
@@ -46,30 +51,50 @@ pub trait TensorSource {
     }
 }
 
-/// Open a checkpoint file by looking at its first bytes (zip = `.pth`, else safetensors).
+/// Open a checkpoint by looking at its first bytes: a zip is a `.pth`, a JSON object a shard
+/// index (`model.safetensors.index.json`, shards beside it), anything else safetensors. A
+/// directory (a downloaded Hugging Face repository) opens its index or its `model.safetensors`.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn open_path(path: &std::path::Path) -> Result<Box<dyn TensorSource>> {
     use std::io::Read;
+    if path.is_dir() {
+        for f in ["model.safetensors.index.json", "model.safetensors"] {
+            if path.join(f).is_file() {
+                return open_path(&path.join(f));
+            }
+        }
+        return Err(crate::Error::BadInput(format!(
+            "{} is a directory without model.safetensors.index.json or model.safetensors; give the checkpoint file",
+            path.display()
+        )));
+    }
     let mut magic = [0u8; 4];
     let mut f = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
     let n = f.read(&mut magic).map_err(|e| crate::Error::io(path, e))?;
     if n == 4 && &magic == b"PK\x03\x04" {
-        Ok(Box::new(pth::PthFile::open(path)?))
+        layout::wrap(Box::new(pth::PthFile::open(path)?))
+    } else if magic.first() == Some(&b'{') {
+        layout::wrap(sharded::open_index(path)?)
     } else {
-        gander::wrap(safetensors::SafetensorsFile::open(path)?)
+        layout::wrap(gander::wrap(safetensors::SafetensorsFile::open(path)?)?)
     }
 }
 
 /// Know a safetensors file (official or Gander) by its header block, to stream its tensors in.
+/// Other layouts are refused here (the browser loads them whole, through [`open_bytes`]).
 pub fn open_header(header: &[u8], file_len: u64) -> Result<Box<dyn TensorSource>> {
-    gander::wrap(safetensors::SafetensorsFile::from_header(header, file_len)?)
+    let src = gander::wrap(safetensors::SafetensorsFile::from_header(header, file_len)?)?;
+    match layout::detect(src.tensors()) {
+        layout::Layout::Official => Ok(src),
+        l => Err(crate::Error::Unsupported(format!("streaming a file in the {} layout; load it whole", l.name()))),
+    }
 }
 
 /// Open a checkpoint held in memory (the browser's path): zip = `.pth`, else safetensors.
 pub fn open_bytes(bytes: Vec<u8>) -> Result<Box<dyn TensorSource>> {
     if bytes.starts_with(b"PK\x03\x04") {
-        Ok(Box::new(pth::PthFile::from_bytes(bytes)?))
+        layout::wrap(Box::new(pth::PthFile::from_bytes(bytes)?))
     } else {
-        gander::wrap(safetensors::SafetensorsFile::from_bytes(bytes)?)
+        layout::wrap(gander::wrap(safetensors::SafetensorsFile::from_bytes(bytes)?)?)
     }
 }

@@ -81,6 +81,20 @@ pub fn probe(prefix: &[u8], file_len: f64) -> Result<JsValue, JsValue> {
     Ok(o.into())
 }
 
+/// The layout of a safetensors file from its header block: `official` (streamed tensor by
+/// tensor), or another one (`prefixed`, `fla`, `st`), which the package loads whole.
+#[wasm_bindgen(js_name = headerLayout)]
+pub fn header_layout(header: &[u8], file_len: f64) -> Result<String, JsValue> {
+    let st = format::safetensors::SafetensorsFile::from_header(header, file_len as u64).map_err(js_err)?;
+    Ok(match format::layout::detect(st.tensors()) {
+        format::layout::Layout::Official => "official",
+        format::layout::Layout::Prefixed => "prefixed",
+        format::layout::Layout::Fla => "fla",
+        format::layout::Layout::LoraTransposed => "st",
+    }
+    .into())
+}
+
 enum AnyBuilder {
     Cpu(ModelBuilder<Cpu>),
     Gpu(ModelBuilder<Gpu>),
@@ -265,6 +279,23 @@ impl WasmModel {
     /// A new session with a zero state.
     pub fn session(&self) -> Result<WasmSession, JsValue> {
         WasmSession::new(self.engine.clone())
+    }
+
+    /// What the WebGPU device did since the last call (`{dispatches, bindGroupsCreated,
+    /// buffersCreated, submits, readbackBytes}`), or `null` on the CPU: for benchmarks.
+    #[wasm_bindgen(js_name = deviceCounters)]
+    pub fn device_counters(&self) -> JsValue {
+        let c = match &self.engine {
+            Engine::Cpu(_) => return JsValue::NULL,
+            Engine::Gpu(m) => m.backend.take_counters().unwrap_or_default(),
+        };
+        let o = Object::new();
+        set(&o, "dispatches", c.dispatches as f64);
+        set(&o, "bindGroupsCreated", c.bind_groups_created as f64);
+        set(&o, "buffersCreated", c.buffers_created as f64);
+        set(&o, "submits", c.submits as f64);
+        set(&o, "readbackBytes", c.readback_bytes as f64);
+        o.into()
     }
 
     /// Destroy the GPU device as a lost GPU would (fault tests); a no-op on the CPU.

@@ -15,6 +15,8 @@ export async function launch({ webgpu = true, profile, gc = false } = {}) {
   if (gc) args.push('--js-flags=--expose-gc'); // reclaim tests force a collection
   if (webgpu) args.push('--enable-unsafe-webgpu');
   else args.push('--disable-webgpu', '--disable-features=WebGPU');
+  // Extra flags, e.g. to reach a real GPU from headless Chromium (bench/webgpu.mjs).
+  if (process.env.GANDER_CHROMIUM_ARGS) args.push(...process.env.GANDER_CHROMIUM_ARGS.split(' ').filter(Boolean));
   const ctx = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args });
   return {
     ctx,

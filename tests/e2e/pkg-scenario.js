@@ -96,7 +96,18 @@ export async function parity({ worker }) {
   const fork = await sc.fork();
   const fa = await fork.forward([65]);
   const fb = await sc.forward([65]);
-  const out = { logits, stateDiff, headerSame, crossed, seededSame: seededG.join() === seededC.join(), seededLen: seededG.length, forkSame: relErr(fa, fb), gpuInfo: gpu.info, cpuInfo: cpu.info };
+  // Issue 20: once a session's first generations have built what later tokens reuse, a decoded
+  // token creates nothing on the device, submits once and reads back only its id.
+  const steady = gpu.session();
+  await steady.prefill(ids);
+  const run = async (n) => { let k = 0; for await (const ev of steady.generate('', { temperature: 0.7, seed: 3, maxTokens: n })) k += ev.token >= 0; return k; };
+  await run(4);
+  await run(4);
+  await gpu.deviceCounters();
+  const steadyTokens = await run(12);
+  const counters = await gpu.deviceCounters();
+  const cpuCounters = await cpu.deviceCounters();
+  const out = { logits, stateDiff, headerSame, crossed, seededSame: seededG.join() === seededC.join(), seededLen: seededG.length, forkSame: relErr(fa, fb), gpuInfo: gpu.info, cpuInfo: cpu.info, steadyTokens, counters, cpuCounters };
   await gpu.dispose();
   await cpu.dispose();
   return out;

@@ -69,6 +69,11 @@ for (const worker of [false, true]) {
     assert.ok(r.crossed <= PARITY_TOL, `crossed ${r.crossed}`);
     assert.ok(r.seededSame && r.seededLen === 16, 'same seed, same tokens');
     assert.ok(r.forkSame <= 1e-6, `fork ${r.forkSame}`);
+    const n = r.steadyTokens;
+    assert.equal(n, 12);
+    assert.deepEqual(r.counters && { b: r.counters.bindGroupsCreated, u: r.counters.buffersCreated, s: r.counters.submits, r: r.counters.readbackBytes }, { b: 0, u: 0, s: n, r: 4 * n }, `per-token device work: ${JSON.stringify(r.counters)}`);
+    assert.equal(r.cpuCounters, null);
+    console.log(`  ${mode}: WebGPU per decoded token: ${JSON.stringify(Object.fromEntries(Object.entries(r.counters).map(([k, v]) => [k, v / n])))}`);
     console.log(`  ${mode}: cpu-vs-webgpu logits ${r.logits.toExponential(2)}, state ${r.stateDiff.toExponential(2)}, crossed ${r.crossed.toExponential(2)}`);
   });
 
