@@ -275,8 +275,36 @@ export interface DeviceCounters {
   readbackBytes: number;
 }
 
+export interface QuantCost {
+  quant: 'f32' | 'f16' | 'int8' | 'q4';
+  /** The Gander file's size (ModelStore.put(.., { quant }), `gander convert`). */
+  fileBytes: number;
+  /** The weights in memory on either backend. */
+  memoryBytes: number;
+  /** store: fits the storage quota left (null: unknown); cpu: fits wasm memory with room to run;
+   * webgpu: an adapter exists and can bind a weight row (null: no WebGPU). */
+  fits: { store: boolean | null; cpu: boolean; webgpu: boolean | null };
+}
+
+export interface Inspection {
+  config: { vocab: number; embd: number; layers: number; heads: number; head_size: number; ffn: number; rank_w: number; rank_a: number; rank_v: number; rank_g: number; layer0_has_v: boolean };
+  params: number;
+  /** `official`, `transformers (rwkv7.)`, `flash-linear-attention` or `web-rwkv (.st)`. */
+  layout: string;
+  /** How the matrices are stored: `bf16`, `f16`, `f32`, or a Gander quantisation. */
+  stored: string;
+  stateBytes: number;
+  fileBytes: number;
+  /** Bytes read to inspect (a few hundred KB at most for a .pth or safetensors file). */
+  fetchedBytes: number;
+  quants: QuantCost[];
+  browser: { storageQuota: number | null; storageUsage: number | null; adapter: { name: string; isFallbackAdapter: boolean; maxBufferSize: number; maxStorageBufferBindingSize: number } | null };
+}
+
 export declare class Gander {
   static load(source: ModelSource, options?: LoadOptions): Promise<Model>;
+  /** A checkpoint's config and costs from its headers alone (range requests for a URL). */
+  static inspect(source: string | URL | Blob | ArrayBuffer | Uint8Array, options?: { signal?: AbortSignal; wasmUrl?: string | URL }): Promise<Inspection>;
   /** Load the wasm module ahead of time (optional). */
   static init(wasmUrl?: string | URL | BufferSource): Promise<void>;
 }

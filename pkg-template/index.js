@@ -6,6 +6,7 @@ import { WorkerModel } from './client.js';
 import { ModelStore } from './store.js';
 import { checkOptions, is } from './options.js';
 import { toGanderError } from './errors.js';
+import { inspect } from './inspect.js';
 
 export {
   GanderError, AbortedError, QuotaError, BadModelError, BadInputError, StateMismatchError,
@@ -45,6 +46,21 @@ export class Gander {
     try {
       if (opts.worker ?? HAS_WORKERS) return await WorkerModel.load(source, opts);
       return await loadModel(source, opts, (s) => ModelStore.open(s.database ? { database: s.database } : {}));
+    } catch (e) {
+      throw toGanderError(e);
+    }
+  }
+
+  /**
+   * What a checkpoint is and what it would cost, from its headers alone: a URL is read with a
+   * few range requests (`fetchedBytes` says how many bytes), a Blob or File by slices. Returns
+   * the config, parameter count, layout, state size, and per quantisation the file and memory
+   * sizes and whether this browser's storage, wasm memory and WebGPU adapter can hold them.
+   */
+  static async inspect(source, options = {}) {
+    checkOptions('Gander.inspect', options, { signal: is.signal, wasmUrl: is.url });
+    try {
+      return await inspect(source, options ?? {});
     } catch (e) {
       throw toGanderError(e);
     }

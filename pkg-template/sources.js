@@ -138,3 +138,38 @@ export async function readAll(src) {
     throw toGanderError(e, { what: `reading ${src.name || 'the model'}`, requested: src.size });
   }
 }
+
+/** A URL read by HTTP range requests (`{ size, name, read(start, end), fetched }`): nothing is
+ *  downloaded but the ranges asked for. A server that ignores ranges is an UNSUPPORTED error
+ *  (the caller decides whether a whole download is acceptable). */
+export async function rangeSource(url, { signal } = {}) {
+  const name = url.split('/').pop() || url;
+  const get = async (a, b) => {
+    let res;
+    try {
+      res = await fetch(url, { signal, headers: { range: `bytes=${a}-${b - 1}` } });
+    } catch (e) {
+      throwIfAborted(signal);
+      throw new GanderError('IO', `could not fetch ${url}: ${e.message} (is the URL right, is the network up, and does the server allow CORS?); retry`, { url });
+    }
+    if (res.status === 200) {
+      res.body?.cancel().catch(() => {});
+      throw new GanderError('UNSUPPORTED', `${url} was served whole: the server ignores range requests, so its headers cannot be read alone`, { url });
+    }
+    if (res.status !== 206) throw new GanderError('IO', `could not fetch bytes ${a}..${b} of ${url}: HTTP ${res.status} ${res.statusText}`, { url, status: res.status });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    src.fetched += bytes.byteLength;
+    return { res, bytes };
+  };
+  const src = { size: 0, name, fetched: 0, read: async (a, b) => {
+    const { bytes } = await get(a, b);
+    if (bytes.byteLength !== b - a) throw new GanderError('IO', `the server sent ${bytes.byteLength} bytes for range ${a}..${b} of ${url}; retry`, { url });
+    return bytes;
+  } };
+  // The first byte tells the size (Content-Range: bytes 0-0/TOTAL).
+  const { res } = await get(0, 1);
+  const total = Number(/\/(\d+)$/.exec(res.headers.get('content-range') || '')?.[1]);
+  if (!Number.isSafeInteger(total)) throw new GanderError('UNSUPPORTED', `${url}: the server did not say the file's size (Content-Range)`, { url });
+  src.size = total;
+  return src;
+}

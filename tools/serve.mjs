@@ -1,6 +1,7 @@
 // A small static server for the demo page and the browser tests: the right MIME types (wasm as
 // application/wasm, JS modules), COOP/COEP headers (cross-origin isolation, so the page may use
-// SharedArrayBuffer later), no caching, and nothing outside its roots.
+// SharedArrayBuffer later), no caching, single byte ranges (`Range: bytes=a-b`, as model hosts
+// serve them), and nothing outside its roots.
 //
 //   node tools/serve.mjs [--port 8080] [--host 127.0.0.1] ROOT [/prefix=DIR ...]
 //
@@ -29,14 +30,29 @@ export function startServer({ root, mounts = {}, port = 0, host = '127.0.0.1' })
     try { st = statSync(file); if (st.isDirectory()) { file = join(file, 'index.html'); st = statSync(file); } } catch {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found'); return;
     }
-    res.writeHead(200, {
+    const headers = {
       'content-type': TYPES[extname(file)] || 'application/octet-stream',
       'content-length': st.size,
+      'accept-ranges': 'bytes',
       'cache-control': 'no-store',
       'cross-origin-opener-policy': 'same-origin',
       'cross-origin-embedder-policy': 'require-corp',
       'cross-origin-resource-policy': 'same-origin',
-    });
+    };
+    const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range || '');
+    if (req.headers.range && range) {
+      let start = range[1] === '' ? Math.max(0, st.size - Number(range[2])) : Number(range[1]);
+      let end = range[1] === '' || range[2] === '' ? st.size - 1 : Math.min(Number(range[2]), st.size - 1);
+      if (!(start <= end && start < st.size)) {
+        res.writeHead(416, { 'content-range': `bytes */${st.size}` }).end();
+        return;
+      }
+      res.writeHead(206, { ...headers, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${st.size}` });
+      if (req.method === 'HEAD') { res.end(); return; }
+      createReadStream(file, { start, end }).pipe(res);
+      return;
+    }
+    res.writeHead(200, headers);
     if (req.method === 'HEAD') { res.end(); return; }
     createReadStream(file).pipe(res);
   });

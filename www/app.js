@@ -22,7 +22,7 @@
 
 import { BUILTIN } from './js/builtin-model.js';
 import { generate, newConversation, setMode } from './js/conversation.js';
-import { addModel, refreshModels, selectModel } from './js/model-manager.js';
+import { addModel, inspectChoice, refreshModels, selectModel } from './js/model-manager.js';
 import { createPageState, setBusy } from './js/page-state.js';
 import { exportState, importState, ingest, saveState } from './js/state-panel.js';
 import { openStore, refreshUsage } from './js/storage.js';
@@ -37,6 +37,7 @@ $('prompt').addEventListener('keydown', (e) => {
 $('stop').addEventListener('click', () => page.abort?.abort());
 $('model-select').addEventListener('change', (e) => selectModel(page, e.target.value));
 $('add-model').addEventListener('submit', (e) => addModel(page, e));
+for (const id of ['model-file', 'model-url', 'model-quant']) $(id).addEventListener('change', () => inspectChoice(page));
 $('save-state').addEventListener('submit', (e) => saveState(page, e));
 $('export-state').addEventListener('click', () => exportState(page));
 $('import-state').addEventListener('change', (e) => importState(page, e));

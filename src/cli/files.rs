@@ -64,13 +64,16 @@ pub(super) fn info(path: &Path) -> Result<()> {
         None => "none",
     };
     let state_bytes = crate::State::byte_len_for(&cfg);
+    let summary = model::inspect::summarize(src.as_ref())?;
     print_json(&serde_json::json!({
         "format": if gmeta.is_some() { "gander" } else if starts_with_zip_magic(path) { "pth" } else { "safetensors" },
+        "layout": summary.layout,
         "config": cfg,
         "quant": quant,
         "params": cfg.params(),
         "state_bytes": state_bytes,
         "tokenizer": tokenizer,
         "fingerprint": crate::config::fingerprint_hex(&fp),
+        "quants": summary.quants,
     }))
 }

@@ -262,6 +262,56 @@ fn le_bytes_f16(name: &str, v: &[f32]) -> Result<Vec<u8>> {
 }
 
 /// Write `src` as a Gander file to `out`, converting one tensor at a time.
+/// How a Gander file of `quant` stores the logical tensor `name`: vectors f32, the LoRA factors
+/// f16 in the quantised formats, every other matrix in `quant`.
+fn storage_of(name: &str, info: &TensorInfo, quant: Quant) -> Quant {
+    if !is_matrix(name, info) {
+        Quant::F32
+    } else if is_lora(name) && matches!(quant, Quant::Int8 | Quant::Q4) {
+        Quant::F16
+    } else {
+        quant
+    }
+}
+
+/// The physical tensors (name, dtype, shape) that store `name` as `how`.
+fn stored_tensors(name: &str, info: &TensorInfo, how: Quant) -> Result<Vec<(String, &'static str, Vec<usize>)>> {
+    Ok(match how {
+        Quant::F32 => vec![(name.to_string(), "F32", info.shape.clone())],
+        Quant::F16 => vec![(name.to_string(), "F16", info.shape.clone())],
+        Quant::Int8 | Quant::Q4 => {
+            let [r, c] = *info.shape.as_slice() else {
+                return Err(Error::BadModel(format!("`{name}` has shape {:?}, expected a matrix", info.shape)));
+            };
+            let qshape = if how == Quant::Int8 { vec![r, quant::int8::row_bytes(c)] } else { vec![r, quant::q4::row_bytes(c)] };
+            let qtype = if how == Quant::Int8 { "I8" } else { "U8" };
+            vec![(format!("{name}.q"), qtype, qshape), (format!("{name}.scale"), "F16", vec![r, quant::blocks_per_row(c)])]
+        }
+    })
+}
+
+/// Bytes of tensor data in a Gander file of `quant` holding the logical tensors `names` of
+/// `infos` (the header adds a few KB): what [`write`] would produce, from shapes alone.
+pub fn data_bytes(infos: &BTreeMap<String, TensorInfo>, names: &[String], quant: Quant) -> Result<u64> {
+    let mut total = 0u64;
+    for name in names {
+        let info = infos.get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?;
+        for (_, dt, shape) in stored_tensors(name, info, storage_of(name, info, quant))? {
+            let es: u64 = match dt {
+                "F32" => 4,
+                "F16" => 2,
+                _ => 1,
+            };
+            total = shape
+                .iter()
+                .try_fold(es, |a, &d| a.checked_mul(d as u64))
+                .and_then(|b| total.checked_add(b))
+                .ok_or_else(|| Error::BadModel(format!("`{name}` too large")))?;
+        }
+    }
+    Ok(total)
+}
+
 /// `names` is the set of logical tensors to keep (the caller drops unused ones such as layer-0
 /// `v*`). `progress(done, total)` is called after each tensor.
 pub fn write(
@@ -279,27 +329,12 @@ pub fn write(
     let mut offset = 0usize;
     for name in names {
         let info = src.tensors().get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?.clone();
-        let how = if !is_matrix(name, &info) {
-            Quant::F32
-        } else if is_lora(name) && matches!(quant, Quant::Int8 | Quant::Q4) {
-            Quant::F16
-        } else {
-            quant
-        };
+        let how = storage_of(name, &info, quant);
         info.numel()?;
-        let out_tensors = match how {
-            Quant::F32 => vec![(name.clone(), "F32", info.shape.clone())],
-            Quant::F16 => vec![(name.clone(), "F16", info.shape.clone())],
-            Quant::Int8 | Quant::Q4 => {
-                let [r, c] = *info.shape.as_slice() else {
-                    return Err(Error::BadModel(format!("`{name}` has shape {:?}, expected a matrix", info.shape)));
-                };
-                shapes.insert(name.clone(), [r, c]);
-                let qshape = if how == Quant::Int8 { vec![r, quant::int8::row_bytes(c)] } else { vec![r, quant::q4::row_bytes(c)] };
-                let qtype = if how == Quant::Int8 { "I8" } else { "U8" };
-                vec![(format!("{name}.q"), qtype, qshape), (format!("{name}.scale"), "F16", vec![r, quant::blocks_per_row(c)])]
-            }
-        };
+        let out_tensors = stored_tensors(name, &info, how)?;
+        if let (Quant::Int8 | Quant::Q4, [r, c]) = (how, info.shape.as_slice()) {
+            shapes.insert(name.clone(), [*r, *c]);
+        }
         if is_matrix(name, &info) {
             quant_map.insert(name.clone(), how.name());
         }

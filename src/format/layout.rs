@@ -209,6 +209,10 @@ impl TensorSource for Renamed {
     fn metadata(&self) -> BTreeMap<String, String> {
         self.inner.metadata()
     }
+
+    fn layout(&self) -> Layout {
+        self.layout
+    }
 }
 
 /// The transpose of a matrix, element by element in its stored dtype.

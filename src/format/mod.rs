@@ -13,6 +13,7 @@ pub mod pth;
 pub mod quant;
 pub mod safetensors;
 pub mod sharded;
+pub mod sparse;
 pub mod tensor;
 
 pub use tensor::{le_words, DType, RawTensor, TensorInfo};
@@ -48,6 +49,10 @@ pub trait TensorSource {
     /// Free-form metadata (safetensors `__metadata__`); empty for `.pth`.
     fn metadata(&self) -> BTreeMap<String, String> {
         BTreeMap::new()
+    }
+    /// The layout the tensors were stored in ([`layout::wrap`] renames others to official).
+    fn layout(&self) -> layout::Layout {
+        layout::Layout::Official
     }
 }
 

@@ -17,9 +17,11 @@ const MAX_PICKLE_BYTES: u64 = 64 << 20;
 trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek> ReadSeek for T {}
 
+type Archive = zip::ZipArchive<Box<dyn ReadSeek>>;
+
 /// An open `.pth` file.
 pub struct PthFile {
-    zip: zip::ZipArchive<Box<dyn ReadSeek>>,
+    zip: Archive,
     prefix: String,
     refs: BTreeMap<String, TensorRef>,
     infos: BTreeMap<String, TensorInfo>,
@@ -42,7 +44,8 @@ impl PthFile {
         Self::from_reader(Box::new(std::io::Cursor::new(bytes)))
     }
 
-    fn from_reader(r: Box<dyn ReadSeek>) -> Result<Self> {
+    /// The archive's zip directory and `data.pkl`, nothing else.
+    fn open_archive(r: Box<dyn ReadSeek>) -> Result<(Archive, String, Vec<u8>, u64)> {
         let mut r = r;
         let archive_len = r.seek(std::io::SeekFrom::End(0)).map_err(|e| Error::BadFile(format!("reading .pth: {e}")))?;
         r.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::BadFile(format!("reading .pth: {e}")))?;
@@ -71,6 +74,11 @@ impl PthFile {
             f.read_to_end(&mut buf).map_err(|e| Error::BadFile(format!("reading data.pkl: {e}")))?;
             buf
         };
+        Ok((zip, prefix, pickle, archive_len))
+    }
+
+    fn from_reader(r: Box<dyn ReadSeek>) -> Result<Self> {
+        let (mut zip, prefix, pickle, archive_len) = Self::open_archive(r)?;
         let mut refs = BTreeMap::new();
         let mut infos = BTreeMap::new();
         for (name, t) in parse_state_dict(&pickle)? {
@@ -89,6 +97,31 @@ impl PthFile {
             infos.insert(name, info);
         }
         Ok(Self { zip, prefix, refs, infos })
+    }
+}
+
+/// A `.pth`'s tensor names, dtypes and shapes, from its zip directory and `data.pkl` alone: no
+/// storage is touched, so a reader over the fetched parts of a file
+/// ([`super::sparse::Sparse`]) needs only those (`Gander.inspect`). Reading a tensor is refused.
+pub struct PthHeaders {
+    infos: BTreeMap<String, TensorInfo>,
+}
+
+impl PthHeaders {
+    pub fn from_read_seek(r: impl Read + Seek + 'static) -> Result<Self> {
+        let (_, _, pickle, _) = PthFile::open_archive(Box::new(r))?;
+        let infos = parse_state_dict(&pickle)?.into_iter().map(|(name, t)| (name, TensorInfo { dtype: t.dtype, shape: t.size })).collect();
+        Ok(PthHeaders { infos })
+    }
+}
+
+impl TensorSource for PthHeaders {
+    fn tensors(&self) -> &BTreeMap<String, TensorInfo> {
+        &self.infos
+    }
+
+    fn read(&mut self, name: &str) -> Result<RawTensor> {
+        Err(Error::Unsupported(format!("reading `{name}`: only this checkpoint's headers were read")))
     }
 }
 

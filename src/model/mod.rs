@@ -1,6 +1,7 @@
 //! An RWKV-7 model: config from shapes, typed weights, the forward pass, and its identity.
 
 pub mod forward;
+pub mod inspect;
 pub mod weights;
 
 // The config and the fingerprint live below the formats and the backends, which need them too.

@@ -11,6 +11,7 @@
 //!   part at a time; on WebGPU the weights go straight to GPU buffers.
 
 mod alloc;
+mod inspect;
 mod options;
 mod session;
 
@@ -25,6 +26,7 @@ use js_sys::{Array, Object, Reflect};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+pub use inspect::Inspector;
 pub use session::{WasmGeneration, WasmSession};
 
 /// A crate error as a JS `Error` with `code` (the JS wrapper turns it into its error class).

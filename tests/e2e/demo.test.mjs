@@ -101,6 +101,11 @@ test('add a model from a file, find it after a reload, use it, delete it', async
   const { page, errors } = await open('?confirm=0&backend=cpu');
   await page.locator('#model-file').setInputFiles(FIXTURE);
   await page.locator('#model-quant').selectOption('q4');
+  // Before "Add", the headers say what the file holds and what it costs (Gander.inspect).
+  await page.waitForFunction(() => /As q4: .* stored/.test(document.querySelector('#add-inspect').textContent), null, { timeout: 60000 });
+  const told = await page.locator('#add-inspect').textContent();
+  assert.match(told, /RWKV-7, 12 layers × 64, .* official layout/);
+  await page.screenshot({ path: join(SHOTS, 'demo-model-inspected.png') });
   await page.locator('#add-model-btn').click();
   await page.waitForFunction(() => /Added/.test(document.querySelector('#add-status').textContent), null, { timeout: 60000 });
   assert.equal(await page.locator('[data-model="model-q4"]').count(), 1);

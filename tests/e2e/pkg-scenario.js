@@ -406,3 +406,25 @@ export async function lossMidGeneration({ worker }) {
   await m.dispose();
   return { n, caught };
 }
+
+/** Issue 16: Gander.inspect reads only headers (range requests for a URL, slices of a Blob),
+ * and a checkpoint in another layout (flash-linear-attention, written by
+ * tools/layouts/make_layouts.py) loads and gives the official package's logits. */
+export async function inspectAndLayouts({ layoutsUrl }) {
+  const pthUrl = '/shared/fixtures/tiny-rwkv7-834k/model.pth';
+  const byUrl = await Gander.inspect(pthUrl);
+  const byBlob = await Gander.inspect(new Blob([await bytes(pthUrl)]));
+  const st = await Gander.inspect('/shared/fixtures/tiny-rwkv7-834k/model.safetensors');
+  const fla = await Gander.inspect(`${layoutsUrl}/fla-xx/model.safetensors`);
+  let missing;
+  try { await Gander.inspect('/no/such/model.pth'); } catch (e) { missing = err(e); }
+  // The fla file loads (whole: other layouts are renamed on load) and gives the official logits.
+  const g = await (await fetch('/tests/golden/fp32-bytes/golden.json')).json();
+  const want = await floats('/tests/golden/fp32-bytes/logits_one.f32');
+  const m = await Gander.load(`${layoutsUrl}/fla/model.safetensors`, { backend: 'cpu', worker: false });
+  const s = m.session();
+  const got = await s.forward(g.tokens);
+  const flaErr = relErr(got, want.subarray(want.length - g.vocab));
+  await m.dispose();
+  return { byUrl, byBlob, st, fla, missing, flaErr };
+}

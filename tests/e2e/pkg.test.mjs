@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../../tools/serve.mjs';
 import { launch, openPage } from './browser.mjs';
@@ -204,6 +205,30 @@ for (const worker of [false, true]) {
     assert.equal(r.caught?.code, 'DEVICE_LOST', JSON.stringify(r.caught));
   });
 }
+
+test('Gander.inspect reads only headers; other layouts load with the official logits', async () => {
+  // The layouts of the fp32-bytes golden checkpoint (standard-library Python).
+  execFileSync('python3', ['tools/layouts/make_layouts.py', 'tests/golden/fp32-bytes/model.safetensors', 'target/e2e/layouts'], { cwd: ROOT });
+  const r = await run('inspectAndLayouts', { layoutsUrl: '/target/e2e/layouts' });
+  // The same numbers as the native `gander info` (one implementation, model::inspect).
+  const native = JSON.parse(execFileSync(join(ROOT, 'target/release/gander'), ['info', join(ROOT, '..', 'shared/fixtures/tiny-rwkv7-834k/model.pth')], { encoding: 'utf8' }));
+  for (const x of [r.byUrl, r.byBlob]) {
+    assert.deepEqual(x.config, native.config);
+    assert.equal(x.params, native.params);
+    assert.equal(x.stateBytes, native.state_bytes);
+    assert.deepEqual(x.quants.map(({ quant, fileBytes, memoryBytes }) => ({ quant, fileBytes, memoryBytes })), native.quants);
+    assert.equal(x.layout, 'official');
+    assert.equal(x.stored, 'f32');
+    for (const q of x.quants) assert.equal(q.fits.cpu, true);
+  }
+  assert.ok(r.byUrl.fetchedBytes < 1 << 20 && r.byUrl.fetchedBytes < r.byUrl.fileBytes / 4, `fetched ${r.byUrl.fetchedBytes} of ${r.byUrl.fileBytes}`);
+  assert.ok(r.st.fetchedBytes < 1 << 20 && r.st.fetchedBytes < r.st.fileBytes / 4, `fetched ${r.st.fetchedBytes} of ${r.st.fileBytes}`);
+  assert.deepEqual(r.st.config, native.config);
+  assert.equal(r.fla.layout, 'flash-linear-attention');
+  assert.equal(r.missing?.code, 'IO');
+  assert.ok(r.flaErr <= GOLDEN_TOL, `fla layout logits ${r.flaErr}`);
+  console.log(`  inspect: .pth ${r.byUrl.fetchedBytes} of ${r.byUrl.fileBytes} bytes read, safetensors ${r.st.fetchedBytes} of ${r.st.fileBytes}; fla layout logits ${r.flaErr.toExponential(2)}`);
+});
 
 test('no console errors on the page', () => {
   assert.deepEqual(errors, []);

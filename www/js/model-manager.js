@@ -111,6 +111,32 @@ async function deleteModel(page, name) {
   await refreshUsage(page);
 }
 
+/** Before "Add": what the chosen file or URL holds and what it would cost here, read from its
+ *  headers alone (Gander.inspect: a few range requests for a URL). */
+export async function inspectChoice(page) {
+  const file = $('model-file').files[0];
+  const url = $('model-url').value.trim();
+  const out = $('add-inspect');
+  const source = file || url;
+  const ticket = (page.inspectTicket = (page.inspectTicket || 0) + 1);
+  if (!source) { out.textContent = ''; return; }
+  out.textContent = 'Reading the headers…';
+  try {
+    const r = await Gander.inspect(source);
+    if (ticket !== page.inspectTicket) return;
+    const c = r.config;
+    const quant = $('model-quant').value;
+    const q = r.quants.find((x) => x.quant === quant);
+    const yes = (v) => (v === null ? 'unknown' : v ? 'yes' : 'no');
+    const cost = q
+      ? `As ${quant}: ${mib(q.fileBytes)} stored, ${mib(q.memoryBytes)} in memory; fits storage: ${yes(q.fits.store)}, CPU (wasm): ${yes(q.fits.cpu)}, WebGPU: ${yes(q.fits.webgpu)}.`
+      : `As is: ${mib(r.fileBytes)}.`;
+    out.textContent = `RWKV-7, ${c.layers} layers × ${c.embd}, ${(r.params / 1e6).toFixed(1)}M parameters, ${r.stored}, ${r.layout} layout, vocabulary ${c.vocab}; state ${mib(r.stateBytes)}. ${cost} (Read ${mib(r.fetchedBytes)} of ${mib(r.fileBytes)} to tell.)`;
+  } catch (e) {
+    if (ticket === page.inspectTicket) out.textContent = friendly(e);
+  }
+}
+
 /** The Add form: store a model from a file or a URL, converted to the chosen quantization. */
 export async function addModel(page, ev) {
   ev.preventDefault();
@@ -142,6 +168,7 @@ export async function addModel(page, ev) {
     status.textContent = `Added “${name}”.`;
     $('model-file').value = '';
     $('model-url').value = '';
+    $('add-inspect').textContent = '';
   } catch (e) {
     status.textContent = e.code === 'ABORTED' ? 'Stopped; nothing was stored.' : friendly(e);
   } finally {
