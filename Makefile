@@ -169,7 +169,7 @@ clean-bench:
 # the stable toolchain (no sanitizer: panics, aborts, out-of-memory and hangs are what is caught).
 # Corpora are seeded from the test fixtures and kept under fuzz/corpus (ignored by git).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args grammar json_schema sql_table shard_index
+FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args grammar json_schema sql_table shard_index inspect
 
 fuzz-seeds:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
@@ -184,6 +184,8 @@ fuzz-seeds:
 	@[ -f fuzz/corpus/state_tuning/one-layer.safetensors ] || python3 -c "import json,struct,sys; h=json.dumps({'blocks.1.att.time_state':{'dtype':'F32','shape':[2,32,32],'data_offsets':[0,8192]}}).encode(); sys.stdout.buffer.write(struct.pack('<Q',len(h))+h+bytes(8192))" > fuzz/corpus/state_tuning/one-layer.safetensors
 	@[ -f fuzz/corpus/grammar/list.gbnf ] || printf 'root ::= "[" (item ("," item)*)? "]"\nitem ::= [0-9]+ | "\\"" [^"\\\\]* "\\"" | [α-ω]{1,3}\n[1,"ab"]' > fuzz/corpus/grammar/list.gbnf
 	@[ -f fuzz/corpus/json_schema/person.json ] || printf '{"type":"object","properties":{"name":{"type":"string","maxLength":8},"tags":{"type":"array","items":{"enum":["a",1,null]},"maxItems":3}},"required":["name"]}' > fuzz/corpus/json_schema/person.json
+	@cp -n tests/golden/fp32-bytes/model.pth fuzz/corpus/inspect/bytes.pth
+	@cp -n tests/golden/fp32-bytes/model.safetensors fuzz/corpus/inspect/bytes.safetensors
 	@[ -f fuzz/corpus/shard_index/index.json ] || printf '{"metadata":{"total_size":8},"weight_map":{"rwkv7.emb.weight":"model-00001-of-00002.safetensors","head.weight":"model-00002-of-00002.safetensors"}}' > fuzz/corpus/shard_index/index.json
 	@[ -f fuzz/corpus/sql_table/cars.txt ] || printf 'Table: cars(brand TEXT, price REAL, year INTEGER, code VARCHAR(8))' > fuzz/corpus/sql_table/cars.txt
 	@[ -f fuzz/corpus/state_blob/zero.bin ] || python3 -c "import struct,sys; sys.stdout.buffer.write(b'GNDRSTAT'+struct.pack('<I',1)+bytes(32)+struct.pack('<4I',2,64,1,64)+bytes(4*2*(2*64+64*64)))" > fuzz/corpus/state_blob/zero.bin
