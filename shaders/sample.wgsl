@@ -230,6 +230,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
             let o = occ[i];
             if (o > 0.0) { v -= p.presence + o * p.frequency; }
             v = clamp(v, LOWEST_CAND, -LOWEST);
+            // -0 and +0 are one value to the CPU (a tie, lowest id wins), but not to `key`.
+            if (v == 0.0) { v = 0.0; }
             scratch[i] = v;
             count += 1u;
             let k = key(v);
@@ -330,6 +332,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
         var sel_need = NONE;
         if (k_sel == cut) { sel_need = need; }
         pick = walk_pick(li, k_sel, sel_need, x - above, m);
+        // Rounding can leave the walk empty-handed; the top token is always kept.
+        if (pick == NONE) { pick = top_id; }
     }
     if (n_cand == 0u) { pick = NONE; }
     // 7. The occurrence counts for the penalties: decay every count, then count the choice.

@@ -197,8 +197,9 @@ impl Config {
     }
 
     /// Parameters the forward pass uses (layer-0 `v*` excluded).
-    pub fn params(&self) -> usize {
-        self.expected_shapes().values().map(|s| s.iter().product::<usize>()).sum()
+    /// Parameters (in u64 and saturating: a 13B model overflows a wasm32 `usize`).
+    pub fn params(&self) -> u64 {
+        self.expected_shapes().values().map(|s| s.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64))).fold(0u64, u64::saturating_add)
     }
 
     /// Floats in one recurrent state: `L·(2C + H·N·N)` (spec §3.1).

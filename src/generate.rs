@@ -99,6 +99,9 @@ pub struct Generation {
     max_tokens: usize,
     /// Tokens sampled so far.
     pub tokens: Vec<u32>,
+    /// A number no other generation of this process has (device samplers keep per-generation
+    /// state under it).
+    pub serial: u64,
     /// Set once the generation has ended.
     pub finish: Option<Finish>,
 }
@@ -133,6 +136,10 @@ impl Generation {
             max_tokens: opts.max_tokens,
             tokens: Vec::new(),
             finish: None,
+            serial: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         })
     }
 
@@ -192,7 +199,8 @@ impl Generation {
                 &self.mask_words
             }
         };
-        let uniform = if self.sampler.options().temperature == 0.0 { 0.0 } else { self.sampler.next_uniform() as f32 };
+        // In [0, 1) as f32 too: a draw within 2^-25 of 1 would round up to 1.0.
+        let uniform = if self.sampler.options().temperature == 0.0 { 0.0 } else { (self.sampler.next_uniform() as f32).min(1.0 - f32::EPSILON / 2.0) };
         Ok(Some(SampleJob { opts: self.sampler.options(), uniform, mask: Some(mask), bias: &self.bias }))
     }
 

@@ -73,12 +73,16 @@ pub fn open_path(path: &std::path::Path) -> Result<Box<dyn TensorSource>> {
             path.display()
         )));
     }
-    let mut magic = [0u8; 4];
+    let mut magic = [0u8; 8];
     let mut f = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
     let n = f.read(&mut magic).map_err(|e| crate::Error::io(path, e))?;
-    if n == 4 && &magic == b"PK\x03\x04" {
+    let file_len = f.metadata().map_err(|e| crate::Error::io(path, e))?.len();
+    // A safetensors file begins with its header's length, which fits in the file; the first
+    // bytes of a JSON index read as a length do not.
+    let safetensors_len = n == 8 && u64::from_le_bytes(magic).checked_add(8).is_some_and(|h| h <= file_len);
+    if n >= 4 && magic.starts_with(b"PK\x03\x04") {
         layout::wrap(Box::new(pth::PthFile::open(path)?))
-    } else if magic.first() == Some(&b'{') {
+    } else if magic.first() == Some(&b'{') && !safetensors_len {
         layout::wrap(sharded::open_index(path)?)
     } else {
         layout::wrap(gander::wrap(safetensors::SafetensorsFile::open(path)?)?)

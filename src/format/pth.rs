@@ -109,8 +109,16 @@ pub struct PthHeaders {
 
 impl PthHeaders {
     pub fn from_read_seek(r: impl Read + Seek + 'static) -> Result<Self> {
-        let (_, _, pickle, _) = PthFile::open_archive(Box::new(r))?;
-        let infos = parse_state_dict(&pickle)?.into_iter().map(|(name, t)| (name, TensorInfo { dtype: t.dtype, shape: t.size })).collect();
+        let (_, _, pickle, archive_len) = PthFile::open_archive(Box::new(r))?;
+        let mut infos = BTreeMap::new();
+        for (name, t) in parse_state_dict(&pickle)? {
+            let info = TensorInfo { dtype: t.dtype, shape: t.size };
+            // The storages are not read here, but no tensor may claim more than the whole file.
+            if info.numel()?.checked_mul(info.dtype.size()).is_none_or(|b| b as u64 > archive_len) {
+                return Err(Error::BadFile(format!("tensor `{name}` of shape {:?} claims more bytes than the whole file; is the file corrupt?", info.shape)));
+            }
+            infos.insert(name, info);
+        }
         Ok(PthHeaders { infos })
     }
 }

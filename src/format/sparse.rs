@@ -8,9 +8,35 @@ use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::rc::Rc;
 
-/// Bytes fetched beyond a missing read, so that a parser reading small pieces in sequence does
-/// not cost a round trip each.
+/// Bytes fetched around a missing read (ahead and behind, within the gap it falls in), so that a
+/// parser reading small pieces in sequence, forward or backward (the zip reader looks for its
+/// end record backward), does not cost a round trip each.
 pub const READ_AHEAD: u64 = 64 << 10;
+
+/// Add `bytes` at `start` to `parts`, merging every part it overlaps or touches, so parts stay
+/// disjoint and [`covers`] can look at one part per position.
+pub fn insert(parts: &mut BTreeMap<u64, Vec<u8>>, start: u64, bytes: Vec<u8>) {
+    let end = start + bytes.len() as u64;
+    let touching: Vec<u64> = parts.range(..=end).filter(|(&s, b)| s + b.len() as u64 >= start).map(|(&s, _)| s).collect();
+    let mut lo = start;
+    let mut hi = end;
+    let mut old = Vec::new();
+    for s in touching {
+        if let Some(b) = parts.remove(&s) {
+            lo = lo.min(s);
+            hi = hi.max(s + b.len() as u64);
+            old.push((s, b));
+        }
+    }
+    let mut merged = vec![0u8; (hi - lo) as usize];
+    for (s, b) in old.iter().map(|(s, b)| (*s, b.as_slice())).chain(std::iter::once((start, bytes.as_slice()))) {
+        let at = (s - lo) as usize;
+        if let Some(dst) = merged.get_mut(at..at + b.len()) {
+            dst.copy_from_slice(b);
+        }
+    }
+    parts.insert(lo, merged);
+}
 
 /// A sparse view of a file of `len` bytes: `parts` maps start offsets to fetched bytes.
 pub struct Sparse {
@@ -74,8 +100,12 @@ impl Read for Sparse {
                 return Ok(n);
             }
         }
-        let end = (self.pos + (buf.len() as u64).max(READ_AHEAD)).min(self.len);
-        self.missing.set(Some((self.pos, end)));
+        // The gap around `pos`: from the end of the part before it to the start of the next.
+        let gap_lo = self.parts.range(..=self.pos).next_back().map_or(0, |(&s, b)| s + b.len() as u64);
+        let gap_hi = self.parts.range(self.pos..).next().map_or(self.len, |(&s, _)| s).min(self.len);
+        let start = self.pos.saturating_sub(READ_AHEAD).max(gap_lo);
+        let end = (self.pos + (buf.len() as u64).max(READ_AHEAD)).min(gap_hi);
+        self.missing.set(Some((start, end)));
         Err(std::io::Error::other(format!("bytes {}..{end} not fetched yet", self.pos)))
     }
 }

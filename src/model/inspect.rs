@@ -53,7 +53,7 @@ pub fn summarize(src: &dyn TensorSource) -> Result<Summary> {
         Some(m) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
         None => src.tensors().get("blocks.0.att.key.weight").map(|i| format!("{:?}", i.dtype).to_lowercase()).unwrap_or_default(),
     };
-    Ok(Summary { params: cfg.params() as u64, layout: src.layout().name(), stored, state_bytes: crate::State::byte_len_for(&cfg) as u64, quants, config: cfg })
+    Ok(Summary { params: cfg.params(), layout: src.layout().name(), stored, state_bytes: crate::State::byte_len_for(&cfg) as u64, quants, config: cfg })
 }
 
 /// Bytes fetched from the end of a `.pth` first: its zip directory (about 100 bytes per tensor).
@@ -86,7 +86,7 @@ impl Inspector {
     /// Hand over the bytes fetched from `start`.
     pub fn add(&mut self, start: u64, bytes: Vec<u8>) {
         self.fetched += bytes.len() as u64;
-        self.parts.insert(start, bytes);
+        crate::format::sparse::insert(&mut self.parts, start, bytes);
     }
 
     /// The next range to fetch, or the summary.

@@ -22,8 +22,8 @@ struct Sess<B: Backend> {
     model: Rc<Model<B>>,
     state: RefCell<Option<B::State>>,
     logits: RefCell<Option<Last<B>>>,
-    /// A device sampler's occurrence counts, for the generation (by address) they belong to.
-    occ: RefCell<Option<(usize, B::Act)>>,
+    /// A device sampler's occurrence counts, for the generation (by serial) they belong to.
+    occ: RefCell<Option<(u64, B::Act)>>,
 }
 
 /// The logits after the session's last token: on the host, or left on the device when the
@@ -171,21 +171,24 @@ impl<B: Backend + 'static> Sess<B> {
             Last::Device(a) => a,
             Last::Host(h) => b.act_from_host(1, v, &h).map_err(js_err)?,
         };
-        // The penalties' counts belong to one generation: a new one starts from zero.
-        let key = Rc::as_ptr(gen) as usize;
+        // The penalties' counts belong to one generation (by its serial number, never reused): a
+        // new one starts from zero.
+        let key = gen.borrow().serial;
         let mut occ = match self.occ.borrow_mut().take() {
             Some((k, a)) if k == key => a,
             _ => b.act_from_host(1, v, &vec![0.0; v]).map_err(js_err)?,
         };
         let id = {
             let mut g = gen.borrow_mut();
-            match g.device_job(tok, v).map_err(js_err)? {
-                None => None,
-                Some(job) => Some(b.sample(&logits, &mut occ, &job).map_err(js_err)?),
+            match g.device_job(tok, v) {
+                Ok(None) => Ok(None),
+                Ok(Some(job)) => b.sample(&logits, &mut occ, &job).map(Some),
+                Err(e) => Err(e),
             }
         };
+        // Kept whatever happened, so an error does not lose the counts.
         *self.occ.borrow_mut() = Some((key, occ));
-        let Some(id) = id else { return Ok(None) };
+        let Some(id) = id.map_err(js_err)? else { return Ok(None) };
         let id = b.read_async(&id).await.map_err(js_err)?.first().map_or(NO_TOKEN, |x| x.to_bits());
         gen.borrow_mut().accept(tok, id).map_err(js_err)
     }

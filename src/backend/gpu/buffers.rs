@@ -70,8 +70,11 @@ pub struct MatrixPart {
 }
 
 impl Drop for MatrixPart {
+    /// A dropped matrix means a dropped model (or a test's matrix): every cached bind group goes,
+    /// not only this matrix's, because the model's vectors (plain buffers) are bound in entries
+    /// of their own. Models sharing the device rebuild theirs on their next token.
     fn drop(&mut self) {
-        self.binds.forget(&[&self.buf, &self.scale]);
+        self.binds.clear();
     }
 }
 
@@ -154,10 +157,14 @@ impl Gpu {
         b
     }
 
-    /// Upload buffers dropped before this submit become reusable after it.
-    pub(super) fn release_held(&self) {
+    /// The upload buffers dropped so far (see [`Gpu::submit`]).
+    pub(super) fn take_held(&self) -> Vec<(u64, wgpu::Buffer)> {
+        self.pool.lock().map(|mut p| std::mem::take(&mut p.held)).unwrap_or_default()
+    }
+
+    /// Upload buffers taken before a submit, reusable after it.
+    pub(super) fn release(&self, held: Vec<(u64, wgpu::Buffer)>) {
         if let Ok(mut p) = self.pool.lock() {
-            let held = std::mem::take(&mut p.held);
             for (serial, b) in held {
                 p.uploads.entry(b.size()).or_default().insert(serial, b);
             }

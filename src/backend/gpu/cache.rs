@@ -4,8 +4,9 @@
 //!
 //! A decode step asks for the same parameters and, because the activation pool hands out its
 //! buffers in a fixed order (`buffers.rs`), the same buffers every token: after the first token
-//! every lookup hits. Cached bind groups hold their buffers, so a weight matrix or a state that
-//! is dropped removes its entries ([`BindCache::forget`]); the maps are emptied if they ever
+//! every lookup hits. Cached bind groups hold their buffers, so a dropped state removes its
+//! entries ([`BindCache::forget`]) and a dropped weight matrix (a dropped model) empties the
+//! bind-group cache, freeing its vectors too; the maps are emptied if they ever
 //! grow past [`CACHE_MAX`] entries (a long run of prompts of different lengths), which costs
 //! only a rebuild.
 
@@ -27,6 +28,13 @@ type BindKey = (wgpu::ComputePipeline, Vec<wgpu::Buffer>);
 pub struct BindCache(Mutex<HashMap<BindKey, wgpu::BindGroup>>);
 
 impl BindCache {
+    /// Drop every entry.
+    pub(super) fn clear(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
+
     /// Drop every entry that binds one of `bufs`, so that their memory can be freed.
     pub(super) fn forget(&self, bufs: &[&wgpu::Buffer]) {
         if let Ok(mut m) = self.0.lock() {

@@ -155,12 +155,18 @@ impl Gpu {
 
     /// Submit everything recorded so far.
     pub(super) fn submit(&self) -> Result<()> {
-        let enc = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?.take();
+        // The upload buffers dropped so far were last used by this encoder or earlier ones, so
+        // they may be reused once it is submitted; ones dropped after the take (another thread
+        // recording into the next encoder) wait for the next submit. Lock order: encoder, pool.
+        let (enc, held) = {
+            let mut guard = self.encoder.lock().map_err(|_| Error::DeviceLost("encoder lock poisoned".into()))?;
+            (guard.take(), self.take_held())
+        };
         if let Some(enc) = enc {
             self.ctx.queue.submit([enc.finish()]);
             self.counts.submits.fetch_add(1, Ordering::Relaxed);
         }
-        self.release_held();
+        self.release(held);
         self.ctx.check()
     }
 }

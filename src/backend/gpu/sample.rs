@@ -20,7 +20,8 @@ impl Gpu {
         let o = job.opts;
         o.validate()?;
         let greedy = o.temperature == 0.0;
-        let inv_temp = if greedy { 0.0 } else { 1.0 / o.temperature };
+        // A subnormal temperature would make 1/T infinite (and (v - max)/T NaN for the top token).
+        let inv_temp = if greedy { 0.0 } else { (1.0 / o.temperature).min(f32::MAX) };
         let params = [
             v as u32,
             o.top_k.min(u32::MAX as usize) as u32,
