@@ -50,6 +50,7 @@ pub enum Shift {
 /// Device work counted by a GPU backend ([`Backend::take_counters`]); `gander bench` reports it
 /// per decoded token.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeviceCounters {
     pub dispatches: u64,
     pub bind_groups_created: u64,

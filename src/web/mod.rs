@@ -287,17 +287,10 @@ impl WasmModel {
     /// buffersCreated, submits, readbackBytes}`), or `null` on the CPU: for benchmarks.
     #[wasm_bindgen(js_name = deviceCounters)]
     pub fn device_counters(&self) -> JsValue {
-        let c = match &self.engine {
-            Engine::Cpu(_) => return JsValue::NULL,
-            Engine::Gpu(m) => m.backend.take_counters().unwrap_or_default(),
-        };
-        let o = Object::new();
-        set(&o, "dispatches", c.dispatches as f64);
-        set(&o, "bindGroupsCreated", c.bind_groups_created as f64);
-        set(&o, "buffersCreated", c.buffers_created as f64);
-        set(&o, "submits", c.submits as f64);
-        set(&o, "readbackBytes", c.readback_bytes as f64);
-        o.into()
+        match &self.engine {
+            Engine::Cpu(_) => JsValue::NULL,
+            Engine::Gpu(m) => serde_wasm_bindgen::to_value(&m.backend.take_counters().unwrap_or_default()).unwrap_or(JsValue::NULL),
+        }
     }
 
     /// Destroy the GPU device as a lost GPU would (fault tests); a no-op on the CPU.

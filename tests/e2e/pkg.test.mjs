@@ -209,7 +209,12 @@ for (const worker of [false, true]) {
 test('Gander.inspect reads only headers; other layouts load with the official logits', async () => {
   // The layouts of the fp32-bytes golden checkpoint (standard-library Python).
   execFileSync('python3', ['tools/layouts/make_layouts.py', 'tests/golden/fp32-bytes/model.safetensors', 'target/e2e/layouts'], { cwd: ROOT });
+  const before = errors.length;
   const r = await run('inspectAndLayouts', { layoutsUrl: '/target/e2e/layouts' });
+  // The deliberate request for a missing file is logged by Chromium as a 404; nothing else may be.
+  const logged = errors.splice(before);
+  assert.deepEqual(logged.filter((m) => !/status of 404/.test(m)), []);
+  assert.equal(logged.length, 1, `one 404 for the missing file: ${JSON.stringify(logged)}`);
   // The same numbers as the native `gander info` (one implementation, model::inspect).
   const native = JSON.parse(execFileSync(join(ROOT, 'target/release/gander'), ['info', join(ROOT, '..', 'shared/fixtures/tiny-rwkv7-834k/model.pth')], { encoding: 'utf8' }));
   for (const x of [r.byUrl, r.byBlob]) {
