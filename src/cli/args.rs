@@ -27,7 +27,7 @@ pub(super) enum Cmd {
         #[arg(long, default_value = "f16")]
         quant: String,
     },
-    /// Print the model's config, quantisation, parameter count and state size as JSON.
+    /// Print the model's config, layout, quantisation, parameter count, state size and the size per quantisation as JSON.
     Info { model: PathBuf },
     /// Print the token ids of a text as a JSON array.
     Tokenize {
