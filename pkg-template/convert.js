@@ -30,6 +30,20 @@ export async function prepare(name, source, { quant, onProgress, signal, worker 
     src = memorySource(out, name);
     probe = call(() => wasm.probe(out.subarray(0, 16), out.byteLength), { what: 'reading the header' });
   }
+  return { src, ...(await describe(wasm, src, probe)) };
+}
+
+/** What a byte-range source holds, for a store manifest: `{kind, info}` (a safetensors header is
+ *  read alone; a `.pth` is read whole). */
+export async function describeSource(src) {
+  const wasm = await initWasm();
+  if (src.size < 16) throw new BadModelError(`the file is ${src.size} bytes long: not a model`);
+  const head = await src.read(0, 16);
+  const probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
+  return describe(wasm, src, probe);
+}
+
+async function describe(wasm, src, probe) {
   let info;
   if (probe.kind === 'safetensors') {
     const header = await src.read(0, probe.headerLen);
@@ -38,7 +52,7 @@ export async function prepare(name, source, { quant, onProgress, signal, worker 
     const all = await readAll(src);
     info = call(() => wasm.describeBytes(all), { what: 'reading the model', requested: all.byteLength });
   }
-  return { src, kind: probe.kind, info };
+  return { kind: probe.kind, info };
 }
 
 let convertWorker = null;

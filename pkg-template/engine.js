@@ -9,6 +9,7 @@ import {
 } from './errors.js';
 import { toIds } from './options.js';
 import { openSource, readAll } from './sources.js';
+import { cachedUrlSource } from './cache.js';
 import { askSql } from './sql.js';
 import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect, restoreConversation, saveConversation } from './chat.js';
 
@@ -134,14 +135,18 @@ function freeQuietly(w) {
 }
 
 /**
- * Load `source` with `opts` ({backend, onProgress, signal, wasmUrl}) on this thread.
+ * Load `source` with `opts` ({backend, cache, onProgress, signal, wasmUrl}) on this thread. A URL
+ * goes through the store's cache unless `cache: false` (cache.js).
  * Returns a LocalModel.
  */
 export async function loadModel(source, opts = {}, openStore) {
   const { onProgress, signal } = opts;
   await initWasm(opts.wasmUrl);
   throwIfAborted(signal);
-  const src = await openSource(source, { signal, onProgress, openStore });
+  const isUrl = typeof source === 'string' || (typeof URL !== 'undefined' && source instanceof URL);
+  const src = (isUrl && opts.cache !== false && openStore
+    ? await cachedUrlSource(String(source), { cache: opts.cache, signal, onProgress, openStore })
+    : null) ?? await openSource(source, { signal, onProgress, openStore });
   try {
     return await loadFrom(src, opts, openStore);
   } finally {

@@ -7,12 +7,18 @@ export type Quant = 'f32' | 'f16' | 'int8' | 'q4';
 export type ModelSource = ArrayBuffer | Uint8Array | Blob | File | string | URL | { store: string; database?: string };
 
 export interface Progress {
-  /** 'download' (a URL), 'convert' (ModelStore.put with quant), 'store' (writing chunks), 'load'. */
-  phase: 'download' | 'convert' | 'store' | 'load';
+  /** 'download' (a URL; with the cache each chunk is stored as it arrives), 'cache' (a URL read
+   * from its cached copy: no weight bytes from the network), 'convert' (ModelStore.put with
+   * quant), 'store' (writing chunks), 'load'. */
+  phase: 'download' | 'cache' | 'convert' | 'store' | 'load';
   loaded: number;
   total: number;
   /** 0..1 */
   fraction: number;
+  /** A resumed cached download: the bytes that were already stored. */
+  resumedFrom?: number;
+  /** 'cache' after a failed check of the URL (offline): why the cached copy was used. */
+  note?: string;
   part?: number;
   parts?: number;
   chunk?: number;
@@ -26,6 +32,12 @@ export interface LoadOptions {
   /** Run the engine in a dedicated Web Worker (same API; an ArrayBuffer source is transferred).
    * Default: true where Workers exist. */
   worker?: boolean;
+  /** For a URL: download it by range requests into the IndexedDB store (ModelStore, as
+   * `url:<absolute URL>`) in chunks, one in memory at a time, and load from there. The next load
+   * checks the URL's ETag/Last-Modified/size with a one-byte request and reads only the store;
+   * an interrupted download resumes at its first missing chunk; offline, the stored copy is used.
+   * Default true (where IndexedDB exists); false downloads into memory and stores nothing. */
+  cache?: boolean | { database?: string; chunkSize?: number };
   /** The conversation cache of `chat.completions.create`. */
   chatCache?: {
     /** Byte budget for kept conversation states (default 64 MiB; 0 turns the cache off). */
@@ -323,6 +335,8 @@ export interface StoredModel {
   chunks: number;
   createdAt: number;
   writeId: string;
+  /** A URL's cached copy (`url:<URL>`): the ETag, Last-Modified and size it was checked against. */
+  validator?: string;
 }
 
 export interface StoredState {
@@ -355,6 +369,8 @@ export declare class ModelStore {
   list(): Promise<StoredModel[]>;
   /** Waits for loads of the model that are reading it (in any tab) to finish. */
   delete(name: string): Promise<boolean>;
+  /** The manifest of a complete model, or null. */
+  manifest(name: string): Promise<StoredModel | null>;
   usage(): Promise<{ usage: number | null; quota: number | null; models: number; persisted: boolean }>;
   /** State names are per model: `model`'s "intro" and another model's "intro" are two states. */
   putState(model: Model, name: string, session: Session): Promise<{ name: string; size: number; createdAt: number }>;

@@ -3,7 +3,7 @@
 
 import { loadModel, setWasmUrl, initWasm, wasmMemoryBytes } from './engine.js';
 import { WorkerModel } from './client.js';
-import { ModelStore } from './store.js';
+import { ModelStore, openStoreFor } from './store.js';
 import { checkOptions, is } from './options.js';
 import { toGanderError } from './errors.js';
 import { inspect } from './inspect.js';
@@ -23,6 +23,9 @@ const LOAD_OPTIONS = {
   onProgress: is.func,
   signal: is.signal,
   wasmUrl: is.url,
+  cache: [(v) => typeof v === 'boolean' || (v && typeof v === 'object'
+    && Object.keys(v).every((k) => (k === 'database' && typeof v[k] === 'string') || (k === 'chunkSize' && Number.isInteger(v[k]) && v[k] >= 65536))),
+  'true (default) | false | {database?, chunkSize? (bytes, at least 64 KiB)}'],
   chatCache: [(v) => v && typeof v === 'object'
     && Object.keys(v).every((k) => k === 'maxBytes' || k === 'persist')
     && (v.maxBytes === undefined || (Number.isSafeInteger(v.maxBytes) && v.maxBytes >= 0))
@@ -38,14 +41,16 @@ export class Gander {
   /**
    * Load a model from an ArrayBuffer, Uint8Array, Blob/File, URL or `{store: name}`.
    * Options: `backend` ('auto' | 'webgpu' | 'cpu'), `worker` (default: true where Workers
-   * exist), `onProgress`, `signal`, `wasmUrl`, `chatCache` ({maxBytes, persist}).
+   * exist), `cache` (a URL is downloaded by range requests into the IndexedDB store and read from
+   * there, resumably; the next load reads only the store: default true, false to download into
+   * memory; cache.js), `onProgress`, `signal`, `wasmUrl`, `chatCache` ({maxBytes, persist}).
    */
   static async load(source, options = {}) {
     checkOptions('Gander.load', options, LOAD_OPTIONS);
     const opts = { ...(options ?? {}) };
     try {
       if (opts.worker ?? HAS_WORKERS) return await WorkerModel.load(source, opts);
-      return await loadModel(source, opts, (s) => ModelStore.open(s.database ? { database: s.database } : {}));
+      return await loadModel(source, opts, openStoreFor);
     } catch (e) {
       throw toGanderError(e);
     }

@@ -154,7 +154,8 @@ export async function rangeSource(url, { signal } = {}) {
     }
     if (res.status === 200) {
       res.body?.cancel().catch(() => {});
-      throw new GanderError('UNSUPPORTED', `${url} was served whole: the server ignores range requests, so its headers cannot be read alone`, { url });
+      throw new GanderError('UNSUPPORTED', `${url} was served whole: the server ignores range requests, so its headers cannot be read alone`,
+        { url, validator: validatorOf(res, Number(res.headers.get('content-encoding') ? NaN : res.headers.get('content-length'))) });
     }
     if (res.status !== 206) throw new GanderError('IO', `could not fetch bytes ${a}..${b} of ${url}: HTTP ${res.status} ${res.statusText}`, { url, status: res.status });
     const bytes = new Uint8Array(await res.arrayBuffer());
@@ -171,5 +172,15 @@ export async function rangeSource(url, { signal } = {}) {
   const total = Number(/\/(\d+)$/.exec(res.headers.get('content-range') || '')?.[1]);
   if (!Number.isSafeInteger(total)) throw new GanderError('UNSUPPORTED', `${url}: the server did not say the file's size (Content-Range)`, { url });
   src.size = total;
+  src.validator = validatorOf(res, total);
   return src;
+}
+
+/** What identifies one version of a served file: its ETag, Last-Modified and size (a server
+ *  that hides the first two from CORS leaves the size alone; null when nothing is known). */
+function validatorOf(res, size) {
+  const etag = res.headers.get('etag');
+  const modified = res.headers.get('last-modified');
+  if (!etag && !modified && !Number.isSafeInteger(size)) return null;
+  return JSON.stringify([etag, modified, Number.isSafeInteger(size) ? size : null]);
 }

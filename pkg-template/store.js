@@ -30,6 +30,8 @@ import { hooks, SIMULATED_CRASH } from './hooks.js';
 
 const DB_VERSION = 1;
 export const DEFAULT_CHUNK = 16 * 1024 * 1024;
+/** The key prefix of a download's progress record in `models` (list() and source() skip it). */
+const PARTIAL = '\u0000partial:';
 
 /** An IndexedDB failure as a GanderError saying what failed and what to do. `e` is the failed
  *  request's error, or null for a transaction the browser aborted without one. */
@@ -166,7 +168,7 @@ export class ModelStore {
   async list() {
     const tx = this._tx('models', 'readonly', 'listing the models');
     const all = await req(tx.objectStore('models').getAll(), 'listing the models');
-    return all.map(({ sha256: _s, ...m }) => m);
+    return all.filter((m) => !m.partial).map(({ sha256: _s, ...m }) => m);
   }
 
   async _manifest(name) {
@@ -175,13 +177,114 @@ export class ModelStore {
     return req(tx.objectStore('models').get(name), what);
   }
 
+  /** The complete manifest of `name`, without its checksums, or null. */
+  async manifest(name) {
+    checkName('ModelStore.manifest', name);
+    const m = await this._manifest(name);
+    if (!m || m.partial) return null;
+    const { sha256: _s, ...visible } = m;
+    return visible;
+  }
+
+  /**
+   * Store a file read by byte range (a URL), resumably: each chunk is written together with a
+   * progress record (`partial:` + name, hidden from list()), so a download that is aborted, loses
+   * its connection or its tab resumes at the first missing chunk when called again with the same
+   * `validator` (ETag/Last-Modified/size; another validator starts over). `read(a, b)` fetches a
+   * range; `describe(src)` says what the stored bytes are ({kind, info}). One chunk is in memory at
+   * a time. Another call for the same name (any tab) waits for this one, then finds it stored.
+   */
+  async putRanges(name, { size, validator, read, describe }, { onProgress, signal } = {}) {
+    checkName('ModelStore.putRanges', name);
+    const pkey = `${PARTIAL}${name}`;
+    return withLock(`gander-put:${this.database}:${name}`, {}, async () => {
+      const done0 = await this._manifest(name);
+      if (done0 && !done0.partial && done0.validator === validator && done0.size === size) {
+        const { sha256: _s, ...visible } = done0;
+        return visible;
+      }
+      let p = await this._manifest(pkey);
+      if (p && (p.validator !== validator || p.size !== size || p.chunkSize !== this.chunkSize)) {
+        await this._dropPartial(p);
+        p = null;
+      }
+      if (!p) {
+        await checkQuota(size);
+        p = { name: pkey, partial: true, target: name, writeId: crypto.randomUUID(), size, validator,
+          chunkSize: this.chunkSize, chunks: Math.max(1, Math.ceil(size / this.chunkSize)), done: 0, sha256: [] };
+      }
+      const resumedFrom = p.done * this.chunkSize;
+      return withLock(`gander-write:${this.database}:${p.writeId}`, {}, async () => {
+        try {
+          for (let i = p.done; i < p.chunks; i++) {
+            throwIfAborted(signal);
+            if (hooks.beforeChunk) await hooks.beforeChunk(this, i, p.chunks, name);
+            const a = i * this.chunkSize;
+            const b = Math.min(size, a + this.chunkSize);
+            const data = (await read(a, b)).slice().buffer;
+            throwIfAborted(signal);
+            p.sha256[i] = await sha256(data);
+            p.done = i + 1;
+            // the chunk and the record that counts it, in one transaction
+            const what = `storing chunk ${i + 1} of ${p.chunks} of "${name}"`;
+            const tx = this._tx(['chunks', 'models'], 'readwrite', what);
+            tx.objectStore('chunks').put(data, [p.writeId, i]);
+            tx.objectStore('models').put(p);
+            await done(tx, what);
+            onProgress?.({ phase: 'download', loaded: b, total: size, fraction: b / size, chunk: i + 1, chunks: p.chunks, resumedFrom });
+          }
+          const { kind, info } = await describe(this._chunkReader(p, name));
+          return await withLock(this._modelLock(name), { mode: 'exclusive' }, async () => {
+            const old = await this._manifest(name);
+            const manifest = {
+              name, writeId: p.writeId, size, kind, quant: info.quant, info, chunkSize: this.chunkSize,
+              chunks: p.chunks, sha256: p.sha256, createdAt: Date.now(), validator,
+            };
+            const what = `saving the manifest of "${name}"`;
+            const tx = this._tx(['models', 'chunks'], 'readwrite', what);
+            tx.objectStore('models').put(manifest);
+            tx.objectStore('models').delete(pkey);
+            if (old) tx.objectStore('chunks').delete(IDBKeyRange.bound([old.writeId, 0], [old.writeId, Infinity]));
+            await done(tx, what);
+            const { sha256: _s, ...visible } = manifest;
+            return visible;
+          });
+        } catch (e) {
+          if (e === SIMULATED_CRASH) throw e;
+          if (e && (e.name === 'QuotaExceededError' || e.code === 'QUOTA')) {
+            await this._dropPartial(p).catch(() => {});
+            const est = await estimate();
+            throw new QuotaError(
+              `not enough storage to keep "${name}" (${mib(size)} needed, ${mib(est.available)} free of ${mib(est.quota)}); delete a model or free disk space`,
+              { needed: size, available: est.available, quota: est.quota });
+          }
+          // Anything else (an abort, a dropped connection) keeps the chunks written so far: the
+          // next call resumes after them.
+          throw e instanceof DOMException && e.name !== 'AbortError' ? idbError(e, `storing "${name}"`) : toGanderError(e, { what: `downloading "${name}"` });
+        }
+      });
+    });
+  }
+
+  async _dropPartial(p) {
+    const what = 'deleting an interrupted download';
+    const tx = this._tx(['models', 'chunks'], 'readwrite', what);
+    tx.objectStore('models').delete(p.name);
+    tx.objectStore('chunks').delete(IDBKeyRange.bound([p.writeId, 0], [p.writeId, Infinity]));
+    await done(tx, what);
+  }
+
   /** Delete a model (its states stay; they are keyed by model fingerprint). Waits for loads of
    *  the model that are reading it (in any tab) to finish. */
   async delete(name) {
     checkName('ModelStore.delete', name);
     return withLock(this._modelLock(name), { mode: 'exclusive' }, async () => {
       const m = await this._manifest(name);
-      if (!m) return false;
+      let p = await this._manifest(`${PARTIAL}${name}`);
+      const held = p && await heldLocks();
+      if (held && held.has(`gander-write:${this.database}:${p.writeId}`)) p = null; // being downloaded: left to its writer
+      if (p) await this._dropPartial(p);
+      if (!m || m.partial) return Boolean(p);
       const what = `deleting model "${name}"`;
       const tx = this._tx(['models', 'chunks'], 'readwrite', what);
       tx.objectStore('models').delete(name);
@@ -286,6 +389,7 @@ export class ModelStore {
     let m;
     try {
       m = await this._manifest(name);
+      if (m?.partial) m = undefined;
       if (!m) {
         const names = (await this.list()).map((x) => JSON.stringify(x.name));
         throw new GanderError('NOT_FOUND', `no model "${name}" in the store${names.length ? ` (stored: ${names.join(', ')})` : ' (it is empty)'}`);
@@ -294,6 +398,23 @@ export class ModelStore {
       release();
       throw e;
     }
+    const reader = this._chunkReader(m, name);
+    let open = true;
+    return {
+      size: m.size,
+      name,
+      manifest: m,
+      close: () => { if (open) { open = false; release(); } },
+      read: async (a, b) => {
+        if (!open) throw new GanderError('DISPOSED', `the reader of stored model "${name}" was closed`);
+        return reader.read(a, b);
+      },
+    };
+  }
+
+  /** `{size, name, read(a, b)}` over the chunks of manifest `m` (complete or, while its write
+   *  holds them, partial), checking every chunk's SHA-256; two chunks are kept in memory. */
+  _chunkReader(m, name) {
     const cache = new Map();
     const chunk = async (i) => {
       if (cache.has(i)) return cache.get(i);
@@ -310,14 +431,10 @@ export class ModelStore {
       cache.set(i, bytes);
       return bytes;
     };
-    let open = true;
     return {
       size: m.size,
       name,
-      manifest: m,
-      close: () => { if (open) { open = false; release(); } },
       read: async (a, b) => {
-        if (!open) throw new GanderError('DISPOSED', `the reader of stored model "${name}" was closed`);
         if (a < 0 || b > m.size || a > b) throw new BadModelError(`read ${a}..${b} outside stored model "${name}" (${m.size} bytes)`);
         const out = new Uint8Array(b - a);
         let at = a;
@@ -452,6 +569,12 @@ export class ModelStore {
     }
     await done(tx, what);
   }
+}
+
+/** Opens the store a `{store, database?}` source or a `cache: {database?, chunkSize?}` option
+ *  names. */
+export function openStoreFor({ database, chunkSize } = {}) {
+  return ModelStore.open({ ...(database ? { database } : {}), ...(chunkSize ? { chunkSize } : {}) });
 }
 
 async function estimate() {

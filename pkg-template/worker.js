@@ -3,7 +3,7 @@
 // tokens stream as `{id, event, value}`. `{op: 'abort', args: {target}}` aborts request `target`.
 
 import { initWasm, loadModel, wasmMemoryBytes } from './engine.js';
-import { ModelStore } from './store.js';
+import { openStoreFor } from './store.js';
 import { GanderError, serializeError, toGanderError } from './errors.js';
 import { chatChunks, checkCreate } from './chat.js';
 
@@ -27,7 +27,7 @@ function model(mid) {
 
 const handlers = {
   async load({ source, options }, ctx) {
-    const m = await loadModel(source, { ...options, signal: ctx.signal, onProgress: ctx.progress }, (s) => ModelStore.open(s.database ? { database: s.database } : {}));
+    const m = await loadModel(source, { ...options, signal: ctx.signal, onProgress: ctx.progress }, openStoreFor);
     const mid = nextId++;
     models.set(mid, m);
     return [{ mid, info: { ...m.info } }];

@@ -428,3 +428,39 @@ export async function inspectAndLayouts({ layoutsUrl }) {
   await m.dispose();
   return { byUrl, byBlob, st, fla, missing, flaErr };
 }
+
+/** Issue 16: a URL loads through the store's cache. `step` 'fresh' clears the cached copy and
+ * aborts the download after its second chunk; 'resume' loads again (it resumes); 'cached' loads
+ * once more (the store alone). Each returns the progress events, the stored names and the first
+ * logits; the test counts the bytes the server sent for each step. */
+export async function urlCache({ url, worker, step, chunkSize = 256 * 1024 }) {
+  const st = await ModelStore.open();
+  const name = `url:${new URL(url, location.href).href}`;
+  const events = [];
+  const onProgress = (p) => events.push({ phase: p.phase, chunk: p.chunk, chunks: p.chunks, resumedFrom: p.resumedFrom, loaded: p.loaded, total: p.total });
+  try {
+    if (step === 'fresh') {
+      await st.delete(name);
+      const ac = new AbortController();
+      let aborted = null;
+      try {
+        // On this thread (worker: false) the abort lands between two chunks, deterministically;
+        // resuming is the same code in a worker.
+        const m = await Gander.load(url, { backend: 'cpu', worker: false, cache: { chunkSize }, signal: ac.signal,
+          onProgress: (p) => { onProgress(p); if (p.phase === 'download' && p.chunk >= 2) ac.abort(); } });
+        await m.dispose();
+      } catch (e) { aborted = err(e); }
+      return { aborted, events, stored: (await st.list()).map((m) => m.name) };
+    }
+    const m = await Gander.load(url, { backend: 'cpu', worker, cache: { chunkSize }, onProgress });
+    const logits = Array.from((await m.session().forward([1, 2, 3])).slice(0, 16));
+    await m.dispose();
+    const plain = await Gander.load(url, { backend: 'cpu', worker, cache: false });
+    const want = Array.from((await plain.session().forward([1, 2, 3])).slice(0, 16));
+    await plain.dispose();
+    const manifest = await st.manifest(name);
+    return { events, logits, want, stored: (await st.list()).map((x) => x.name), manifest: manifest && { size: manifest.size, validator: manifest.validator, kind: manifest.kind } };
+  } finally {
+    st.close();
+  }
+}

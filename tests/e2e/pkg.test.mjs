@@ -235,6 +235,46 @@ test('Gander.inspect reads only headers; other layouts load with the official lo
   console.log(`  inspect: .pth ${r.byUrl.fetchedBytes} of ${r.byUrl.fileBytes} bytes read, safetensors ${r.st.fetchedBytes} of ${r.st.fileBytes}; fla layout logits ${r.flaErr.toExponential(2)}`);
 });
 
+for (const worker of [false, true]) {
+  test(`${worker ? 'worker' : 'page'}: a URL loads through the cache, resumes after an abort, then needs no weight bytes`, async () => {
+    const path = '/shared/fixtures/tiny-rwkv7-834k/model.safetensors';
+    for (const url of [path, `${path}?norange`]) {
+      const fetched = async (step) => {
+        const at = server.log.length;
+        const r = await run('urlCache', { url, worker, step });
+        const mine = server.log.slice(at).filter((e) => e.path === path);
+        return { r, ranged: mine.filter((e) => e.status === 206).reduce((n, e) => n + e.bytes, 0), whole: mine.filter((e) => e.status === 200).length };
+      };
+      const fresh = await fetched('fresh');
+      assert.equal(fresh.r.aborted?.code, 'ABORTED', JSON.stringify(fresh.r.aborted));
+      assert.ok(!fresh.r.stored.some((n) => n.endsWith(url)), 'a partial download is not listed as a model');
+      const resumed = await fetched('resume');
+      const size = resumed.r.manifest?.size;
+      assert.equal(resumed.r.manifest?.kind, 'safetensors');
+      assert.ok(resumed.r.stored.some((n) => n.endsWith(url)), 'the cached copy is listed');
+      assert.deepEqual(resumed.r.logits, resumed.r.want, 'the cached copy gives the logits of a plain load');
+      const dl = resumed.r.events.filter((e) => e.phase === 'download');
+      const cached = await fetched('cached');
+      assert.deepEqual(cached.r.logits, cached.r.want);
+      assert.ok(cached.r.events.some((e) => e.phase === 'cache'), JSON.stringify(cached.r.events));
+      assert.ok(!cached.r.events.some((e) => e.phase === 'download'));
+      if (url === path) {
+        // Range requests: the resumed load fetched what the aborted one had not stored (plus the
+        // one-byte check), and the cached load only the one-byte check.
+        const from = dl[0]?.resumedFrom;
+        assert.ok(from > 0 && from < size, `resumed from ${from} of ${size}`);
+        assert.equal(resumed.ranged, size - from + 1, `resumed load fetched ${resumed.ranged}`);
+        assert.equal(cached.ranged, 1, `cached load fetched ${cached.ranged} bytes by range`);
+        assert.equal(cached.whole, 1, 'only the cache: false comparison load downloads the file');
+        console.log(`  ${worker ? 'worker' : 'page'}: aborted, resumed from ${from} of ${size} bytes (fetched ${resumed.ranged}); then ${cached.ranged} byte to check the cached copy`);
+      } else {
+        // A server that ignores ranges: downloaded whole once, then only checked.
+        assert.ok(cached.r.events.some((e) => e.phase === 'cache'));
+      }
+    }
+  });
+}
+
 test('no console errors on the page', () => {
   assert.deepEqual(errors, []);
 });

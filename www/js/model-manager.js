@@ -1,7 +1,8 @@
 // The Models panel and model loading: the model picker and the list of stored models (the
 // built-in one first), loading a model (which starts a new conversation and applies the model's
 // profile: mode, sampling defaults, example prompt), adding a model from a file or a URL into
-// the browser store (converted to the chosen quantization), and deleting one.
+// the browser store (converted to the chosen quantization), and deleting one. The built-in
+// model loads by URL through the package's cache (a reload reads it from IndexedDB).
 
 import { Gander } from '../pkg/index.js';
 import { BUILTIN, labelOf } from './builtin-model.js';
@@ -15,7 +16,11 @@ import { $, button, friendly, mib, notice, setStatus } from './ui.js';
 
 /** The picker and the list of models; resolves to the stored models. */
 export async function refreshModels(page) {
-  const list = page.store ? await page.store.list().catch(() => []) : [];
+  const all = page.store ? await page.store.list().catch(() => []) : [];
+  // Copies that Gander.load keeps of URLs (`url:…`, the built-in model's among them) are a cache,
+  // not models the user added: the built-in row says whether its copy is stored.
+  const list = all.filter((m) => !m.name.startsWith('url:'));
+  const builtinCached = all.some((m) => m.name === `url:${BUILTIN.url}`);
   const sel = $('model-select');
   sel.replaceChildren(new Option(BUILTIN.label, BUILTIN.key));
   for (const m of list) sel.add(new Option(`${m.name} · ${m.quant} · ${mib(m.size)}`, m.name));
@@ -38,7 +43,7 @@ export async function refreshModels(page) {
     li.dataset.model = key;
     ul.append(li);
   };
-  row(BUILTIN.key, BUILTIN.label, `int8 · ${BUILTIN.size}`, false);
+  row(BUILTIN.key, BUILTIN.label, `int8 · ${BUILTIN.size}${builtinCached ? ' · cached' : ''}`, false);
   for (const m of list) row(m.name, m.name, `${m.quant} · ${mib(m.size)}`, true);
   return list;
 }
@@ -60,7 +65,8 @@ export async function selectModel(page, key) {
     page.model = await Gander.load(source, {
       backend: backendPref,
       worker: useWorker,
-      onProgress: (p) => setStatus(`loading ${label}… ${Math.round(p.fraction * 100)}%`, 'busy'),
+      onProgress: (p) => setStatus(p.phase === 'cache' ? `loading ${label} from the browser's cache…`
+        : `loading ${label}… ${p.phase === 'download' ? 'downloading ' : ''}${Math.round(p.fraction * 100)}%`, 'busy'),
     });
   } catch (e) {
     setBusy(page, false);
