@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: demo eval-sql train-sql test soak deps web-deps pkg bench bench-all bench-grammar bench-chat bench-webgpu wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo eval-sql train-sql gguf-venv test soak deps web-deps pkg bench bench-all bench-grammar bench-chat bench-webgpu wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -50,23 +50,26 @@ demo: pkg
 	@echo "Gander demo: open http://127.0.0.1:$(PORT)/ (Ctrl+C stops the server)"
 	node tools/serve.mjs --port $(PORT) www /pkg=pkg
 
-# The text-to-SQL demo model (issue 8, tools/sql/README.md). train-sql regenerates the data and
-# trains on the CPU (about 35 minutes on 2 cores, torch in target/pyref). eval-sql measures
-# execution accuracy on the held-out tables with `gander generate --temperature 0`: the f32, int8
-# and q4 conversions of the trained weights (rebuilt from tools/sql/sql-rwkv7-compact.safetensors,
-# checked to give the shipped int8 file byte for byte) on the CPU, the shipped file on the GPU
-# (one process per question on lavapipe: about 15 minutes), the learning-at-test-time runs
-# (N = 5, 20 solved examples), and off-template paraphrases.
+# The text-to-SQL demo model (issues 8 and 19, tools/sql/README.md). train-sql regenerates the
+# data and trains on the CPU (about 75 minutes on 2 cores, torch in target/pyref; rerun the same
+# command to resume an interrupted run from its checkpoint). eval-sql measures execution accuracy:
+# the generator's held-out tables (f32, int8 and q4 conversions of the trained weights, rebuilt
+# from tools/sql/sql-rwkv7-compact.safetensors and checked to give the shipped int8 file byte for
+# byte, on the CPU; the shipped file on the GPU, one process per question on lavapipe), the
+# hand-written paraphrase set with and without the grammar, and learning at test time on
+# opaque-column tables (N = 0, 2, 5, 10 solved examples primed with `gander prime`).
 SQL := target/sql
 SQL_MODEL := www/models/sql-rwkv7-int8.safetensors
 SQL_EVAL = python3 tools/sql/eval.py --data $(SQL)/eval.jsonl
+SQL_OPAQUE = python3 tools/sql/eval.py --data $(SQL)/opaque.jsonl --model $(SQL_MODEL) --sql
+SQL_PARA = python3 tools/sql/eval.py --data $(SQL)/paraphrase.jsonl --model $(SQL_MODEL)
 
 $(SQL)/eval.jsonl:
 	python3 tools/sql/sqlgen.py $(SQL) --train 60000
 
 train-sql: $(PYREF)/bin/python
-	python3 tools/sql/sqlgen.py $(SQL) --train 60000
-	$(PYREF)/bin/python tools/sql/train.py $(SQL) $(SQL)/sql-rwkv7.pth --steps 2400 --batch 48
+	[ -f $(SQL)/sql-rwkv7.pth.ckpt ] || python3 tools/sql/sqlgen.py $(SQL) --train 60000
+	$(PYREF)/bin/python tools/sql/train.py $(SQL) $(SQL)/sql-rwkv7.pth --steps 1100 --batch-tokens 6000
 	$(PYREF)/bin/python tools/sql/expand.py --compact $(SQL)/sql-rwkv7.pth tools/sql/sql-rwkv7-compact.safetensors
 	$(CARGO) run --release --locked -q -- convert $(SQL)/sql-rwkv7.pth $(SQL_MODEL) --quant int8
 
@@ -77,18 +80,17 @@ eval-sql: deps $(SQL)/eval.jsonl
 	target/release/gander convert $(SQL)/sql-full.safetensors $(SQL)/sql-q4.safetensors --quant q4
 	target/release/gander convert $(SQL)/sql-full.safetensors $(SQL)/sql-int8.safetensors --quant int8
 	cmp $(SQL)/sql-int8.safetensors $(SQL_MODEL) && echo "the shipped int8 file is the trained model's conversion"
+	python3 tools/sql/paraphrase_check.py --jsonl $(SQL)/paraphrase.jsonl
+	$(SQL_PARA) --sql
+	$(SQL_PARA) --sql --no-grammar
+	$(SQL_PARA)
 	$(SQL_EVAL) --model $(SQL)/sql-f32.safetensors
 	$(SQL_EVAL) --model $(SQL_MODEL)
 	$(SQL_EVAL) --model $(SQL)/sql-q4.safetensors
-	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(SQL_EVAL) --model $(SQL_MODEL) --backend gpu
-	$(SQL_EVAL) --model $(SQL_MODEL) --shots 5
-	$(SQL_EVAL) --model $(SQL_MODEL) --shots 20
-	python3 tools/sql/paraphrases.py $(SQL)/paraphrases.jsonl
-	python3 tools/sql/eval.py --model $(SQL_MODEL) --data $(SQL)/paraphrases.jsonl
 	$(SQL_EVAL) --model $(SQL_MODEL) --sql
 	$(SQL_EVAL) --model $(SQL_MODEL) --sql --no-grammar
-	python3 tools/sql/eval.py --model $(SQL_MODEL) --data $(SQL)/paraphrases.jsonl --sql
-	python3 tools/sql/eval.py --model $(SQL_MODEL) --data $(SQL)/paraphrases.jsonl --sql --no-grammar
+	for n in 0 2 5 10; do $(SQL_OPAQUE) --shots $$n && $(SQL_OPAQUE) --shots $$n --no-grammar || exit 1; done
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(SQL_EVAL) --model $(SQL_MODEL) --backend gpu
 
 # GANDER_REQUIRE_GPU: the GPU tests fail, not skip, if no adapter is found.
 # In order: formatting (rustfmt.toml) and the import graph (no cycles between top-level
@@ -96,7 +98,7 @@ eval-sql: deps $(SQL)/eval.jsonl
 # GPU), the wasm kernels in Node (WASI), the wasm engine in Node and its WebGPU backend in headless
 # Chromium (wasm-bindgen-test), then the built npm package in headless Chromium (Playwright).
 WASM_TEST := CHROMEDRIVER=$$(command -v chromedriver) WASM_BINDGEN_TEST_TIMEOUT=300 $(CARGO) test --release --locked --target wasm32-unknown-unknown
-test: web-deps pkg target/e2e/stream-int8.safetensors
+test: web-deps pkg target/e2e/stream-int8.safetensors gguf-venv
 	$(CARGO) fmt --check
 	python3 tools/import_graph.py
 	$(CARGO) clippy --release --locked --lib --quiet -- -D clippy::unwrap_used -D clippy::expect_used -D clippy::panic
@@ -135,6 +137,14 @@ $(PYREF)/bin/python:
 	python3 -m venv $(PYREF)
 	$(PYREF)/bin/pip install -q rwkv==0.8.32 torch numpy safetensors
 
+# llama.cpp's Python package (gguf-py) and numpy for tools/layouts/make_gguf.py, which writes
+# the GGUF test files of tests/gguf.rs (issue 16).
+GGUF_PY := target/gguf-venv/bin/python
+gguf-venv: $(GGUF_PY)
+$(GGUF_PY):
+	python3 -m venv target/gguf-venv
+	target/gguf-venv/bin/pip install -q gguf==0.19.0 numpy
+
 # Everything of `make bench`, plus wasm in Node and the official rwkv package (a ~3 GB torch
 # install into target/pyref on first use), in one run.
 bench-all: deps $(BENCH_FILES) wasm-bench-build $(PYREF)/bin/python
@@ -169,7 +179,7 @@ clean-bench:
 # the stable toolchain (no sanitizer: panics, aborts, out-of-memory and hangs are what is caught).
 # Corpora are seeded from the test fixtures and kept under fuzz/corpus (ignored by git).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args grammar json_schema sql_table shard_index inspect
+FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args grammar json_schema sql_table shard_index inspect gguf
 
 fuzz-seeds:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
@@ -187,6 +197,7 @@ fuzz-seeds:
 	@cp -n tests/golden/fp32-bytes/model.pth fuzz/corpus/inspect/bytes.pth
 	@cp -n tests/golden/fp32-bytes/model.safetensors fuzz/corpus/inspect/bytes.safetensors
 	@[ -f fuzz/corpus/shard_index/index.json ] || printf '{"metadata":{"total_size":8},"weight_map":{"rwkv7.emb.weight":"model-00001-of-00002.safetensors","head.weight":"model-00002-of-00002.safetensors"}}' > fuzz/corpus/shard_index/index.json
+	@[ -f fuzz/corpus/gguf/q4_0.gguf ] || { $(MAKE) -s gguf-venv && $(GGUF_PY) tools/layouts/make_gguf.py tests/golden/fp32-bytes/model.safetensors target/gguf-seeds && cp target/gguf-seeds/q4_0.gguf target/gguf-seeds/kquants.gguf target/gguf-seeds/bf16.gguf fuzz/corpus/gguf/ && cp target/gguf-seeds/q8_0.gguf fuzz/corpus/open_bytes/; }
 	@[ -f fuzz/corpus/sql_table/cars.txt ] || printf 'Table: cars(brand TEXT, price REAL, year INTEGER, code VARCHAR(8))' > fuzz/corpus/sql_table/cars.txt
 	@[ -f fuzz/corpus/state_blob/zero.bin ] || python3 -c "import struct,sys; sys.stdout.buffer.write(b'GNDRSTAT'+struct.pack('<I',1)+bytes(32)+struct.pack('<4I',2,64,1,64)+bytes(4*2*(2*64+64*64)))" > fuzz/corpus/state_blob/zero.bin
 

@@ -172,7 +172,7 @@ async function loadFrom(src, opts, openStore) {
       reason = `WebGPU is not available: ${e.message}; the wasm CPU path runs instead`;
     }
   }
-  const load = (device) => (probe.kind === 'pth' ? loadWhole(src, device, opts) : stream(src, probe, device, opts));
+  const load = (device) => (probe.kind === 'safetensors' ? stream(src, probe, device, opts) : loadWhole(src, device, opts));
   let model;
   if (gpu) {
     try {

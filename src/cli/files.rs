@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 pub(super) fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
     let quant = gander::Quant::parse(quant)?;
     let mut src = format::open_path(input)?;
+    warn_requantised(src.as_ref(), quant);
     // Write next to the target and rename at the end: a failure never leaves a partial file.
     let mut tmp_name = output.as_os_str().to_owned();
     tmp_name.push(".gander-part");
@@ -42,6 +43,30 @@ pub(super) fn convert(input: &Path, output: &Path, quant: &str) -> Result<()> {
     }
 }
 
+/// A GGUF file's K-quants and other block formats Gander does not share are dequantised and
+/// quantised again: say so (Q8_0 and Q4_0 go to int8 and q4 code for code).
+fn warn_requantised(src: &dyn format::TensorSource, quant: gander::Quant) {
+    if src.layout() != format::layout::Layout::Gguf {
+        return;
+    }
+    let mut lossy: Vec<String> = src
+        .metadata()
+        .iter()
+        .filter(|(k, _)| k.starts_with("ggml_type:"))
+        .map(|(_, t)| t.clone())
+        .filter(|t| !matches!(t.as_str(), "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0"))
+        .collect();
+    lossy.sort();
+    lossy.dedup();
+    if !lossy.is_empty() {
+        eprintln!(
+            "warning: this GGUF file holds {} tensors; Gander dequantises them and quantises them again as {}, which rounds a second time (Q8_0 and Q4_0 convert to int8 and q4 exactly)",
+            lossy.join(", "),
+            quant.name()
+        );
+    }
+}
+
 /// Whether the file begins like a zip (a `.pth`), reading 4 bytes only.
 fn starts_with_zip_magic(path: &Path) -> bool {
     use std::io::Read;
@@ -54,8 +79,11 @@ pub(super) fn info(path: &Path) -> Result<()> {
     let gmeta = gander::read_meta(src.as_ref())?;
     let cfg = Config::from_tensors(src.tensors())?;
     let fp = model::fingerprint(&cfg, src.as_mut())?;
+    let gguf = src.layout() == format::layout::Layout::Gguf;
     let quant = match &gmeta {
         Some(m) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
+        // GGUF: the ggml type of the layer matrices (`q8_0`, `q4_0`, `q6_k` …)
+        None if gguf => src.metadata().get("ggml_type:blocks.0.att.key.weight").map(|t| t.to_lowercase()).unwrap_or_default(),
         None => src.tensors().get("blocks.0.att.key.weight").map(|i| format!("{:?}", i.dtype).to_lowercase()).unwrap_or_default(),
     };
     let tokenizer = match Tokenizer::for_vocab(cfg.vocab) {
@@ -66,7 +94,7 @@ pub(super) fn info(path: &Path) -> Result<()> {
     let state_bytes = crate::State::byte_len_for(&cfg);
     let summary = model::inspect::summarize(src.as_ref())?;
     print_json(&serde_json::json!({
-        "format": if gmeta.is_some() { "gander" } else if starts_with_zip_magic(path) { "pth" } else { "safetensors" },
+        "format": if gmeta.is_some() { "gander" } else if gguf { "gguf" } else if starts_with_zip_magic(path) { "pth" } else { "safetensors" },
         "layout": summary.layout,
         "config": cfg,
         "quant": quant,

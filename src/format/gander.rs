@@ -374,17 +374,37 @@ pub fn write(
         match p.how {
             Quant::F32 => out.write_all(&le_bytes_f32(&src.read(&p.name)?.to_f32())).map_err(werr)?,
             Quant::F16 => out.write_all(&le_bytes_f16(&p.name, &src.read(&p.name)?.to_f32())?).map_err(werr)?,
+            // A matrix already in the target format (a GGUF Q8_0 or Q4_0, a Gander file) is
+            // copied code for code: requantising would round a second time.
             Quant::Int8 => {
                 let m = src.read_matrix(&p.name)?;
-                let (q, s) = quant::int8::quantize(m.rows, m.cols, &m.to_f32());
-                out.write_all(bytemuck::cast_slice(&q)).map_err(werr)?;
-                out.write_all(bytemuck::cast_slice(&s)).map_err(werr)?;
+                let stored = (m.rows * quant::int8::row_bytes(m.cols), m.rows * quant::blocks_per_row(m.cols));
+                match m.data {
+                    quant::MatrixData::Int8 { q, scale } if (q.len(), scale.len()) == stored => {
+                        out.write_all(bytemuck::cast_slice(&q)).map_err(werr)?;
+                        out.write_all(bytemuck::cast_slice(&scale)).map_err(werr)?;
+                    }
+                    data => {
+                        let (q, s) = quant::int8::quantize(m.rows, m.cols, &quant::HostMatrix { data, ..m }.to_f32());
+                        out.write_all(bytemuck::cast_slice(&q)).map_err(werr)?;
+                        out.write_all(bytemuck::cast_slice(&s)).map_err(werr)?;
+                    }
+                }
             }
             Quant::Q4 => {
                 let m = src.read_matrix(&p.name)?;
-                let (q, s) = quant::q4::quantize(m.rows, m.cols, &m.to_f32());
-                out.write_all(&q).map_err(werr)?;
-                out.write_all(bytemuck::cast_slice(&s)).map_err(werr)?;
+                let stored = (m.rows * quant::q4::row_bytes(m.cols), m.rows * quant::blocks_per_row(m.cols));
+                match m.data {
+                    quant::MatrixData::Q4 { q, scale } if (q.len(), scale.len()) == stored => {
+                        out.write_all(&q).map_err(werr)?;
+                        out.write_all(bytemuck::cast_slice(&scale)).map_err(werr)?;
+                    }
+                    data => {
+                        let (q, s) = quant::q4::quantize(m.rows, m.cols, &quant::HostMatrix { data, ..m }.to_f32());
+                        out.write_all(&q).map_err(werr)?;
+                        out.write_all(bytemuck::cast_slice(&s)).map_err(werr)?;
+                    }
+                }
             }
         }
         progress(i + 1, total);

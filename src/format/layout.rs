@@ -28,6 +28,8 @@ pub enum Layout {
     Fla,
     /// Official names with the LoRA factors transposed (web-rwkv / Ai00 `.st`).
     LoraTransposed,
+    /// llama.cpp's GGUF (`rwkv7`), renamed by [`super::gguf`] itself (never [`detect`]ed here).
+    Gguf,
 }
 
 impl Layout {
@@ -37,6 +39,7 @@ impl Layout {
             Layout::Prefixed => "transformers (rwkv7.)",
             Layout::Fla => "flash-linear-attention",
             Layout::LoraTransposed => "web-rwkv (.st)",
+            Layout::Gguf => "llama.cpp GGUF",
         }
     }
 }
@@ -113,7 +116,7 @@ fn fixed_info(info: &TensorInfo, fix: &Fix, stored: &str) -> Result<TensorInfo> 
 fn official_names(layout: Layout, name: &str, info: &TensorInfo) -> Result<Vec<(String, Fix)>> {
     let one = |n: String, f: Fix| Ok(vec![(n, f)]);
     match layout {
-        Layout::Official => one(name.to_string(), Fix::Same),
+        Layout::Official | Layout::Gguf => one(name.to_string(), Fix::Same),
         Layout::Prefixed => {
             let n = name.strip_prefix("rwkv7.").unwrap_or(name);
             let n = if n == "embeddings.weight" { "emb.weight" } else { n };
@@ -216,7 +219,7 @@ impl TensorSource for Renamed {
 }
 
 /// The transpose of a matrix, element by element in its stored dtype.
-fn transpose(t: &RawTensor) -> Result<Vec<u8>> {
+pub(crate) fn transpose(t: &RawTensor) -> Result<Vec<u8>> {
     let &[r, c] = t.info.shape.as_slice() else { return Err(Error::BadModel(format!("a transpose of shape {:?}", t.info.shape))) };
     let w = match t.info.dtype {
         DType::F32 | DType::F16 | DType::BF16 => t.info.dtype.size(),

@@ -1,5 +1,5 @@
 //! Weight containers: official PyTorch `.pth`, `.safetensors` (one file or Hugging Face shards
-//! with their index), and Gander's own file; tensors in the official layout or another one
+//! with their index), llama.cpp's GGUF, and Gander's own file; tensors in the official layout or another one
 //! people download ([`layout`]: transformers `rwkv7.`, flash-linear-attention, web-rwkv `.st`).
 //!
 //! Every reader produces a [`TensorSource`]: names, shapes and dtypes from the header, and
@@ -7,6 +7,7 @@
 //! Kinds are told from the contents, never the file name.
 
 pub mod gander;
+pub mod gguf;
 pub mod layout;
 pub mod pickle;
 pub mod pth;
@@ -56,7 +57,8 @@ pub trait TensorSource {
     }
 }
 
-/// Open a checkpoint by looking at its first bytes: a zip is a `.pth`, a JSON object a shard
+/// Open a checkpoint by looking at its first bytes: a zip is a `.pth`, `GGUF` llama.cpp's GGUF
+/// ([`gguf`]), a JSON object a shard
 /// index (`model.safetensors.index.json`, shards beside it), anything else safetensors. A
 /// directory (a downloaded Hugging Face repository) opens its index or its `model.safetensors`.
 #[cfg(not(target_arch = "wasm32"))]
@@ -82,6 +84,8 @@ pub fn open_path(path: &std::path::Path) -> Result<Box<dyn TensorSource>> {
     let safetensors_len = n == 8 && u64::from_le_bytes(magic).checked_add(8).is_some_and(|h| h <= file_len);
     if n >= 4 && magic.starts_with(b"PK\x03\x04") {
         layout::wrap(Box::new(pth::PthFile::open(path)?))
+    } else if n >= 4 && gguf::is_gguf(&magic) {
+        Ok(Box::new(gguf::GgufFile::open(path)?))
     } else if magic.first() == Some(&b'{') && !safetensors_len {
         layout::wrap(sharded::open_index(path)?)
     } else {
@@ -99,10 +103,13 @@ pub fn open_header(header: &[u8], file_len: u64) -> Result<Box<dyn TensorSource>
     }
 }
 
-/// Open a checkpoint held in memory (the browser's path): zip = `.pth`, else safetensors.
+/// Open a checkpoint held in memory (the browser's path): zip = `.pth`, `GGUF` = llama.cpp's
+/// GGUF, else safetensors.
 pub fn open_bytes(bytes: Vec<u8>) -> Result<Box<dyn TensorSource>> {
     if bytes.starts_with(b"PK\x03\x04") {
         layout::wrap(Box::new(pth::PthFile::from_bytes(bytes)?))
+    } else if gguf::is_gguf(&bytes) {
+        Ok(Box::new(gguf::GgufFile::from_bytes(bytes)?))
     } else {
         layout::wrap(gander::wrap(safetensors::SafetensorsFile::from_bytes(bytes)?)?)
     }

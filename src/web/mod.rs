@@ -69,12 +69,14 @@ impl WasmGpu {
     }
 }
 
-/// What the first bytes of a file say: `{kind: "pth" | "safetensors", headerLen}`.
+/// What the first bytes of a file say: `{kind: "pth" | "gguf" | "safetensors", headerLen}`.
 #[wasm_bindgen]
 pub fn probe(prefix: &[u8], file_len: f64) -> Result<JsValue, JsValue> {
     let o = Object::new();
     if prefix.starts_with(b"PK\x03\x04") {
         set(&o, "kind", "pth");
+    } else if format::gguf::is_gguf(prefix) {
+        set(&o, "kind", "gguf");
     } else {
         let n = format::safetensors::SafetensorsFile::header_len(prefix, file_len as u64).map_err(js_err)?;
         set(&o, "kind", "safetensors");
@@ -93,6 +95,7 @@ pub fn header_layout(header: &[u8], file_len: f64) -> Result<String, JsValue> {
         format::layout::Layout::Prefixed => "prefixed",
         format::layout::Layout::Fla => "fla",
         format::layout::Layout::LoraTransposed => "st",
+        format::layout::Layout::Gguf => "gguf",
     }
     .into())
 }

@@ -1,26 +1,29 @@
-"""Execution accuracy of a text-to-SQL model on the held-out tables (issue 8).
+"""Execution accuracy of a text-to-SQL model on held-out tables (issues 8 and 19).
 
 Runs every question through `gander generate --temperature 0` (stopping at the first newline),
 executes the model's SQL and the gold SQL on SQLite over the table's rows, and compares the
 result sets (in order when the gold query has ORDER BY, as multisets otherwise; numbers rounded
 to 6 significant digits). SQL that fails to run counts as wrong.
 
-With --shots N, N solved examples of the same table (other questions) come first, separated by
-a blank line: running the model over them once and starting each question from the saved state
-is the same computation (the state after a prefix is all the model keeps), which is how the demo
-page's "ingest" does it.
+With --shots N, the first N solved examples of the same table come first, in the contract format
+of a primed state (the `Table:` line once, then `Question: ...\nSQL: ...;\n` each, then the
+question): learning at test time.
 
-With --sql, every question goes through `gander sql` instead (the same prompt, greedy, under
-the grammar of the table's own SQL, issue 15); --sql --no-grammar is the same command without
-the grammar.
+With --sql, every question goes through `gander sql` instead (greedy, under the grammar of the
+table's own SQL, issue 15); --sql --no-grammar is the same command without the grammar. With
+--sql and --shots N, each table's state is made once by `gander prime` from the `Table:` line and
+the N examples, and each question is asked with `gander sql --state`: the product's workflow.
 
     python3 tools/sql/eval.py --model FILE [--backend cpu|gpu] [--shots 0] [--sql [--no-grammar]] [--data target/sql/eval.jsonl] [--gander target/release/gander]
 """
 import argparse
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -60,6 +63,13 @@ def foreign_names(d, sql):
     return [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", bare) if w.upper() not in KEYWORDS and w not in known]
 
 
+def run(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"gander failed: {out.stderr.strip()}")
+    return out.stdout
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -72,35 +82,43 @@ def main():
     ap.add_argument("--sql", action="store_true", help="ask through `gander sql` (SQL grammar)")
     ap.add_argument("--no-grammar", action="store_true", help="with --sql: without the grammar")
     a = ap.parse_args()
-    if a.sql and a.shots:
-        sys.exit("--sql asks each question from a fresh state: use it with --shots 0")
     data = [json.loads(l) for l in open(a.data)]
     if a.limit:
         data = data[: a.limit]
     right = 0
     foreign = 0
     wrong = []
+    states = {}
+    tmp = tempfile.mkdtemp(prefix="gander-eval-")
     t0 = time.time()
     for d in data:
-        prefix = "\n".join(d["shots"][: a.shots]) + "\n" if a.shots else ""
+        table_line, question_line = d["prompt"].split("\n")[:2]
+        table = table_line.removeprefix("Table: ")
+        question = question_line.removeprefix("Question: ")
+        if len(d["shots"]) < a.shots:
+            sys.exit(f"{a.data}: a question has {len(d['shots'])} solved examples, fewer than --shots {a.shots}")
+        primed = table_line + "\n" + "".join(d["shots"][: a.shots])
         if a.sql:
-            table = d["prompt"].split("\n")[0].removeprefix("Table: ")
-            question = d["prompt"].split("\n")[1].removeprefix("Question: ")
             cmd = [a.gander, "sql", "--model", a.model, "--table", table, "--backend", a.backend, question]
             if a.no_grammar:
                 cmd.insert(2, "--no-grammar")
+            if a.shots:
+                if primed not in states:
+                    path = os.path.join(tmp, f"{len(states)}.state")
+                    run([a.gander, "prime", "--model", a.model, "--text", primed, "--out", path, "--backend", a.backend])
+                    states[primed] = path
+                cmd[2:2] = ["--state", states[primed]]
         else:
-            cmd = [a.gander, "generate", "--model", a.model, "--prompt", prefix + d["prompt"], "--max-tokens", "80",
+            prompt = primed + f"Question: {question}\nSQL:" if a.shots else d["prompt"]
+            cmd = [a.gander, "generate", "--model", a.model, "--prompt", prompt, "--max-tokens", "80",
                    "--temperature", "0", "--stop", "\n", "--backend", a.backend]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(f"gander failed: {out.stderr.strip()}")
-        pred = out.stdout.strip()
+        pred = run(cmd).strip()
         foreign += bool(foreign_names(d, pred))
         if same(d, pred):
             right += 1
         else:
-            wrong.append((d["prompt"].split("\n")[1], pred, d["gold"]))
+            wrong.append((question, pred, d["gold"]))
+    shutil.rmtree(tmp, ignore_errors=True)
     acc = right / len(data)
     mode = ("sql" + ("-no-grammar" if a.no_grammar else "")) if a.sql else "generate"
     print(json.dumps({"model": a.model, "backend": a.backend, "shots": a.shots, "mode": mode, "questions": len(data),

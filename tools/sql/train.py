@@ -5,13 +5,19 @@ A tool, not part of the package: plain PyTorch on the CPU. The model is the spec
 the official tensor names, shapes and orientations, so `gander convert` reads the export.
 
 Two tricks keep a CPU run short:
-- The loss is computed over the vocabulary rows the data uses (about 1,500 of 65,536) and only on
-  the answer (the SQL after "SQL:").
+- The loss is computed over the vocabulary rows the data uses (several thousand of 65,536) and only on
+  the answers (the SQL after each "SQL:").
 - One channel of `ln_out` is pinned to the constant 1 (weight 0, bias 1), so column 0 of `head` is
   a per-token bias. At export every unused row of `head` gets -30 there (and 0 elsewhere): those
   tokens get logit -30 whatever the input, exactly, in the unchanged architecture.
 
-    python tools/sql/train.py DATA_DIR OUT.pth [--embd 128] [--layers 4] [--steps 3000] [--batch 48]
+    python tools/sql/train.py DATA_DIR OUT.pth [--embd 128] [--layers 4] [--steps 3000] [--batch-tokens 6000]
+
+Data: DATA_DIR/train.jsonl from sqlgen.py (sequences of solved questions about one table; the
+loss covers every answer, so a sequence teaches the first question from the table alone and the
+later ones with the earlier examples in the state). Every 200 steps it writes OUT.pth.ckpt (model,
+optimizer, step) and the export; run the same command again to resume from the checkpoint (the
+batch order is a function of the seed, so a resumed run is the run that was interrupted).
 """
 import json
 import math
@@ -109,11 +115,13 @@ class Block(nn.Module):
         bb = (kk * alpha).view(B, T, H, N)
         S = torch.zeros(B, H, N, N)
         ys = []
-        for t in range(T):
-            sa = S @ aa[:, t, :, :, None]
-            S = S * ds[:, t, :, None, :] + sa @ bb[:, t, :, None, :] + vs[:, t, :, :, None] @ ks[:, t, :, None, :]
-            ys.append((S @ rs[:, t, :, :, None]).squeeze(-1))
-        y = torch.stack(ys, 1).reshape(B * T, C)
+        # unbind once: indexing [:, t] inside the loop costs a full-size gradient per step
+        steps = zip(aa.unsqueeze(-1).unbind(1), ds.unsqueeze(-2).unbind(1), bb.unsqueeze(-2).unbind(1),
+                    vs.unsqueeze(-1).unbind(1), ks.unsqueeze(-2).unbind(1), rs.unsqueeze(-1).unbind(1))
+        for a_t, d_t, b_t, v_t, k_t, r_t in steps:
+            S = S * d_t + (S @ a_t) @ b_t + v_t @ k_t
+            ys.append(S @ r_t)
+        y = torch.stack(ys, 1).reshape(B * T, C)  # [B, T, H, N, 1]
         y = self.ln_x(y).view(B, T, C)
         bonus = (rs * ks * self.r_k).sum(-1, keepdim=True) * vs
         y = y + bonus.reshape(B, T, C)
@@ -141,12 +149,15 @@ class Model(nn.Module):
         self.ln_out.weight[0] = 0.0
         self.ln_out.bias[0] = 1.0
 
-    def forward(self, idx):
+    def forward(self, idx, at=None):
+        """Logits [B, T, V], or [K, V] at the K positions where the mask `at` is true (the
+        head over ~30,000 rows is most of the cost: only answer positions need it)."""
         x = self.blocks[0].ln0(self.emb(idx))
         v_first = None
         for b in self.blocks:
             x, v_first = b(x, v_first)
-        return self.head(self.ln_out(x))
+        x = self.ln_out(x)
+        return self.head(x if at is None else x[at])
 
 
 def export(model, used, C, L, path):
@@ -182,64 +193,109 @@ def export(model, used, C, L, path):
     torch.save({k: v.float().contiguous().clone() for k, v in sd.items()}, path)
 
 
+def load(path, tok):
+    """Sequences of [context, answer] pairs -> (ids, target mask). Segments are tokenized one
+    by one; main() checks on a sample that this equals tokenizing the whole text (what `gander
+    prime` does with a primed state), so training sees the tokens inference will."""
+    seqs = []
+    for line in open(path):
+        ids, mask = [], []
+        for ctx, ans in json.loads(line):
+            c, a = tok.encode(ctx), tok.encode(ans)
+            ids += c + a
+            mask += [0] * len(c) + [1] * len(a)
+        seqs.append((ids, mask))
+    return seqs
+
+
+def checkpoint(path, model, opt, step, used):
+    tmp = path + ".tmp"
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "used": used}, tmp)
+    os.replace(tmp, path)
+
+
 def main():
     data, out = sys.argv[1], sys.argv[2]
     a = dict(zip(sys.argv[3::2], sys.argv[4::2]))
     C, L = int(a.get("--embd", 128)), int(a.get("--layers", 4))
-    steps, batch = int(a.get("--steps", 3000)), int(a.get("--batch", 48))
+    steps, batch_tokens = int(a.get("--steps", 3000)), int(a.get("--batch-tokens", 6000))
     lr = float(a.get("--lr", 4e-3))
     torch.manual_seed(0)
-    rng = random.Random(0)
+    torch.set_num_threads(os.cpu_count() or 2)
     tok = tokenizer()
     t0 = time.time()
-    texts = [json.loads(l) for l in open(os.path.join(data, "train.txt"))]
-    evals = [json.loads(l) for l in open(os.path.join(data, "eval.jsonl"))]
-    examples = []
+    seqs = load(os.path.join(data, "train.jsonl"), tok)
+    sample = [json.loads(l) for l in open(os.path.join(data, "train.jsonl")).readlines()[:300]]
+    split = sum(tok.encode("".join(x for p in s for x in p)) != [t for p in s for x in p for t in tok.encode(x)] for s in sample)
+    if split:
+        sys.exit(f"{split} of 300 sequences tokenize differently whole and by segment: fix the data format")
     vocab = set()
-    for t in texts:
-        p, ans = t.split("\nSQL:")
-        ids_p = tok.encode(p + "\nSQL:")
-        ids_a = tok.encode(ans)
-        examples.append((ids_p, ids_a))
-        vocab.update(ids_p + ids_a)
-    for e in evals:  # eval prompts' tokens must be embeddable (their words all occur in training)
-        vocab.update(tok.encode(e["prompt"]))
-    used = sorted(vocab)
+    for ids, _ in seqs:
+        vocab.update(ids)
+    for name in ("eval.jsonl", "opaque.jsonl"):  # held-out prompts' tokens must be embeddable
+        for l in open(os.path.join(data, name)):
+            e = json.loads(l)
+            vocab.update(tok.encode(e["prompt"] + "".join(e["shots"])))
+    ckpt = out + ".ckpt"
+    state = torch.load(ckpt) if os.path.exists(ckpt) else None
+    used = state["used"] if state else sorted(vocab)
     remap = {t: i for i, t in enumerate(used)}
-    print(f"{len(examples)} examples, {len(used)} vocabulary rows used, tokenized in {time.time() - t0:.0f} s", flush=True)
+    n_ans = sum(sum(m) for _, m in seqs)
+    n_tok = sum(len(i) for i, _ in seqs)
+    print(f"{len(seqs)} sequences, {n_tok:,} tokens ({n_ans:,} answer tokens), {len(used)} vocabulary rows used, "
+          f"tokenized in {time.time() - t0:.0f} s", flush=True)
     model = Model(C, L, used, (16, 16, 16, 32))
     print(f"{sum(p.numel() for p in model.parameters()):,} trainable parameters", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
-    examples.sort(key=lambda e: len(e[0]) + len(e[1]))
-    batches = [examples[i:i + batch] for i in range(0, len(examples), batch)]
+    start = 0
+    if state:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["step"]
+        print(f"resumed from {ckpt} at step {start}", flush=True)
+    # batches of similar length, about batch_tokens tokens each (the WKV loop runs once per time
+    # step for the whole batch, so short sequences go in wide batches)
+    seqs.sort(key=lambda s: len(s[0]))
+    batches, cur = [], []
+    for s in seqs:
+        if cur and (len(cur) + 1) * len(s[0]) > batch_tokens:
+            batches.append(cur)
+            cur = []
+        cur.append(s)
+    batches.append(cur)
+    rng = random.Random(0)
+    order = [rng.randrange(len(batches)) for _ in range(steps)]
     t0 = time.time()
-    for step in range(steps):
+    for step in range(start, steps):
         lr_now = lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for gparam in opt.param_groups:
             gparam["lr"] = lr_now
-        bt = rng.choice(batches)
-        T = max(len(p) + len(q) for p, q in bt)
+        bt = batches[order[step]]
+        T = max(len(s[0]) for s in bt)
         x = torch.zeros(len(bt), T, dtype=torch.long)
         y = torch.full((len(bt), T), -100, dtype=torch.long)
-        for i, (p, q) in enumerate(bt):
-            s = [remap[t] for t in p + q]
+        for i, (ids, mask) in enumerate(bt):
+            s = [remap[t] for t in ids]
             x[i, :len(s)] = torch.tensor(s)
-            # predict answer tokens (position j predicts s[j+1]); the prompt's last token predicts the first
-            for j in range(len(p) - 1, len(s) - 1):
-                y[i, j] = s[j + 1]
-        logits = model(x)
-        loss = F.cross_entropy(logits.view(-1, len(used)), y.view(-1), ignore_index=-100)
+            # position j predicts token j+1 where token j+1 is part of an answer
+            for j in range(len(s) - 1):
+                if mask[j + 1]:
+                    y[i, j] = s[j + 1]
+        at = y != -100
+        loss = F.cross_entropy(model(x, at), y[at])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         model.pin()
-        if step % 50 == 0 or step == steps - 1:
-            print(f"step {step} loss {loss.item():.4f} lr {lr_now:.2e} {time.time() - t0:.0f} s", flush=True)
-        if step % 500 == 499:
+        if step % 50 == 0 or step == steps - 1 or step < start + 5:
+            print(f"step {step} loss {loss.item():.4f} lr {lr_now:.2e} B {len(bt)} T {T} {time.time() - t0:.0f} s", flush=True)
+        if step % 200 == 199:
+            checkpoint(ckpt, model, opt, step + 1, used)
             export(model, used, C, L, out)
     export(model, used, C, L, out)
-    print(f"trained {steps} steps in {time.time() - t0:.0f} s; wrote {out} (tools/sql/expand.py --compact makes the repository's compact copy)", flush=True)
+    print(f"trained {steps} steps ({steps - start} in this run, {time.time() - t0:.0f} s); wrote {out} "
+          "(tools/sql/expand.py --compact makes the repository's compact copy)", flush=True)
 
 
 if __name__ == "__main__":
