@@ -199,12 +199,13 @@ export class ModelStore {
     const pkey = `${PARTIAL}${name}`;
     return withLock(`gander-put:${this.database}:${name}`, {}, async () => {
       const done0 = await this._manifest(name);
-      if (done0 && !done0.partial && done0.validator === validator && done0.size === size) {
+      // Another call (another tab) may have stored this very version while this one waited.
+      if (validator && done0 && !done0.partial && done0.validator === validator && done0.size === size) {
         const { sha256: _s, ...visible } = done0;
         return visible;
       }
       let p = await this._manifest(pkey);
-      if (p && (p.validator !== validator || p.size !== size || p.chunkSize !== this.chunkSize)) {
+      if (p && (!validator || p.validator !== validator || p.size !== size || p.chunkSize !== this.chunkSize)) {
         await this._dropPartial(p);
         p = null;
       }

@@ -284,6 +284,8 @@ pub struct GgufFile {
     /// Official name → (stored name, fix).
     map: BTreeMap<String, (String, Fix)>,
     infos: BTreeMap<String, TensorInfo>,
+    /// False for a file opened from its header alone ([`GgufFile::from_header`]).
+    data: bool,
 }
 
 /// Whether `prefix` starts a GGUF file.
@@ -307,7 +309,23 @@ impl GgufFile {
         Self::parse(Buf::Owned(bytes))
     }
 
+    /// Parse the header block of a file of `file_len` bytes (the first bytes, at least up to
+    /// the end of the tensor infos): names, shapes and types for [`crate::model::inspect`],
+    /// without the data (reading a tensor is an error). A prefix that ends inside the header is
+    /// an error that says the file is incomplete: fetch more.
+    pub fn from_header(prefix: Vec<u8>, file_len: u64) -> Result<Self> {
+        let len = usize::try_from(file_len).map_err(|_| Error::BadFile("the file is too large".into()))?;
+        Self::parse_sized(Buf::Owned(prefix), len, false)
+    }
+
     fn parse(buf: Buf) -> Result<Self> {
+        let len = buf.len();
+        Self::parse_sized(buf, len, true)
+    }
+
+    /// `file_len`: the whole file's length (data ranges are checked against it); `data`: whether
+    /// `buf` holds the data too.
+    fn parse_sized(buf: Buf, file_len: usize, data: bool) -> Result<Self> {
         let mut c = Cursor { b: &buf, at: 0 };
         if !is_gguf(c.take(4)?) {
             return Err(Error::BadFile("not a GGUF file (no `GGUF` magic)".into()));
@@ -365,7 +383,7 @@ impl GgufFile {
                 return Err(Error::BadFile(format!("GGUF tensor `{name}` ({}) has rows of {row} elements, not a multiple of its block of {be}", ty.name())));
             }
             let len = (numel / be).checked_mul(bb).ok_or_else(|| Error::BadFile(format!("GGUF tensor `{name}` is too large")))?;
-            let start = usize::try_from(offset).ok().and_then(|o| o.checked_add(data_start)).filter(|s| s.checked_add(len).is_some_and(|e| e <= buf.len()));
+            let start = usize::try_from(offset).ok().and_then(|o| o.checked_add(data_start)).filter(|s| s.checked_add(len).is_some_and(|e| e <= file_len));
             let Some(start) = start else {
                 return Err(Error::BadFile(format!("GGUF tensor `{name}` lies outside the file (offset {offset}, {len} bytes); is the file complete?")));
             };
@@ -373,7 +391,7 @@ impl GgufFile {
                 return Err(Error::BadFile(format!("GGUF tensor `{name}` appears twice")));
             }
         }
-        let mut f = GgufFile { buf, stored, meta, map: BTreeMap::new(), infos: BTreeMap::new() };
+        let mut f = GgufFile { buf, stored, meta, map: BTreeMap::new(), infos: BTreeMap::new(), data };
         f.check_architecture()?;
         f.check_vocabulary()?;
         f.map_names()?;
@@ -663,6 +681,9 @@ impl TensorSource for GgufFile {
     }
 
     fn read(&mut self, name: &str) -> Result<RawTensor> {
+        if !self.data {
+            return Err(Error::BadInput(format!("`{name}`: this GGUF file was opened from its header alone")));
+        }
         let (stored, fix) = self.map.get(name).cloned().ok_or_else(|| Error::BadModel(format!("missing tensor `{name}`")))?;
         let info = self.infos.get(name).cloned().ok_or_else(|| Error::BadModel(format!("missing tensor `{name}`")))?;
         let s = self.stored.get(&stored).ok_or_else(|| Error::BadModel(format!("missing GGUF tensor `{stored}`")))?;
@@ -687,6 +708,9 @@ impl TensorSource for GgufFile {
             Some((stored, Fix::Same)) => self.stored.get(stored).filter(|s| matches!(s.ty, GgmlType::Q8_0 | GgmlType::Q4_0)).cloned(),
             _ => None,
         };
+        if !self.data {
+            return Err(Error::BadInput(format!("`{name}`: this GGUF file was opened from its header alone")));
+        }
         let Some(s) = direct else {
             let t = self.read(name)?;
             let (rows, cols) = match t.info.shape.as_slice() {

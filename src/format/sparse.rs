@@ -69,6 +69,12 @@ pub fn covers(parts: &BTreeMap<u64, Vec<u8>>, start: u64, end: u64) -> bool {
     true
 }
 
+/// How many bytes from the start of the file are fetched without a gap (parts are merged, so
+/// that is the length of the part at 0).
+pub fn covered_prefix(parts: &BTreeMap<u64, Vec<u8>>) -> u64 {
+    parts.get(&0).map_or(0, |b| b.len() as u64)
+}
+
 /// The bytes `start..end` when fetched.
 pub fn slice(parts: &BTreeMap<u64, Vec<u8>>, start: u64, end: u64) -> Option<Vec<u8>> {
     if !covers(parts, start, end) {

@@ -51,6 +51,10 @@ pub fn summarize(src: &dyn TensorSource) -> Result<Summary> {
     }
     let stored = match gander::parse_meta(&src.metadata())? {
         Some(m) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
+        // GGUF: the ggml type of the layer matrices (`q8_0`, `q6_k` …)
+        None if src.layout() == crate::format::layout::Layout::Gguf => {
+            src.metadata().get("ggml_type:blocks.0.att.key.weight").map(|t| t.to_lowercase()).unwrap_or_default()
+        }
         None => src.tensors().get("blocks.0.att.key.weight").map(|i| format!("{:?}", i.dtype).to_lowercase()).unwrap_or_default(),
     };
     Ok(Summary { params: cfg.params(), layout: src.layout().name(), stored, state_bytes: crate::State::byte_len_for(&cfg) as u64, quants, config: cfg })
@@ -117,6 +121,16 @@ impl Inspector {
                     Some((a, b)) => need(a, b),
                     None => Err(e),
                 },
+            };
+        }
+        if format::gguf::is_gguf(&head) {
+            // The header (metadata with the token list, then the tensor infos) has no length
+            // field: fetch a growing prefix until it parses.
+            let have = sparse::covered_prefix(&self.parts);
+            return match format::gguf::GgufFile::from_header(sparse::slice(&self.parts, 0, have).unwrap_or_default(), len) {
+                Ok(g) => done(Box::new(g)),
+                Err(e) if have < len && e.to_string().contains("complete") => need(have, len.min(have.saturating_mul(2).max(sparse::READ_AHEAD))),
+                Err(e) => Err(e),
             };
         }
         let n = format::safetensors::SafetensorsFile::header_len(&head, len)?;
