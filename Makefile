@@ -71,7 +71,8 @@ train-sql: $(PYREF)/bin/python
 	[ -f $(SQL)/sql-rwkv7.pth.ckpt ] || python3 tools/sql/sqlgen.py $(SQL) --train 60000
 	$(PYREF)/bin/python tools/sql/train.py $(SQL) $(SQL)/sql-rwkv7.pth --steps 1100 --batch-tokens 6000
 	$(PYREF)/bin/python tools/sql/expand.py --compact $(SQL)/sql-rwkv7.pth tools/sql/sql-rwkv7-compact.safetensors
-	$(CARGO) run --release --locked -q -- convert $(SQL)/sql-rwkv7.pth $(SQL_MODEL) --quant int8
+	python3 tools/sql/expand.py tools/sql/sql-rwkv7-compact.safetensors $(SQL)/sql-full.safetensors
+	$(CARGO) run --release --locked -q -- convert $(SQL)/sql-full.safetensors $(SQL_MODEL) --quant int8
 
 eval-sql: deps $(SQL)/eval.jsonl
 	$(CARGO) build --release --locked -q

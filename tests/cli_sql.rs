@@ -1,5 +1,5 @@
 //! `gander prime` and `gander sql` with the shipped text-to-SQL model: the grammar keeps the
-//! answer to the table's own names (the same questions without it name columns the table lacks,
+//! answer to the table's own names (without it a model may name columns the table lacks;
 //! `tools/sql/eval.py` counts them), a primed state is used, and bad tables are refused.
 
 use std::process::Command;
@@ -41,19 +41,18 @@ fn sql_answers_name_only_the_tables_columns() {
         "What is the average price of flights per airline?",
         "Which flight is the longest?",
     ];
-    let mut foreign_without = 0;
     for q in questions {
         let (ok, out, err) = gander(&["sql", "--model", MODEL, "--table", TABLE, q]);
         assert!(ok, "{err}");
         let sql = out.trim();
         assert!(sql.starts_with("SELECT ") && sql.ends_with(';') && !sql.contains('\n'), "{sql}");
         assert!(foreign(sql).is_empty(), "{q}: {sql} names {:?}", foreign(sql));
-        let (ok, out, _) = gander(&["sql", "--model", MODEL, "--table", TABLE, "--no-grammar", q]);
-        assert!(ok);
-        foreign_without += !foreign(out.trim()).is_empty() as usize;
+        // Without the grammar the same command still answers one line (how often it then names
+        // a column the table lacks is measured by tools/sql/eval.py's `foreign_names`).
+        let (ok, out, err) = gander(&["sql", "--model", MODEL, "--table", TABLE, "--no-grammar", q]);
+        assert!(ok, "{err}");
+        assert!(!out.trim().is_empty() && !out.trim().contains('\n'), "{out}");
     }
-    // The reason for the grammar: without it this model invents columns for this table.
-    assert!(foreign_without > 0, "expected the ungrammared model to name a column flights lacks");
 }
 
 #[test]

@@ -10,6 +10,9 @@ Two tricks keep a CPU run short:
 - One channel of `ln_out` is pinned to the constant 1 (weight 0, bias 1), so column 0 of `head` is
   a per-token bias. At export every unused row of `head` gets -30 there (and 0 elsewhere): those
   tokens get logit -30 whatever the input, exactly, in the unchanged architecture.
+- The head is tied to the embedding during training (column 0 aside, the bias): copying a name
+  from the table line needs no output row trained for each token. The export writes the two as
+  the official, separate `emb.weight` and `head.weight`.
 
     python tools/sql/train.py DATA_DIR OUT.pth [--embd 128] [--layers 4] [--steps 3000] [--batch-tokens 6000]
 
@@ -136,12 +139,18 @@ class Model(nn.Module):
     def __init__(self, C, L, used, ranks):
         super().__init__()
         self.emb = nn.Embedding(len(used), C)
-        nn.init.uniform_(self.emb.weight, -1e-4, 1e-4)
+        # Tied: the head is the embedding (its column 0, which meets ln_out's pinned channel,
+        # replaced by a per-token bias), so a token read in the table line is a token the model
+        # can write: copying names needs no separately trained output row for each of the
+        # ~30,000 tokens. Rows start at a norm that lets an untrained token be copied too.
+        nn.init.normal_(self.emb.weight, std=0.02)
+        self.head_bias = nn.Parameter(torch.zeros(len(used)))
         self.blocks = nn.ModuleList([Block(C, i, L, ranks) for i in range(L)])
         self.ln_out = nn.LayerNorm(C)
-        self.head = nn.Linear(C, len(used), bias=False)
-        nn.init.orthogonal_(self.head.weight, gain=0.5)
         self.pin()
+
+    def head_weight(self):
+        return torch.cat([self.head_bias[:, None], self.emb.weight[:, 1:]], 1)
 
     @torch.no_grad()
     def pin(self):
@@ -157,7 +166,7 @@ class Model(nn.Module):
         for b in self.blocks:
             x, v_first = b(x, v_first)
         x = self.ln_out(x)
-        return self.head(x if at is None else x[at])
+        return (x if at is None else x[at]) @ self.head_weight().T
 
 
 def export(model, used, C, L, path):
@@ -168,7 +177,7 @@ def export(model, used, C, L, path):
     emb[idx] = model.emb.weight.detach()
     head = torch.zeros(VOCAB, C)
     head[:, 0] = -30.0
-    head[idx] = model.head.weight.detach()
+    head[idx] = model.head_weight().detach()
     sd["emb.weight"] = emb
     sd["head.weight"] = head
     sd["ln_out.weight"] = model.ln_out.weight.detach().clone()

@@ -118,7 +118,7 @@ export async function generate(page, ev) {
       $('prompt').value = '';
       await stream(page, prompt, opts, ac, (t) => { m.text += t; node.textContent = m.text.trimStart(); });
     } else {
-      prompt = page.context && page.profile?.fresh ? `\n${text}` : text;
+      prompt = page.context && page.profile?.fresh ? afterPrimed(page, text) : text;
       if (page.profile && page.mode === page.profile.mode) {
         opts.stop = page.profile.stop;
         const g = page.profile.sql && $('sql-grammar').checked ? sqlGrammarFor(page, text) : null;
@@ -142,6 +142,21 @@ export async function generate(page, ev) {
     setBusy(page, false);
     showStats(page);
   }
+}
+
+/** What is fed after a primed state. For the text-to-SQL model the state holds the `Table:` line
+ *  and solved examples (the primed-prompt contract, issue 19: `Table: …` once, then `Question: …
+ *  SQL: …;` each), so a question that repeats the primed table's line is fed without it, as
+ *  `gander sql --state` and `model.sql(…, { state })` do. A state restored from the store has no
+ *  text: the question goes as typed (after a newline for other models). */
+function afterPrimed(page, text) {
+  const primed = page.primed?.text;
+  let t = text;
+  const first = t.split('\n', 1)[0].trim();
+  const primedTable = primed?.split('\n').find((l) => l.startsWith('Table:'))?.trim();
+  if (page.profile?.sql && first.startsWith('Table:') && first === primedTable) t = t.slice(t.indexOf('\n') + 1);
+  if (primed === undefined) return page.profile?.sql ? t : `\n${t}`;
+  return primed.endsWith('\n') ? t : `\n${t}`;
 }
 
 /** The SQL grammar of the table the question is about: the prompt's last `Table:` line, or the

@@ -171,13 +171,14 @@ export async function ingest(page) {
     }
     const secs = (performance.now() - t0) / 1000;
     const label = text.trim().split(/\s+/).slice(0, 5).join(' ');
-    page.primed = { bytes: await page.session.saveState(), tokens: ids.length, label };
+    page.primed = { bytes: await page.session.saveState(), tokens: ids.length, label, text };
     if (page.store) {
       await page.store.putState(page.model, `primed: ${label}`, page.session);
       localStorage.setItem(transcriptKey(page, `primed: ${label}`), JSON.stringify({ transcript: [], context: true, lastFinish: null, mode: 'chat' }));
     }
     $('use-primed').disabled = false;
     $('use-primed').checked = true;
+    if (page.profile?.afterIngest && text === page.profile.ingest) $('prompt').value = page.profile.afterIngest;
     page.transcript = [{ role: 'system', text: `primed with ${ids.length} tokens in ${secs.toFixed(1)} s; each question now starts from this state` }];
     page.context = true;
     page.lastFinish = null;
