@@ -3,7 +3,8 @@
 // the name `url:` + the absolute URL and a validator (ETag, Last-Modified, size). The next load
 // of the same URL checks the validator with a one-byte request and reads only the store; an
 // interrupted download resumes at its first missing chunk; offline, a complete copy is used as
-// it is. A server that ignores ranges is downloaded whole once (plain GET), then stored.
+// it is. A server that ignores ranges is downloaded whole once (plain GET), then stored. Without
+// room in the storage quota the URL loads as with `cache: false`.
 
 import { throwIfAborted } from './errors.js';
 import { fetchBytes, rangeSource } from './sources.js';
@@ -62,6 +63,11 @@ export async function cachedUrlSource(url, { cache, signal, onProgress, openStor
     return await opened(store, name, onProgress, false);
   } catch (e) {
     store.close();
+    // No room to keep it: load it as without a cache (into memory), which still works.
+    if (e && e.code === 'QUOTA') {
+      onProgress?.({ phase: 'download', loaded: 0, total: 0, fraction: 0, note: `not cached: ${e.message}` });
+      return null;
+    }
     throw e;
   }
 }
@@ -73,7 +79,12 @@ async function opened(store, name, onProgress, fromCache, note) {
     try { release?.(); } finally { store.close(); }
   };
   src.fromCache = fromCache;
-  if (fromCache) onProgress?.({ phase: 'cache', loaded: src.size, total: src.size, fraction: 1, name, ...(note ? { note } : {}) });
+  try {
+    if (fromCache) onProgress?.({ phase: 'cache', loaded: src.size, total: src.size, fraction: 1, name, ...(note ? { note } : {}) });
+  } catch (e) {
+    src.close(); // a throwing callback must not leave the model's reader lock held
+    throw e;
+  }
   return src;
 }
 

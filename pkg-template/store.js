@@ -259,6 +259,8 @@ export class ModelStore {
               `not enough storage to keep "${name}" (${mib(size)} needed, ${mib(est.available)} free of ${mib(est.quota)}); delete a model or free disk space`,
               { needed: size, available: est.available, quota: est.quota });
           }
+          // Bytes that are not a model: keeping them would make every retry fail the same way.
+          if (e && (e.code === 'BAD_MODEL' || e.code === 'UNSUPPORTED') && p.done === p.chunks) await this._dropPartial(p).catch(() => {});
           // Anything else (an abort, a dropped connection) keeps the chunks written so far: the
           // next call resumes after them.
           throw e instanceof DOMException && e.name !== 'AbortError' ? idbError(e, `storing "${name}"`) : toGanderError(e, { what: `downloading "${name}"` });
@@ -281,10 +283,10 @@ export class ModelStore {
     checkName('ModelStore.delete', name);
     return withLock(this._modelLock(name), { mode: 'exclusive' }, async () => {
       const m = await this._manifest(name);
-      let p = await this._manifest(`${PARTIAL}${name}`);
-      const held = p && await heldLocks();
-      if (held && held.has(`gander-write:${this.database}:${p.writeId}`)) p = null; // being downloaded: left to its writer
-      if (p) await this._dropPartial(p);
+      // An interrupted download of the name goes too, unless one is running (it holds the put
+      // lock from reading its progress record to committing): that one is left to finish.
+      const p = await this._manifest(`${PARTIAL}${name}`);
+      if (p) await withLock(`gander-put:${this.database}:${name}`, { ifAvailable: true }, async (lock) => { if (lock) await this._dropPartial(p); });
       if (!m || m.partial) return Boolean(p);
       const what = `deleting model "${name}"`;
       const tx = this._tx(['models', 'chunks'], 'readwrite', what);

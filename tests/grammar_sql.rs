@@ -158,51 +158,62 @@ fn gbnf_text_parses_and_names_only_the_table() {
     Grammar::parse_gbnf(&text).unwrap();
 }
 
-/// Real examples from the generator: training lines and evaluation questions with their shots,
-/// for tables of their own; every answer must be accepted by the grammar of its table line.
+/// Real examples from the generator: training sequences (several solved questions per table, the
+/// primed-prompt contract format) and evaluation questions with their shots, for tables of their
+/// own, plain, opaque and made-up; every answer must be accepted by the grammar of its table line.
 #[test]
 fn every_generated_example_is_accepted() {
     let dir = std::env::temp_dir().join(format!("gander-sqlgen-{}", std::process::id()));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/sql/sqlgen.py");
     let run =
-        std::process::Command::new("python3").arg(script).arg(&dir).args(["--train", "600", "--eval-tables", "8", "--per-table", "5", "--seed", "7"]).output();
+        std::process::Command::new("python3").arg(script).arg(&dir).args(["--train", "400", "--eval-tables", "8", "--per-table", "5", "--seed", "7"]).output();
     // python3 is on every machine of the project (the data generator needs it); its absence
     // is a failure, not a skip.
     let out = run.unwrap_or_else(|e| panic!("python3 runs tools/sql/sqlgen.py: {e}"));
     assert!(out.status.success(), "sqlgen.py: {}", String::from_utf8_lossy(&out.stderr));
-    let mut examples: Vec<String> = Vec::new();
-    let train = std::fs::read_to_string(dir.join("train.txt")).unwrap();
+    // (table line, answer) pairs
+    let mut examples: Vec<(String, String)> = Vec::new();
+    let train = std::fs::read_to_string(dir.join("train.jsonl")).unwrap();
     for line in train.lines().filter(|l| !l.is_empty()) {
-        examples.push(serde_json::from_str(line).unwrap());
+        let seq: Vec<(String, String)> = serde_json::from_str(line).unwrap();
+        let table_line = seq[0].0.split_once('\n').unwrap().0.to_string();
+        for (i, (ctx, ans)) in seq.iter().enumerate() {
+            // the contract: the Table line once, then `Question: …\nSQL:` each
+            assert_eq!(ctx.starts_with("Table: "), i == 0, "{ctx:?}");
+            assert!(ctx.ends_with("\nSQL:") && ctx.contains("Question: "), "{ctx:?}");
+            examples.push((table_line.clone(), ans.clone()));
+        }
     }
-    let eval = std::fs::read_to_string(dir.join("eval.jsonl")).unwrap();
-    for line in eval.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let gold = v["gold"].as_str().unwrap();
-        examples.push(format!("{} {gold}\n", v["prompt"].as_str().unwrap()));
-        for shot in v["shots"].as_array().unwrap() {
-            examples.push(shot.as_str().unwrap().to_string());
+    for file in ["eval.jsonl", "opaque.jsonl"] {
+        let eval = std::fs::read_to_string(dir.join(file)).unwrap();
+        for line in eval.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let table_line = v["prompt"].as_str().unwrap().split_once('\n').unwrap().0.to_string();
+            examples.push((table_line.clone(), format!(" {}\n", v["gold"].as_str().unwrap())));
+            for shot in v["shots"].as_array().unwrap() {
+                let (q, a) = shot.as_str().unwrap().split_once("\nSQL:").unwrap();
+                assert!(q.starts_with("Question: "), "{q:?}");
+                examples.push((table_line.clone(), a.to_string()));
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(examples.len() >= 1_000, "{} examples", examples.len());
 
     let mut kinds = std::collections::BTreeSet::new();
-    for ex in &examples {
-        let (table_line, rest) = ex.split_once('\n').unwrap();
-        let (_, answer) = rest.split_once("\nSQL:").unwrap();
-        assert!(table_line.starts_with("Table: "), "{ex:?}");
+    let other = sql_grammar("Table: zz_other(zz_a TEXT, zz_b INTEGER)").unwrap();
+    for (table_line, answer) in &examples {
+        assert!(table_line.starts_with("Table: "), "{table_line:?}");
         let g = sql_grammar(table_line).unwrap_or_else(|e| panic!("{table_line}: {e}"));
         assert!(accepts(&g, answer), "{table_line}: refused {answer:?}");
         // Without the final line break too: generation may stop at the `;`.
         assert!(accepts(&g, answer.trim_end_matches('\n')), "{answer:?}");
         // The same answer against another table's grammar must fail (names differ).
-        let other = sql_grammar("Table: zz_other(zz_a TEXT, zz_b INTEGER)").unwrap();
         assert!(!accepts(&other, answer), "{answer:?}");
         kinds.insert(shape(answer));
     }
-    // All the generator's shapes were seen (so the sample covers every template).
-    assert!(kinds.len() >= 11, "{kinds:?}");
+    // The generator's shapes were seen (so the sample covers its grammar of queries).
+    assert!(kinds.len() >= 20, "{} shapes: {kinds:?}", kinds.len());
 }
 
 /// A coarse shape of a query (keywords and aggregates only), to count the templates covered.

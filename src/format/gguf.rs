@@ -163,6 +163,8 @@ impl Value {
 struct Cursor<'a> {
     b: &'a [u8],
     at: usize,
+    /// The whole file's length (`b` may be a prefix of it): counts are checked against it.
+    file_len: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -171,7 +173,7 @@ impl<'a> Cursor<'a> {
             .at
             .checked_add(n)
             .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| Error::BadFile(format!("the GGUF header runs past the end of the file (at byte {}); is the file complete?", self.at)))?;
+            .ok_or_else(|| Error::BadFile(format!("{TRUNCATED} of the file (at byte {}); is the file complete?", self.at)))?;
         let s = self.b.get(self.at..end).unwrap_or(&[]);
         self.at = end;
         Ok(s)
@@ -194,7 +196,7 @@ impl<'a> Cursor<'a> {
     /// A count of items of at least `min_item` bytes each: no more than the bytes left allow.
     fn count(&mut self, min_item: usize, what: &str) -> Result<usize> {
         let n = self.u64()?;
-        let left = (self.b.len() - self.at) as u64;
+        let left = self.file_len.saturating_sub(self.at) as u64;
         if n > left / min_item.max(1) as u64 {
             return Err(Error::BadFile(format!("the GGUF header claims {n} {what}, more than the file can hold; is the file complete?")));
         }
@@ -206,7 +208,9 @@ impl<'a> Cursor<'a> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| Error::BadFile(format!("a GGUF string at byte {} is not UTF-8", self.at)))
     }
 
-    fn value(&mut self, ty: u32, depth: usize) -> Result<Value> {
+    /// One value of type `ty`; arrays keep their items only with `keep` (the token list), so a
+    /// hostile header of many one-byte items cannot grow 32-fold in memory.
+    fn value(&mut self, ty: u32, depth: usize, keep: bool) -> Result<Value> {
         Ok(match ty {
             0 => Value::Uint(self.arr::<1>()?[0] as u64),
             1 => Value::Int(self.arr::<1>()?[0] as i8 as i64),
@@ -223,9 +227,12 @@ impl<'a> Cursor<'a> {
                 }
                 let ety = self.u32()?;
                 let n = self.count(1, "array items")?;
-                let mut v = Vec::with_capacity(n.min(1 << 20));
+                let mut v = Vec::with_capacity(if keep { n.min(1 << 20) } else { 0 });
                 for _ in 0..n {
-                    v.push(self.value(ety, depth + 1)?);
+                    let item = self.value(ety, depth + 1, false)?;
+                    if keep {
+                        v.push(item);
+                    }
                 }
                 Value::Array(v)
             }
@@ -288,6 +295,15 @@ pub struct GgufFile {
     data: bool,
 }
 
+/// The start of the message of a header cut short (what [`GgufFile::from_header`] says when its
+/// prefix ends inside the header: fetch more).
+const TRUNCATED: &str = "the GGUF header runs past the end";
+
+/// Whether `e` says that the bytes ended inside the header.
+pub fn is_truncated_header(e: &Error) -> bool {
+    matches!(e, Error::BadFile(m) if m.starts_with(TRUNCATED))
+}
+
 /// Whether `prefix` starts a GGUF file.
 pub fn is_gguf(prefix: &[u8]) -> bool {
     prefix.starts_with(b"GGUF")
@@ -326,7 +342,7 @@ impl GgufFile {
     /// `file_len`: the whole file's length (data ranges are checked against it); `data`: whether
     /// `buf` holds the data too.
     fn parse_sized(buf: Buf, file_len: usize, data: bool) -> Result<Self> {
-        let mut c = Cursor { b: &buf, at: 0 };
+        let mut c = Cursor { b: &buf, at: 0, file_len };
         if !is_gguf(c.take(4)?) {
             return Err(Error::BadFile("not a GGUF file (no `GGUF` magic)".into()));
         }
@@ -340,7 +356,7 @@ impl GgufFile {
         for _ in 0..n_kv {
             let key = c.string()?;
             let ty = c.u32()?;
-            let v = c.value(ty, 0)?;
+            let v = c.value(ty, 0, key == "tokenizer.ggml.tokens")?;
             if meta.insert(key.clone(), v).is_some() {
                 return Err(Error::BadFile(format!("the GGUF metadata key `{key}` appears twice")));
             }
@@ -604,7 +620,7 @@ fn dequantize_block(t: GgmlType, b: &[u8], y: &mut [f32]) {
         GgmlType::Q8_0 => {
             let d = h(0);
             for j in 0..32 {
-                set(j, g(2 + j) as i8 as f32 * d);
+                set(j, (g(2 + j) as i8).max(-127) as f32 * d); // as read_matrix reads it
             }
         }
         GgmlType::Q4_0 | GgmlType::Q4_1 => {
@@ -735,7 +751,9 @@ impl TensorSource for GgufFile {
             for blk in b.chunks_exact(34) {
                 let (d, codes) = blk.split_at(2);
                 scale.push(f16::from_le_bytes([d.first().copied().unwrap_or(0), d.get(1).copied().unwrap_or(0)]));
-                q.extend(codes.iter().map(|&x| x as i8));
+                // llama.cpp's Q8_0 codes are in [-127, 127] (d = amax / 127); a -128 from
+                // elsewhere would break the integer kernels' sign trick, so it is read as -127.
+                q.extend(codes.iter().map(|&x| (x as i8).max(-127)));
             }
             MatrixData::Int8 { q, scale }
         } else {

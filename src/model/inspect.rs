@@ -129,7 +129,7 @@ impl Inspector {
             let have = sparse::covered_prefix(&self.parts);
             return match format::gguf::GgufFile::from_header(sparse::slice(&self.parts, 0, have).unwrap_or_default(), len) {
                 Ok(g) => done(Box::new(g)),
-                Err(e) if have < len && e.to_string().contains("complete") => need(have, len.min(have.saturating_mul(2).max(sparse::READ_AHEAD))),
+                Err(e) if have < len && format::gguf::is_truncated_header(&e) => need(have, len.min(have.saturating_mul(2).max(sparse::READ_AHEAD))),
                 Err(e) => Err(e),
             };
         }

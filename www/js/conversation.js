@@ -154,7 +154,7 @@ function afterPrimed(page, text) {
   let t = text;
   const first = t.split('\n', 1)[0].trim();
   const primedTable = primed?.split('\n').find((l) => l.startsWith('Table:'))?.trim();
-  if (page.profile?.sql && first.startsWith('Table:') && first === primedTable) t = t.slice(t.indexOf('\n') + 1);
+  if (page.profile?.sql && first.startsWith('Table:') && first === primedTable) t = t.includes('\n') ? t.slice(t.indexOf('\n') + 1) : '';
   if (primed === undefined) return page.profile?.sql ? t : `\n${t}`;
   return primed.endsWith('\n') ? t : `\n${t}`;
 }
@@ -163,7 +163,7 @@ function afterPrimed(page, text) {
  *  primed text's when the question comes without one. */
 function sqlGrammarFor(page, text) {
   const lastTable = (t) => t.split('\n').filter((l) => l.startsWith('Table:')).pop();
-  const line = lastTable(text) ?? ($('use-primed').checked && page.primed ? lastTable($('ingest-text').value) : undefined);
+  const line = lastTable(text) ?? ($('use-primed').checked && page.primed ? lastTable(page.primed.text ?? $('ingest-text').value) : undefined);
   return line ? sqlTable(line).grammar : null;
 }
 
