@@ -45,8 +45,10 @@ export async function describeSource(src) {
 
 async function describe(wasm, src, probe) {
   let info;
-  if (probe.kind === 'safetensors') {
-    const header = await src.read(0, probe.headerLen);
+  const header = probe.kind === 'safetensors' ? await src.read(0, probe.headerLen) : null;
+  // An official or Gander safetensors file is described from its header; other layouts (read
+  // whole, renamed on load) and other containers from their bytes.
+  if (header && call(() => wasm.headerLayout(header, src.size), { what: 'reading the header' }) === 'official') {
     info = call(() => wasm.describeHeader(header, src.size), { what: 'reading the header' });
   } else {
     const all = await readAll(src);
