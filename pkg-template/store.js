@@ -254,10 +254,7 @@ export class ModelStore {
           if (e === SIMULATED_CRASH) throw e;
           if (e && (e.name === 'QuotaExceededError' || e.code === 'QUOTA')) {
             await this._dropPartial(p).catch(() => {});
-            const est = await estimate();
-            throw new QuotaError(
-              `not enough storage to keep "${name}" (${mib(size)} needed, ${mib(est.available)} free of ${mib(est.quota)}); delete a model or free disk space`,
-              { needed: size, available: est.available, quota: est.quota });
+            throw await quotaError(name, size);
           }
           // Bytes that are not a model: keeping them would make every retry fail the same way.
           if (e && (e.code === 'BAD_MODEL' || e.code === 'UNSUPPORTED') && p.done === p.chunks) await this._dropPartial(p).catch(() => {});
@@ -372,10 +369,7 @@ export class ModelStore {
         if (e === SIMULATED_CRASH) throw e; // tests: a tab closed mid-write cleans nothing
         await this._dropChunks(writeId).catch(() => {});
         if (e && (e.name === 'QuotaExceededError' || e.code === 'QUOTA')) {
-          const est = await estimate();
-          throw new QuotaError(
-            `not enough storage to keep "${name}" (${mib(size)} needed, ${mib(est.available)} free of ${mib(est.quota)}); delete a model or free disk space`,
-            { needed: size, available: est.available, quota: est.quota });
+          throw await quotaError(name, size);
         }
         throw e instanceof DOMException ? idbError(e, `storing "${name}"`) : toGanderError(e, { what: `storing "${name}"` });
       }
@@ -578,6 +572,14 @@ export class ModelStore {
  *  names. */
 export function openStoreFor({ database, chunkSize } = {}) {
   return ModelStore.open({ ...(database ? { database } : {}), ...(chunkSize ? { chunkSize } : {}) });
+}
+
+/** The QuotaError of a write of `size` bytes under `name` that ran out of room, with the numbers. */
+async function quotaError(name, size) {
+  const est = await estimate();
+  return new QuotaError(
+    `not enough storage to keep "${name}" (${mib(size)} needed, ${mib(est.available)} free of ${mib(est.quota)}); delete a model or free disk space`,
+    { needed: size, available: est.available, quota: est.quota });
 }
 
 async function estimate() {
