@@ -97,3 +97,19 @@ pub fn tmpdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("tmpdir");
     d
 }
+
+/// Drive `model::inspect::Inspector` over a file held in memory, answering each range it asks
+/// for: (summary, the inspector (its `fetched` bytes), round trips + 1).
+pub fn inspect_by_ranges(bytes: &[u8]) -> (Box<gander::model::inspect::Summary>, gander::model::inspect::Inspector, usize) {
+    use gander::model::inspect::{Inspector, Step};
+    let mut ins = Inspector::new(bytes.len() as u64);
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(steps < 32, "too many round trips");
+        match ins.step().unwrap() {
+            Step::Need(a, b) => ins.add(a, bytes[a as usize..b as usize].to_vec()),
+            Step::Done(s) => return (s, ins, steps),
+        }
+    }
+}
