@@ -172,7 +172,13 @@ async function loadFrom(src, opts, openStore) {
       reason = `WebGPU is not available: ${e.message}; the wasm CPU path runs instead`;
     }
   }
-  const load = (device) => (probe.kind === 'safetensors' ? stream(src, probe, device, opts) : loadWhole(src, device, opts));
+  // Official safetensors stream tensor by tensor as stored; a `.pth`, another layout, or any
+  // file with `quant` is pulled range by range and converted on the way; GGUF is read whole.
+  const load = (device) => {
+    if (probe.kind === 'gguf') return loadWhole(src, device, opts);
+    if (probe.kind === 'safetensors' && !opts.quant) return stream(src, probe, device, opts);
+    return pull(src, device, opts);
+  };
   let model;
   if (gpu) {
     try {
@@ -244,14 +250,56 @@ async function warmUp(m) {
   try { await acall(() => s.forward(new Uint32Array([0])), hint); } finally { freeQuietly(s); }
 }
 
-async function loadWhole(src, gpu, { signal, onProgress }) {
-  const hint = { owner: gpu ? GPU_LOAD : null, what: `loading ${src.name || 'the model'} whole (a .pth is read whole; convert it with ModelStore.put(..., { quant }) to stream it)`, requested: src.size };
+async function loadWhole(src, gpu, { signal, onProgress, quant }) {
+  const hint = { owner: gpu ? GPU_LOAD : null, what: `loading ${src.name || 'the model'} whole (a GGUF file is read whole)`, requested: src.size };
   if (wasmMemoryBytes() + src.size > WASM32_MAX) throw outOfMemory(hint.what, { requested: src.size });
-  const bytes = await readAll(src);
+  let bytes = await readAll(src);
   throwIfAborted(signal);
+  if (quant) bytes = call(() => wasm.convert(bytes, quant, null), { ...hint, what: `converting ${src.name || 'the model'} to ${quant}` });
   const m = call(() => (gpu ? wasm.WasmModel.fromBytesGpu(bytes, gpu) : wasm.WasmModel.fromBytes(bytes)), hint);
   onProgress?.({ phase: 'load', loaded: src.size, total: src.size, fraction: 1 });
   return m;
+}
+
+/** Bytes handed to the pull loader at a time: a big tensor's range arrives in pieces, so JS
+ *  holds one piece of it, never the whole tensor or file. */
+const PULL_PIECE = 16 << 20;
+
+/**
+ * Load a `.pth` or a safetensors file of any layout range by range (see the Rust `PullLoader`),
+ * converting each matrix to `quant` as it arrives: the wasm heap holds one part's tensors and
+ * the weights; JS one piece at a time.
+ */
+async function pull(src, gpu, { signal, onProgress, quant }) {
+  const owner = gpu ? GPU_LOAD : null;
+  const what = quant ? `loading ${src.name || 'the model'} as ${quant}` : `loading ${src.name || 'the model'}`;
+  const loader = call(() => (gpu ? wasm.PullLoader.forGpu(src.size, quant ?? null, gpu) : wasm.PullLoader.forCpu(src.size, quant ?? null)), { owner, what });
+  try {
+    let read = 0;
+    for (;;) {
+      throwIfAborted(signal);
+      const s = call(() => loader.step(), { owner, what });
+      if (s.done) break;
+      if (s.need) {
+        const [a, b] = s.need;
+        for (let at = a; at < b; at += PULL_PIECE) {
+          const end = Math.min(b, at + PULL_PIECE);
+          const bytes = await src.read(at, end).catch((e) => { throw toGanderError(e, { what: 'reading the model', requested: end - at }); });
+          throwIfAborted(signal);
+          call(() => loader.add(at, bytes), { owner, what, requested: end - at });
+          read += end - at;
+        }
+        continue;
+      }
+      const [part, parts] = s.part;
+      onProgress?.({ phase: 'load', loaded: Math.min(read, src.size), total: src.size, fraction: part / parts, part, parts, ...(quant ? { quant } : {}) });
+      // Let the page breathe between parts (progress bars, abort clicks).
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    return call(() => loader.finish(), { owner, what });
+  } finally {
+    freeQuietly(loader);
+  }
 }
 
 /** Stream a safetensors file part by part (see the Rust `Loader`). */
@@ -259,8 +307,8 @@ async function stream(src, probe, gpu, opts) {
   const { signal, onProgress } = opts;
   const header = await src.read(0, probe.headerLen);
   // Another layout (transformers `rwkv7.`, flash-linear-attention, web-rwkv `.st`) is renamed
-  // on load and read whole; the official layout and Gander files stream tensor by tensor.
-  if (call(() => wasm.headerLayout(header, src.size), { what: 'reading the header' }) !== 'official') return loadWhole(src, gpu, opts);
+  // on load, through the pull loader; the official layout and Gander files stream as stored.
+  if (call(() => wasm.headerLayout(header, src.size), { what: 'reading the header' }) !== 'official') return pull(src, gpu, opts);
   const owner = gpu ? GPU_LOAD : null;
   const loader = call(() => (gpu ? wasm.Loader.forGpu(header, src.size, gpu) : wasm.Loader.forCpu(header, src.size)), { owner, what: 'loading the model' });
   try {

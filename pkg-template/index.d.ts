@@ -38,6 +38,11 @@ export interface LoadOptions {
    * an interrupted download resumes at its first missing chunk; offline, the stored copy is used.
    * Default true (where IndexedDB exists); false downloads into memory and stores nothing. */
   cache?: boolean | { database?: string; chunkSize?: number };
+  /** Convert the matrices to this format while loading ('int8' holds about half the bytes of
+   * bf16, 'q4' a quarter). A `.pth` or safetensors file is read range by range and each matrix
+   * is converted as it arrives, so the wasm heap holds one layer's tensors and the converted
+   * weights, never the file; the cache keeps the file as downloaded. Default: as stored. */
+  quant?: 'f32' | 'f16' | 'int8' | 'q4';
   /** The conversation cache of `chat.completions.create`. */
   chatCache?: {
     /** Byte budget for kept conversation states (default 64 MiB; 0 turns the cache off). */

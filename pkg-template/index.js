@@ -4,7 +4,7 @@
 import { loadModel, setWasmUrl, initWasm, wasmMemoryBytes } from './engine.js';
 import { WorkerModel } from './client.js';
 import { ModelStore, openStoreFor } from './store.js';
-import { checkOptions, is } from './options.js';
+import { checkOptions, is, QUANTS } from './options.js';
 import { toGanderError } from './errors.js';
 import { inspect } from './inspect.js';
 
@@ -23,6 +23,7 @@ const LOAD_OPTIONS = {
   onProgress: is.func,
   signal: is.signal,
   wasmUrl: is.url,
+  quant: is.oneOf(...QUANTS),
   cache: [(v) => typeof v === 'boolean' || (v && typeof v === 'object'
     && Object.keys(v).every((k) => (k === 'database' && typeof v[k] === 'string') || (k === 'chunkSize' && Number.isInteger(v[k]) && v[k] >= 65536))),
   'true (default) | false | {database?, chunkSize? (bytes, at least 64 KiB)}'],
@@ -43,7 +44,9 @@ export class Gander {
    * Options: `backend` ('auto' | 'webgpu' | 'cpu'), `worker` (default: true where Workers
    * exist), `cache` (a URL is downloaded by range requests into the IndexedDB store and read from
    * there, resumably; the next load reads only the store: default true, false to download into
-   * memory; cache.js), `onProgress`, `signal`, `wasmUrl`, `chatCache` ({maxBytes, persist}).
+   * memory; cache.js), `quant` ('f32' | 'f16' | 'int8' | 'q4': each matrix converted as it is
+   * read, so a `.pth` of any size loads within memory), `onProgress`, `signal`, `wasmUrl`,
+   * `chatCache` ({maxBytes, persist}).
    */
   static async load(source, options = {}) {
     checkOptions('Gander.load', options, LOAD_OPTIONS);

@@ -79,6 +79,13 @@ fn every_layout_gives_the_official_logits_exactly() {
         }
         let got = logits(&path);
         assert!(got.iter().zip(&official).all(|(a, b)| a.to_bits() == b.to_bits()), "{rel}: not bit-identical to the .pth");
+        if path.is_file() && !rel.ends_with(".json") {
+            // The browser's pull loader (range by range) reads the layout the same way.
+            let (m, _, _) = load_pulled(Cpu, &std::fs::read(&path).unwrap(), None, 1 << 16).unwrap();
+            let mut st = m.new_state().unwrap();
+            let pulled = m.forward(&mut st, &golden(CASE).tokens).unwrap();
+            assert!(pulled.iter().zip(&official).all(|(a, b)| a.to_bits() == b.to_bits()), "{rel}: pulled, not bit-identical to the .pth");
+        }
         println!("{rel}: identical to the official checkpoint's logits");
     }
 }

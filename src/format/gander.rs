@@ -255,16 +255,21 @@ fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
 }
 
 fn le_bytes_f16(name: &str, v: &[f32]) -> Result<Vec<u8>> {
+    Ok(to_f16(name, v)?.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+/// `v` rounded to f16, refused when a value is beyond its range.
+fn to_f16(name: &str, v: &[f32]) -> Result<Vec<f16>> {
     if let Some(x) = v.iter().find(|x| x.abs() > f16::MAX.to_f32()) {
         return Err(Error::BadInput(format!("`{name}` holds {x}, beyond the f16 range (65504); convert with --quant f32 or int8")));
     }
-    Ok(v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect())
+    Ok(v.iter().map(|x| f16::from_f32(*x)).collect())
 }
 
 /// Write `src` as a Gander file to `out`, converting one tensor at a time.
 /// How a Gander file of `quant` stores the logical tensor `name`: vectors f32, the LoRA factors
 /// f16 in the quantised formats, every other matrix in `quant`.
-fn storage_of(name: &str, info: &TensorInfo, quant: Quant) -> Quant {
+pub fn storage_of(name: &str, info: &TensorInfo, quant: Quant) -> Quant {
     if !is_matrix(name, info) {
         Quant::F32
     } else if is_lora(name) && matches!(quant, Quant::Int8 | Quant::Q4) {
@@ -375,41 +380,56 @@ pub fn write(
             Quant::F32 => out.write_all(&le_bytes_f32(&src.read(&p.name)?.to_f32())).map_err(werr)?,
             Quant::F16 => out.write_all(&le_bytes_f16(&p.name, &src.read(&p.name)?.to_f32())?).map_err(werr)?,
             // A matrix already in the target format (a GGUF Q8_0 or Q4_0, a Gander file) is
-            // copied code for code: requantising would round a second time.
-            Quant::Int8 => {
-                let m = src.read_matrix(&p.name)?;
-                let stored = (m.rows * quant::int8::row_bytes(m.cols), m.rows * quant::blocks_per_row(m.cols));
-                match m.data {
-                    quant::MatrixData::Int8 { q, scale } if (q.len(), scale.len()) == stored => {
-                        out.write_all(bytemuck::cast_slice(&q)).map_err(werr)?;
-                        out.write_all(bytemuck::cast_slice(&scale)).map_err(werr)?;
-                    }
-                    data => {
-                        let (q, s) = quant::int8::quantize(m.rows, m.cols, &quant::HostMatrix { data, ..m }.to_f32());
-                        out.write_all(bytemuck::cast_slice(&q)).map_err(werr)?;
-                        out.write_all(bytemuck::cast_slice(&s)).map_err(werr)?;
-                    }
+            // copied code for code: requantising would round a second time (`to_storage`).
+            Quant::Int8 | Quant::Q4 => match to_storage(&p.name, src.read_matrix(&p.name)?, p.how)?.data {
+                quant::MatrixData::Int8 { q, scale } => {
+                    out.write_all(bytemuck::cast_slice(&q)).map_err(werr)?;
+                    out.write_all(bytemuck::cast_slice(&scale)).map_err(werr)?;
                 }
-            }
-            Quant::Q4 => {
-                let m = src.read_matrix(&p.name)?;
-                let stored = (m.rows * quant::q4::row_bytes(m.cols), m.rows * quant::blocks_per_row(m.cols));
-                match m.data {
-                    quant::MatrixData::Q4 { q, scale } if (q.len(), scale.len()) == stored => {
-                        out.write_all(&q).map_err(werr)?;
-                        out.write_all(bytemuck::cast_slice(&scale)).map_err(werr)?;
-                    }
-                    data => {
-                        let (q, s) = quant::q4::quantize(m.rows, m.cols, &quant::HostMatrix { data, ..m }.to_f32());
-                        out.write_all(&q).map_err(werr)?;
-                        out.write_all(bytemuck::cast_slice(&s)).map_err(werr)?;
-                    }
+                quant::MatrixData::Q4 { q, scale } => {
+                    out.write_all(&q).map_err(werr)?;
+                    out.write_all(bytemuck::cast_slice(&scale)).map_err(werr)?;
                 }
-            }
+                _ => return Err(Error::BadInput(format!("`{}` was not quantised to {}", p.name, p.how.name()))),
+            },
         }
         progress(i + 1, total);
     }
     out.flush().map_err(werr)
+}
+
+/// The matrix `name`, read as `m`, in the storage `how` (see [`storage_of`]): codes already in
+/// `how` (a GGUF Q8_0 or Q4_0, a Gander file) are kept as they are, since requantising would
+/// round a second time; anything else is converted as `gander convert` converts it.
+pub fn to_storage(name: &str, m: quant::HostMatrix, how: Quant) -> Result<quant::HostMatrix> {
+    use quant::MatrixData as D;
+    let (rows, cols) = (m.rows, m.cols);
+    let codes = |row_bytes: usize| (rows * row_bytes, rows * quant::blocks_per_row(cols));
+    let data = match (how, m.data) {
+        (Quant::Int8, D::Int8 { q, scale }) if (q.len(), scale.len()) == codes(quant::int8::row_bytes(cols)) => D::Int8 { q, scale },
+        (Quant::Q4, D::Q4 { q, scale }) if (q.len(), scale.len()) == codes(quant::q4::row_bytes(cols)) => D::Q4 { q, scale },
+        (Quant::F16, D::F16(v)) => D::F16(v),
+        (Quant::F32, D::F32(v)) => D::F32(v),
+        (how, data) => {
+            let w = match data {
+                D::F32(w) => w,
+                data => quant::HostMatrix { rows, cols, data }.to_f32(),
+            };
+            match how {
+                Quant::F32 => D::F32(w),
+                Quant::F16 => D::F16(to_f16(name, &w)?),
+                Quant::Int8 => {
+                    let (q, scale) = quant::int8::quantize(rows, cols, &w);
+                    D::Int8 { q, scale }
+                }
+                Quant::Q4 => {
+                    let (q, scale) = quant::q4::quantize(rows, cols, &w);
+                    D::Q4 { q, scale }
+                }
+            }
+        }
+    };
+    Ok(quant::HostMatrix { rows, cols, data })
 }
 
 /// JSON text of a metadata map (safetensors metadata values are strings).

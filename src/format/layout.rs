@@ -213,6 +213,10 @@ impl TensorSource for Renamed {
         self.inner.metadata()
     }
 
+    fn order(&self, name: &str) -> Option<u64> {
+        self.inner.order(&self.map.get(name)?.0)
+    }
+
     fn layout(&self) -> Layout {
         self.layout
     }

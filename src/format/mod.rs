@@ -21,6 +21,11 @@ pub use tensor::{le_words, DType, RawTensor, TensorInfo};
 
 use crate::error::Result;
 use std::collections::BTreeMap;
+use std::io::{Read, Seek};
+
+/// A reader a container can be read through, tensor by tensor.
+pub trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
 
 /// A set of named tensors that can be listed cheaply and read one by one.
 pub trait TensorSource {
@@ -45,6 +50,11 @@ pub trait TensorSource {
     /// The underlying safetensors file when it was opened from its header alone and is fed
     /// tensor by tensor ([`safetensors::SafetensorsFile::from_header`]).
     fn pieces(&mut self) -> Option<&mut safetensors::SafetensorsFile> {
+        None
+    }
+    /// A key that sorts tensors in the order their bytes lie in the file (None: not known), so
+    /// a reader over fetched ranges reads forward.
+    fn order(&self, _name: &str) -> Option<u64> {
         None
     }
     /// Free-form metadata (safetensors `__metadata__`); empty for `.pth`.
@@ -112,5 +122,22 @@ pub fn open_bytes(bytes: Vec<u8>) -> Result<Box<dyn TensorSource>> {
         Ok(Box::new(gguf::GgufFile::from_bytes(bytes)?))
     } else {
         layout::wrap(gander::wrap(safetensors::SafetensorsFile::from_bytes(bytes)?)?)
+    }
+}
+
+/// Open a checkpoint of `file_len` bytes through a reader that holds only some of its bytes
+/// (the browser's [`sparse::Sparse`] over fetched ranges): a `.pth` or a safetensors file in any
+/// layout, read tensor by tensor. A read of bytes not fetched yet fails, and the reader's
+/// `missing` says which to fetch; GGUF is read from memory ([`open_bytes`]).
+pub fn open_reader(mut r: impl Read + Seek + 'static, file_len: u64) -> Result<Box<dyn TensorSource>> {
+    let mut magic = [0u8; 4];
+    r.read_exact(&mut magic).map_err(|e| crate::Error::BadFile(format!("reading the first bytes: {e}")))?;
+    r.seek(std::io::SeekFrom::Start(0)).map_err(|e| crate::Error::BadFile(format!("reading the first bytes: {e}")))?;
+    if magic.starts_with(b"PK\x03\x04") {
+        layout::wrap(Box::new(pth::PthFile::from_read_seek(r)?))
+    } else if gguf::is_gguf(&magic) {
+        Err(crate::Error::Unsupported("reading a GGUF file tensor by tensor; load it whole".into()))
+    } else {
+        layout::wrap(gander::wrap(safetensors::SafetensorsFile::from_read_seek(r, file_len)?)?)
     }
 }

@@ -6,16 +6,13 @@
 //! extent is checked against the storage's real length before any copy.
 
 use super::pickle::{parse_state_dict, TensorRef};
-use super::{RawTensor, TensorInfo, TensorSource};
+use super::{RawTensor, ReadSeek, TensorInfo, TensorSource};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
 
 /// Largest `data.pkl` accepted; a 13B checkpoint's pickle is about 200 KB.
 const MAX_PICKLE_BYTES: u64 = 64 << 20;
-
-trait ReadSeek: Read + Seek {}
-impl<T: Read + Seek> ReadSeek for T {}
 
 type Archive = zip::ZipArchive<Box<dyn ReadSeek>>;
 
@@ -42,6 +39,13 @@ impl PthFile {
     /// Parse a `.pth` held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
         Self::from_reader(Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    /// Read a `.pth` through any reader: only the zip directory, `data.pkl` and the storages
+    /// read are touched (the browser's reader over fetched byte ranges,
+    /// [`super::sparse::Sparse`]).
+    pub fn from_read_seek(r: impl Read + Seek + 'static) -> Result<Self> {
+        Self::from_reader(Box::new(r))
     }
 
     /// The archive's zip directory and `data.pkl`, nothing else.
@@ -187,6 +191,11 @@ fn strided_offsets(t: &TensorRef) -> Vec<usize> {
 impl TensorSource for PthFile {
     fn tensors(&self) -> &BTreeMap<String, TensorInfo> {
         &self.infos
+    }
+
+    /// `torch.save` numbers storages in the order it writes them.
+    fn order(&self, name: &str) -> Option<u64> {
+        self.refs.get(name)?.storage_key.parse().ok()
     }
 
     fn read(&mut self, name: &str) -> Result<RawTensor> {

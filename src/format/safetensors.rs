@@ -7,14 +7,17 @@
 //! tensors piece by piece: the browser streams a model from IndexedDB chunks this way, one layer
 //! at a time, so the wasm heap never holds the whole file.
 
-use super::{DType, RawTensor, TensorInfo, TensorSource};
+use super::{DType, RawTensor, ReadSeek, TensorInfo, TensorSource};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
 
 enum Buffer {
     Owned(Vec<u8>),
     /// Only some tensors' bytes, by name (see [`SafetensorsFile::from_header`]).
     Pieces(BTreeMap<String, Vec<u8>>),
+    /// Read tensor by tensor through a reader (see [`SafetensorsFile::from_read_seek`]).
+    Reader(Box<dyn ReadSeek>),
     #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
 }
@@ -24,7 +27,7 @@ impl std::ops::Deref for Buffer {
     fn deref(&self) -> &[u8] {
         match self {
             Buffer::Owned(v) => v,
-            Buffer::Pieces(_) => &[],
+            Buffer::Pieces(_) | Buffer::Reader(_) => &[],
             #[cfg(not(target_arch = "wasm32"))]
             Buffer::Mapped(m) => m,
         }
@@ -138,6 +141,23 @@ impl SafetensorsFile {
         Ok(Self { buf: Buffer::Pieces(BTreeMap::new()), infos, ranges, meta })
     }
 
+    /// Know a file of `file_len` bytes through a reader: the header is read now, each tensor's
+    /// bytes when it is read (the browser's reader over fetched byte ranges,
+    /// [`super::sparse::Sparse`], which says what to fetch when a read fails).
+    pub fn from_read_seek(mut r: impl Read + Seek + 'static, file_len: u64) -> Result<Self> {
+        let io = |e: std::io::Error| Error::BadFile(format!("reading the safetensors header: {e}"));
+        let mut head = [0u8; 8];
+        r.seek(SeekFrom::Start(0)).map_err(io)?;
+        r.read_exact(&mut head).map_err(io)?;
+        let n = Self::header_len(&head, file_len)?;
+        let mut header = vec![0u8; n as usize];
+        r.seek(SeekFrom::Start(0)).map_err(io)?;
+        r.read_exact(&mut header).map_err(io)?;
+        let mut f = Self::from_header(&header, file_len)?;
+        f.buf = Buffer::Reader(Box::new(r));
+        Ok(f)
+    }
+
     /// Tensors whose names start with one of `prefixes` and are not loaded yet, with their byte
     /// ranges in the file, in file order (only for a file opened with [`Self::from_header`]).
     pub fn wanted(&self, prefixes: &[String]) -> Vec<(String, u64, u64)> {
@@ -195,8 +215,17 @@ impl TensorSource for SafetensorsFile {
             let data = data.ok_or_else(|| Error::BadInput(format!("tensor `{name}` was not streamed in yet (or was read already)")))?;
             return Ok(RawTensor { info, data });
         }
+        if let Buffer::Reader(r) = &mut self.buf {
+            let mut data = vec![0u8; b - a];
+            r.seek(SeekFrom::Start(a as u64)).and_then(|_| r.read_exact(&mut data)).map_err(|e| Error::BadFile(format!("reading tensor `{name}`: {e}")))?;
+            return Ok(RawTensor { info, data });
+        }
         let data = self.buf.get(a..b).ok_or_else(|| Error::BadFile(format!("`{name}` lies outside the file")))?.to_vec();
         Ok(RawTensor { info, data })
+    }
+
+    fn order(&self, name: &str) -> Option<u64> {
+        self.ranges.get(name).map(|r| r.0 as u64)
     }
 
     fn metadata(&self) -> BTreeMap<String, String> {

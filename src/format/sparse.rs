@@ -3,7 +3,7 @@
 //! ranges fails and records the range to fetch next ([`Sparse::missing`]), so a caller can loop
 //! "parse, fetch what was missing, parse again" without ever holding the whole file.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::rc::Rc;
@@ -38,17 +38,39 @@ pub fn insert(parts: &mut BTreeMap<u64, Vec<u8>>, start: u64, bytes: Vec<u8>) {
     parts.insert(lo, merged);
 }
 
+/// Add `bytes` at `start` as a part of its own when they fall in a gap (the usual case: a caller
+/// fetches what a read said was missing), so adding a big range piece by piece copies nothing;
+/// bytes that overlap or touch fetched ones are merged ([`insert`]).
+pub fn add(parts: &mut BTreeMap<u64, Vec<u8>>, start: u64, bytes: Vec<u8>) {
+    let end = start + bytes.len() as u64;
+    let before = parts.range(..=start).next_back().is_some_and(|(&s, b)| s + b.len() as u64 > start);
+    let inside = parts.range(start..end).next().is_some();
+    if before || inside {
+        insert(parts, start, bytes);
+    } else if !bytes.is_empty() {
+        parts.insert(start, bytes);
+    }
+}
+
+/// Fetched parts shared between their owner (who adds and drops bytes) and the readers over them.
+pub type Parts = Rc<RefCell<BTreeMap<u64, Vec<u8>>>>;
+
 /// A sparse view of a file of `len` bytes: `parts` maps start offsets to fetched bytes.
 pub struct Sparse {
     len: u64,
-    parts: Rc<BTreeMap<u64, Vec<u8>>>,
+    parts: Parts,
     pos: u64,
     missing: Rc<Cell<Option<(u64, u64)>>>,
 }
 
 impl Sparse {
-    pub fn new(len: u64, parts: Rc<BTreeMap<u64, Vec<u8>>>) -> Sparse {
+    pub fn new(len: u64, parts: Parts) -> Sparse {
         Sparse { len, parts, pos: 0, missing: Rc::new(Cell::new(None)) }
+    }
+
+    /// This reader, reporting its misses into `missing` (one cell shared by several readers).
+    pub fn with_missing(self, missing: Rc<Cell<Option<(u64, u64)>>>) -> Sparse {
+        Sparse { missing, ..self }
     }
 
     /// The range a failed read needed (with read-ahead), shared with clones of the handle.
@@ -97,7 +119,8 @@ impl Read for Sparse {
         if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        if let Some((&s, b)) = self.parts.range(..=self.pos).next_back() {
+        let parts = self.parts.borrow();
+        if let Some((&s, b)) = parts.range(..=self.pos).next_back() {
             let off = (self.pos - s) as usize;
             if let Some(avail) = b.get(off..).filter(|a| !a.is_empty()) {
                 let n = avail.len().min(buf.len());
@@ -107,8 +130,8 @@ impl Read for Sparse {
             }
         }
         // The gap around `pos`: from the end of the part before it to the start of the next.
-        let gap_lo = self.parts.range(..=self.pos).next_back().map_or(0, |(&s, b)| s + b.len() as u64);
-        let gap_hi = self.parts.range(self.pos..).next().map_or(self.len, |(&s, _)| s).min(self.len);
+        let gap_lo = parts.range(..=self.pos).next_back().map_or(0, |(&s, b)| s + b.len() as u64);
+        let gap_hi = parts.range(self.pos..).next().map_or(self.len, |(&s, _)| s).min(self.len);
         let start = self.pos.saturating_sub(READ_AHEAD).max(gap_lo);
         let end = (self.pos + (buf.len() as u64).max(READ_AHEAD)).min(gap_hi);
         self.missing.set(Some((start, end)));

@@ -113,7 +113,7 @@ impl Inspector {
             if !sparse::covers(&self.parts, tail, len) {
                 return need(tail, len);
             }
-            let reader = sparse::Sparse::new(len, std::rc::Rc::new(self.parts.clone()));
+            let reader = sparse::Sparse::new(len, std::rc::Rc::new(std::cell::RefCell::new(self.parts.clone())));
             let missing = reader.missing();
             return match format::pth::PthHeaders::from_read_seek(reader) {
                 Ok(p) => done(format::layout::wrap(Box::new(p))?),

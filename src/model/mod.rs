@@ -2,6 +2,7 @@
 
 pub mod forward;
 pub mod inspect;
+pub mod pull;
 pub mod weights;
 
 // The config and the fingerprint live below the formats and the backends, which need them too.

@@ -8,11 +8,14 @@
 //! - WebGPU reads back asynchronously, so calls that return numbers are Promises.
 //! - A model streams in part by part ([`Loader`]): JS reads the byte ranges each step names from
 //!   wherever the file lives (IndexedDB chunks, a Blob, an ArrayBuffer) and the wasm heap holds one
-//!   part at a time; on WebGPU the weights go straight to GPU buffers.
+//!   part at a time; on WebGPU the weights go straight to GPU buffers. A `.pth`, another
+//!   safetensors layout, or a load with `quant` goes through [`PullLoader`] instead: it asks for
+//!   byte ranges as its readers need them and converts each matrix as it arrives.
 
 mod alloc;
 mod inspect;
 mod options;
+mod pull;
 mod session;
 
 use crate::backend::cpu::Cpu;
@@ -27,6 +30,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 pub use inspect::Inspector;
+pub use pull::PullLoader;
 pub use session::{WasmGeneration, WasmSession};
 
 /// A crate error as a JS `Error` with `code` (the JS wrapper turns it into its error class).

@@ -113,3 +113,34 @@ pub fn inspect_by_ranges(bytes: &[u8]) -> (Box<gander::model::inspect::Summary>,
         }
     }
 }
+
+/// Drive `model::pull::PullLoader` over a file held in memory, as the browser does over IndexedDB
+/// chunks or range requests: each range it asks for is handed over in pieces of `piece` bytes.
+/// Returns (model, bytes handed over, round trips).
+pub fn load_pulled<B: gander::backend::Backend>(
+    backend: B,
+    bytes: &[u8],
+    quant: Option<&str>,
+    piece: usize,
+) -> gander::Result<(gander::model::Model<B>, u64, usize)> {
+    use gander::model::pull::{Pull, PullLoader};
+    let q = quant.map(|q| gander::format::gander::Quant::parse(q).unwrap());
+    let mut ld = PullLoader::new(backend, bytes.len() as u64, q);
+    let mut trips = 0;
+    loop {
+        match ld.step()? {
+            Pull::Need(a, b) => {
+                trips += 1;
+                assert!(trips < 10_000, "too many round trips");
+                let mut at = a as usize;
+                while at < b as usize {
+                    let end = (at + piece).min(b as usize);
+                    ld.add(at as u64, bytes[at..end].to_vec())?;
+                    at = end;
+                }
+            }
+            Pull::Built(..) => {}
+            Pull::Done => return Ok((ld.finish()?, ld.fetched, trips)),
+        }
+    }
+}

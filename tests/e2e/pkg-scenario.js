@@ -464,3 +464,29 @@ export async function urlCache({ url, worker, step, chunkSize = 256 * 1024 }) {
     st.close();
   }
 }
+
+/** Load a URL converted on the way (`quant`, the pull loader) and, for comparison, the file
+ *  `ModelStore.put(.., { quant })` converts whole (the Rust converter of `gander convert`):
+ *  the two must be the same model, bit for bit. */
+export async function pullQuant({ url, worker, backend, quant = 'int8' }) {
+  const st = await ModelStore.open();
+  const ref = `pull-ref-${worker}-${backend}`;
+  try {
+    const events = [];
+    const before = Gander.wasmMemoryBytes();
+    const m = await Gander.load(url, { backend, worker, quant, onProgress: (p) => events.push({ phase: p.phase, part: p.part, parts: p.parts, quant: p.quant }) });
+    const info = { quant: m.info.quant, backend: m.info.backend, fingerprint: m.info.fingerprint };
+    const a = Array.from(await m.session().forward([1, 2, 3, 4, 5]));
+    await m.dispose();
+    const grew = Gander.wasmMemoryBytes() - before;
+    await st.put(ref, url, { quant });
+    const r = await Gander.load({ store: ref }, { backend, worker });
+    const b = Array.from(await r.session().forward([1, 2, 3, 4, 5]));
+    const want = { quant: r.info.quant, fingerprint: r.info.fingerprint };
+    await r.dispose();
+    return { same: a.length === b.length && a.every((x, i) => Object.is(x, b[i])), n: a.length, info, want, events, grew };
+  } finally {
+    await st.delete(ref).catch(() => {});
+    st.close();
+  }
+}

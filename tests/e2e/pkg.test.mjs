@@ -275,6 +275,20 @@ for (const worker of [false, true]) {
   });
 }
 
+for (const [worker, backend] of [[false, 'cpu'], [true, 'cpu'], [false, 'webgpu']]) {
+  test(`${worker ? 'worker' : 'page'}/${backend}: a .pth by URL converted to int8 on the way is the model gander convert writes`, async () => {
+    const url = '/shared/fixtures/tiny-rwkv7-834k/model.pth';
+    const r = await run('pullQuant', { url, worker, backend });
+    assert.equal(r.info.backend, backend);
+    assert.equal(r.info.quant, 'int8');
+    assert.equal(r.info.fingerprint, r.want.fingerprint, 'same model identity');
+    assert.ok(r.n > 0 && r.same, 'logits bit-identical to the converted file');
+    const parts = r.events.filter((e) => e.phase === 'load' && e.parts);
+    assert.ok(parts.length > 2 && parts.at(-1).part === parts.at(-1).parts && parts.every((e) => e.quant === 'int8'), JSON.stringify(r.events));
+    console.log(`  ${worker ? 'worker' : 'page'}/${backend}: .pth pulled as int8 in ${parts.length} parts, logits identical to the converted file${worker ? '' : `; wasm memory grew ${r.grew} bytes`}`);
+  });
+}
+
 test('no console errors on the page', () => {
   assert.deepEqual(errors, []);
 });

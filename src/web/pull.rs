@@ -1,0 +1,84 @@
+//! `PullLoader` for JS: [`crate::model::pull::PullLoader`] on the CPU or a WebGPU device. The
+//! package loads a `.pth` or a safetensors file of another layout this way, and any file with
+//! `quant` (converted on the way). JS loop: `step()` returns `{need: [start, end]}` (read those
+//! bytes from wherever the file lives, hand them over with `add(start, bytes)`, in pieces if
+//! you like), `{part: [done, total]}` (a part was built), or `{done: true}`; then `finish()`.
+
+use super::{coded, js_err, Engine, WasmGpu, WasmModel};
+use crate::backend::cpu::Cpu;
+use crate::backend::gpu::Gpu;
+use crate::format::gander::Quant;
+use crate::model::pull::{self, Pull};
+use js_sys::{Array, Object, Reflect};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+enum Any {
+    Cpu(pull::PullLoader<Cpu>),
+    Gpu(pull::PullLoader<Gpu>),
+}
+
+#[wasm_bindgen]
+pub struct PullLoader(Any);
+
+fn quant_of(quant: Option<String>) -> Result<Option<Quant>, JsValue> {
+    quant.map(|q| Quant::parse(&q).map_err(|_| coded("BAD_INPUT", &format!("quant: `{q}` is not one of f32, f16, int8, q4")))).transpose()
+}
+
+#[wasm_bindgen]
+impl PullLoader {
+    /// A file of `file_len` bytes onto the CPU, its matrices converted to `quant` (or as stored).
+    #[wasm_bindgen(js_name = forCpu)]
+    pub fn for_cpu(file_len: f64, quant: Option<String>) -> Result<PullLoader, JsValue> {
+        Ok(PullLoader(Any::Cpu(pull::PullLoader::new(Cpu, file_len as u64, quant_of(quant)?))))
+    }
+
+    /// [`PullLoader::for_cpu`] onto a WebGPU device.
+    #[wasm_bindgen(js_name = forGpu)]
+    pub fn for_gpu(file_len: f64, quant: Option<String>, gpu: &WasmGpu) -> Result<PullLoader, JsValue> {
+        Ok(PullLoader(Any::Gpu(pull::PullLoader::new(gpu.gpu.clone(), file_len as u64, quant_of(quant)?))))
+    }
+
+    /// Hand over the bytes fetched from `start`.
+    pub fn add(&mut self, start: f64, bytes: Vec<u8>) -> Result<(), JsValue> {
+        match &mut self.0 {
+            Any::Cpu(l) => l.add(start as u64, bytes),
+            Any::Gpu(l) => l.add(start as u64, bytes),
+        }
+        .map_err(js_err)
+    }
+
+    /// Bytes handed over so far.
+    #[wasm_bindgen(getter)]
+    pub fn fetched(&self) -> f64 {
+        match &self.0 {
+            Any::Cpu(l) => l.fetched as f64,
+            Any::Gpu(l) => l.fetched as f64,
+        }
+    }
+
+    /// `{need: [start, end]}`, `{part: [done, total]}` or `{done: true}`.
+    pub fn step(&mut self) -> Result<JsValue, JsValue> {
+        let r = match &mut self.0 {
+            Any::Cpu(l) => l.step(),
+            Any::Gpu(l) => l.step(),
+        }
+        .map_err(js_err)?;
+        let o = Object::new();
+        match r {
+            Pull::Need(a, b) => Reflect::set(&o, &"need".into(), &Array::of2(&(a as f64).into(), &(b as f64).into()))?,
+            Pull::Built(d, t) => Reflect::set(&o, &"part".into(), &Array::of2(&(d as f64).into(), &(t as f64).into()))?,
+            Pull::Done => Reflect::set(&o, &"done".into(), &true.into())?,
+        };
+        Ok(o.into())
+    }
+
+    /// The loaded model, once `step()` said done.
+    pub fn finish(&mut self) -> Result<WasmModel, JsValue> {
+        let engine = match &mut self.0 {
+            Any::Cpu(l) => Engine::Cpu(Rc::new(l.finish().map_err(js_err)?)),
+            Any::Gpu(l) => Engine::Gpu(Rc::new(l.finish().map_err(js_err)?)),
+        };
+        Ok(WasmModel { engine })
+    }
+}
