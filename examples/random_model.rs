@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! cargo run --release --example random_model -- OUT [--embd 768] [--layers 12] [--vocab 65536] [--quant f16]
+//! cargo run --release --example random_model -- --shapes [--embd 2048] ...   # names and shapes as JSON
 //! ```
+//! `--shapes` prints the official tensor names and shapes of that config instead of writing a
+//! file (`bench/random_pth.py` writes the same checkpoint as an official `.pth` with torch).
 //! Values are seeded pseudo-random numbers with roughly trained-model scales; the output is
 //! useless as a language model and exists only to measure speed and memory.
 
@@ -79,6 +82,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rank_g: dg,
         layer0_has_v: false,
     };
+    if out == "--shapes" {
+        println!("{}", serde_json::to_string(&cfg.expected_shapes())?);
+        return Ok(());
+    }
     let infos = cfg.expected_shapes().into_iter().map(|(k, shape)| (k, TensorInfo { dtype: DType::F32, shape })).collect();
     let mut src = RandomSource { infos, seed: 42 };
     let fp = gander::model::fingerprint(&cfg, &mut src)?;

@@ -18,11 +18,12 @@ export function cacheName(url) {
 
 /**
  * A byte-range source over the cached copy of `url`, downloading (or resuming) it first when the
- * store has no current copy. `cache`: true or `{database?, chunkSize?}`. Resolves to null where
+ * store has no current copy. `cache`: true or `{database?, chunkSize?}`; `shard`: the file may be
+ * one shard of a model (kept although it is not a whole model). Resolves to null where
  * there is no IndexedDB (the caller loads without a cache). The source's `close()` closes the
  * store; `fromCache` says whether no weight byte came from the network.
  */
-export async function cachedUrlSource(url, { cache, signal, onProgress, openStore }) {
+export async function cachedUrlSource(url, { cache, signal, onProgress, openStore, shard = false }) {
   const opts = cache && typeof cache === 'object' ? cache : {};
   let store;
   try {
@@ -51,7 +52,7 @@ export async function cachedUrlSource(url, { cache, signal, onProgress, openStor
       }
     }
     if (have && validator && have.validator === validator) return await opened(store, name, onProgress, true);
-    const describe = describeSource;
+    const describe = (src) => describeSource(src, { shard });
     if (remote) {
       await store.putRanges(name, { size: remote.size, validator, read: remote.read, describe }, { onProgress, signal });
     } else {

@@ -141,8 +141,12 @@ export class WorkerModel {
     const { onProgress, signal, worker: _w, ...rest } = options;
     if (rest.wasmUrl !== undefined) rest.wasmUrl = absolute(rest.wasmUrl);
     let transfer = [];
-    if (typeof source === 'string' || (typeof URL !== 'undefined' && source instanceof URL)) {
+    const isUrl = (s) => typeof s === 'string' || (typeof URL !== 'undefined' && s instanceof URL);
+    if (isUrl(source)) {
       source = absolute(source);
+    } else if (Array.isArray(source)) {
+      // Shards: URLs resolved here (the worker's base is its script), the rest copied.
+      source = source.map((s) => (isUrl(s) ? absolute(s) : s));
     } else if (source instanceof ArrayBuffer) {
       transfer = [source];
     } else if (ArrayBuffer.isView(source)) {

@@ -7,6 +7,7 @@
 import { BadModelError, GanderError, callWasm as call, throwIfAborted } from './errors.js';
 import { initWasm } from './wasm.js';
 import { memorySource, openSource, readAll } from './sources.js';
+import { readSummary } from './inspect.js';
 
 /**
  * Open `source` and, with `quant`, convert it. Resolves to `{src, kind, info}`: a byte-range
@@ -33,27 +34,30 @@ export async function prepare(name, source, { quant, onProgress, signal, worker 
   return { src, ...(await describe(wasm, src, probe)) };
 }
 
-/** What a byte-range source holds, for a store manifest: `{kind, info}` (a safetensors header is
- *  read alone; a `.pth` is read whole). */
-export async function describeSource(src) {
+/** What a byte-range source holds, for a store manifest: `{kind, info}`, from its headers
+ *  alone (a few range reads; a `.pth`'s zip directory and pickle, a GGUF header). With
+ *  `shard`, a safetensors file that is not a whole model is `{shard: true}`. */
+export async function describeSource(src, { shard = false } = {}) {
   const wasm = await initWasm();
   if (src.size < 16) throw new BadModelError(`the file is ${src.size} bytes long: not a model`);
   const head = await src.read(0, 16);
   const probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
-  return describe(wasm, src, probe);
+  try {
+    return await describe(wasm, src, probe);
+  } catch (e) {
+    // A shard of a model is a valid safetensors file that is not a whole model.
+    if (!shard || probe.kind !== 'safetensors' || e.code !== 'BAD_MODEL') throw e;
+    const header = await src.read(0, probe.headerLen);
+    call(() => wasm.headerLayout(header, src.size), { what: 'reading the header' });
+    return { kind: 'safetensors', info: { shard: true, quant: null } };
+  }
 }
 
 async function describe(wasm, src, probe) {
-  let info;
-  const header = probe.kind === 'safetensors' ? await src.read(0, probe.headerLen) : null;
-  // An official or Gander safetensors file is described from its header; other layouts (read
-  // whole, renamed on load) and other containers from their bytes.
-  if (header && call(() => wasm.headerLayout(header, src.size), { what: 'reading the header' }) === 'official') {
-    info = call(() => wasm.describeHeader(header, src.size), { what: 'reading the header' });
-  } else {
-    const all = await readAll(src);
-    info = call(() => wasm.describeBytes(all), { what: 'reading the model', requested: all.byteLength });
-  }
+  const { summary: s } = await readSummary(src);
+  const c = s.config;
+  const info = { layers: c.layers, embd: c.embd, heads: c.heads, headSize: c.head_size, vocab: c.vocab, quant: s.stored,
+    gander: s.gander, params: s.params, stateBytes: s.stateBytes };
   return { kind: probe.kind, info };
 }
 

@@ -5,10 +5,10 @@
 import * as wasm from './gander.js';
 import { initWasm, setWasmUrl, trapBeforeCall, wasmMemoryBytes, WASM32_MAX } from './wasm.js';
 import {
-  AbortedError, BadInputError, GanderError, NoWebGPUError, isTrap, mib, outOfMemory, toGanderError, throwIfAborted,
+  AbortedError, BadInputError, BadModelError, GanderError, NoWebGPUError, isTrap, mib, outOfMemory, toGanderError, throwIfAborted,
 } from './errors.js';
 import { toIds } from './options.js';
-import { openSource, readAll } from './sources.js';
+import { fetchBytes, openSource, readAll } from './sources.js';
 import { cachedUrlSource } from './cache.js';
 import { askSql } from './sql.js';
 import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect, restoreConversation, saveConversation } from './chat.js';
@@ -140,13 +140,18 @@ function freeQuietly(w) {
  * Returns a LocalModel.
  */
 export async function loadModel(source, opts = {}, openStore) {
-  const { onProgress, signal } = opts;
+  const { signal } = opts;
   await initWasm(opts.wasmUrl);
   throwIfAborted(signal);
-  const isUrl = typeof source === 'string' || (typeof URL !== 'undefined' && source instanceof URL);
-  const src = (isUrl && opts.cache !== false && openStore
-    ? await cachedUrlSource(String(source), { cache: opts.cache, signal, onProgress, openStore })
-    : null) ?? await openSource(source, { signal, onProgress, openStore });
+  if (Array.isArray(source) || isIndexUrl(source)) {
+    const sh = await openShards(Array.isArray(source) ? source : [source], opts, openStore);
+    try {
+      return await choose((device) => pull(sh.srcs, device, opts, sh), opts, openStore);
+    } finally {
+      for (const s of sh.srcs) s.close?.();
+    }
+  }
+  const src = await openOne(source, opts, openStore);
   try {
     return await loadFrom(src, opts, openStore);
   } finally {
@@ -154,12 +159,101 @@ export async function loadModel(source, opts = {}, openStore) {
   }
 }
 
+const isUrl = (s) => typeof s === 'string' || (typeof URL !== 'undefined' && s instanceof URL);
+
+/** A URL whose path names a JSON file: a shard index (`model.safetensors.index.json`). */
+function isIndexUrl(s) {
+  if (!isUrl(s)) return false;
+  const base = typeof location !== 'undefined' ? location.href : undefined;
+  try { return new URL(String(s), base).pathname.endsWith('.json'); } catch { return false; }
+}
+
+/** One source; a URL through the store's cache unless `cache: false` (cache.js). */
+async function openOne(source, { cache, signal, onProgress }, openStore, shard = false) {
+  return (isUrl(source) && cache !== false && openStore
+    ? await cachedUrlSource(String(source), { cache, signal, onProgress, openStore, shard })
+    : null) ?? await openSource(source, { signal, onProgress, openStore });
+}
+
+/** The largest shard index read (a 70B model's is about 100 KB). */
+const MAX_INDEX_BYTES = 16 << 20;
+
+/**
+ * The files of a sharded checkpoint: `list` holds shard sources (URLs, Blobs, bytes) and at
+ * most one `model.safetensors.index.json`; an index given alone brings its shards, by URL
+ * relative to it. Resolves to `{srcs, names, index}` (names: the shards' file names, which the
+ * index maps tensors to).
+ */
+async function openShards(list, opts, openStore) {
+  if (list.length === 0) throw new BadInputError('Gander.load: an empty list of shards');
+  const srcs = [];
+  const names = [];
+  let index = null;
+  let indexUrl = null;
+  try {
+    for (const item of list) {
+      if (isIndexUrl(item)) {
+        if (index) throw new BadInputError('Gander.load: more than one shard index in the list');
+        indexUrl = new URL(String(item), typeof location !== 'undefined' ? location.href : undefined);
+        index = await fetchBytes(indexUrl.href, { signal: opts.signal });
+        if (index.byteLength > MAX_INDEX_BYTES) throw new BadModelError(`${indexUrl.href} is ${index.byteLength} bytes: not a shard index`);
+        continue;
+      }
+      srcs.push(await openOne(item, opts, openStore, true));
+      names.push(shardName(item, srcs.length - 1));
+    }
+    if (index && srcs.length === 0) {
+      let map;
+      try {
+        map = JSON.parse(new TextDecoder().decode(index)).weight_map;
+      } catch (e) {
+        throw new BadModelError(`${indexUrl.href} is not a shard index (${e.message})`);
+      }
+      if (!map || typeof map !== 'object') throw new BadModelError(`${indexUrl.href} has no weight_map: not a shard index`);
+      for (const file of [...new Set(Object.values(map))].sort()) {
+        if (typeof file !== 'string' || file.includes('/') || file.startsWith('.')) throw new BadModelError(`${indexUrl.href}: shard \`${file}\` is not a file name beside the index`);
+        srcs.push(await openOne(new URL(file, indexUrl).href, opts, openStore, true));
+        names.push(file);
+      }
+    }
+    if (srcs.length === 0) throw new BadInputError('Gander.load: no shards (give the shard files, or the URL of model.safetensors.index.json)');
+    return { srcs, names, index };
+  } catch (e) {
+    for (const s of srcs) s.close?.();
+    throw e;
+  }
+}
+
+/** The file name of a shard, as an index names it. */
+function shardName(item, i) {
+  if (isUrl(item)) {
+    try {
+      return decodeURIComponent(new URL(String(item), typeof location !== 'undefined' ? location.href : undefined).pathname.split('/').pop());
+    } catch { /* fall through */ }
+  }
+  return (typeof Blob !== 'undefined' && item instanceof Blob && item.name) || `shard-${i}`;
+}
+
 async function loadFrom(src, opts, openStore) {
-  const { backend = 'auto', signal } = opts;
-  throwIfAborted(signal);
+  throwIfAborted(opts.signal);
   if (src.size < 16) throw new GanderError('BAD_MODEL', `the file is ${src.size} bytes long: not a model`);
   const head = await src.read(0, 16);
   const probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
+  // Official safetensors stream tensor by tensor as stored; a `.pth`, another layout, or any
+  // file with `quant` is pulled range by range and converted on the way; GGUF is read whole.
+  const load = (device) => {
+    if (probe.kind === 'gguf') return loadWhole(src, device, opts);
+    if (probe.kind === 'safetensors' && !opts.quant) return stream(src, probe, device, opts);
+    return pull([src], device, opts);
+  };
+  return choose(load, opts, openStore);
+}
+
+/** Run `load(device)` on the backend `opts.backend` asks for (`auto`: WebGPU when it works and
+ *  is not slower than the CPU path, else the CPU) and wrap the model. */
+async function choose(load, opts, openStore) {
+  const { backend = 'auto', signal } = opts;
+  throwIfAborted(signal);
   let gpu = null;
   let reason;
   if (backend === 'cpu') {
@@ -172,13 +266,6 @@ async function loadFrom(src, opts, openStore) {
       reason = `WebGPU is not available: ${e.message}; the wasm CPU path runs instead`;
     }
   }
-  // Official safetensors stream tensor by tensor as stored; a `.pth`, another layout, or any
-  // file with `quant` is pulled range by range and converted on the way; GGUF is read whole.
-  const load = (device) => {
-    if (probe.kind === 'gguf') return loadWhole(src, device, opts);
-    if (probe.kind === 'safetensors' && !opts.quant) return stream(src, probe, device, opts);
-    return pull(src, device, opts);
-  };
   let model;
   if (gpu) {
     try {
@@ -266,14 +353,21 @@ async function loadWhole(src, gpu, { signal, onProgress, quant }) {
 const PULL_PIECE = 16 << 20;
 
 /**
- * Load a `.pth` or a safetensors file of any layout range by range (see the Rust `PullLoader`),
+ * Load a `.pth`, a safetensors file of any layout, or safetensors shards range by range (see the Rust `PullLoader`),
  * converting each matrix to `quant` as it arrives: the wasm heap holds one part's tensors and
  * the weights; JS one piece at a time.
  */
-async function pull(src, gpu, { signal, onProgress, quant }) {
+async function pull(srcs, gpu, { signal, onProgress, quant }, shards) {
   const owner = gpu ? GPU_LOAD : null;
-  const what = quant ? `loading ${src.name || 'the model'} as ${quant}` : `loading ${src.name || 'the model'}`;
-  const loader = call(() => (gpu ? wasm.PullLoader.forGpu(src.size, quant ?? null, gpu) : wasm.PullLoader.forCpu(src.size, quant ?? null)), { owner, what });
+  const name = shards ? `${srcs.length} shards` : (srcs[0].name || 'the model');
+  const what = quant ? `loading ${name} as ${quant}` : `loading ${name}`;
+  const q = quant ?? null;
+  const loader = call(() => {
+    if (!shards) return gpu ? wasm.PullLoader.forGpu(srcs[0].size, q, gpu) : wasm.PullLoader.forCpu(srcs[0].size, q);
+    const lens = new Float64Array(srcs.map((s) => s.size));
+    return gpu ? wasm.PullLoader.shardedGpu(shards.names, lens, shards.index, q, gpu) : wasm.PullLoader.shardedCpu(shards.names, lens, shards.index, q);
+  }, { owner, what });
+  const total = srcs.reduce((n, s) => n + s.size, 0);
   try {
     let read = 0;
     for (;;) {
@@ -281,18 +375,18 @@ async function pull(src, gpu, { signal, onProgress, quant }) {
       const s = call(() => loader.step(), { owner, what });
       if (s.done) break;
       if (s.need) {
-        const [a, b] = s.need;
+        const [f, a, b] = s.need;
         for (let at = a; at < b; at += PULL_PIECE) {
           const end = Math.min(b, at + PULL_PIECE);
-          const bytes = await src.read(at, end).catch((e) => { throw toGanderError(e, { what: 'reading the model', requested: end - at }); });
+          const bytes = await srcs[f].read(at, end).catch((e) => { throw toGanderError(e, { what: `reading ${srcs[f].name || 'the model'}`, requested: end - at }); });
           throwIfAborted(signal);
-          call(() => loader.add(at, bytes), { owner, what, requested: end - at });
+          call(() => loader.add(f, at, bytes), { owner, what, requested: end - at });
           read += end - at;
         }
         continue;
       }
       const [part, parts] = s.part;
-      onProgress?.({ phase: 'load', loaded: Math.min(read, src.size), total: src.size, fraction: part / parts, part, parts, ...(quant ? { quant } : {}) });
+      onProgress?.({ phase: 'load', loaded: Math.min(read, total), total, fraction: part / parts, part, parts, ...(quant ? { quant } : {}) });
       // Let the page breathe between parts (progress bars, abort clicks).
       await new Promise((r) => setTimeout(r, 0));
     }
@@ -308,7 +402,7 @@ async function stream(src, probe, gpu, opts) {
   const header = await src.read(0, probe.headerLen);
   // Another layout (transformers `rwkv7.`, flash-linear-attention, web-rwkv `.st`) is renamed
   // on load, through the pull loader; the official layout and Gander files stream as stored.
-  if (call(() => wasm.headerLayout(header, src.size), { what: 'reading the header' }) !== 'official') return pull(src, gpu, opts);
+  if (call(() => wasm.headerLayout(header, src.size), { what: 'reading the header' }) !== 'official') return pull([src], gpu, opts);
   const owner = gpu ? GPU_LOAD : null;
   const loader = call(() => (gpu ? wasm.Loader.forGpu(header, src.size, gpu) : wasm.Loader.forCpu(header, src.size)), { owner, what: 'loading the model' });
   try {

@@ -335,7 +335,8 @@ export interface StoredModel {
   size: number;
   kind: 'safetensors' | 'pth';
   quant: string;
-  info: { layers: number; embd: number; heads: number; headSize: number; vocab: number; quant: string; gander: boolean; params: number; stateBytes: number };
+  /** `{shard: true, quant: null}` for a cached shard of a model (Gander.load of several files). */
+  info: { layers: number; embd: number; heads: number; headSize: number; vocab: number; quant: string; gander: boolean; params: number; stateBytes: number; shard?: boolean };
   chunkSize: number;
   chunks: number;
   createdAt: number;

@@ -43,19 +43,8 @@ export async function inspect(source, { signal, wasmUrl } = {}) {
   throwIfAborted(signal);
   const isUrl = typeof source === 'string' || (typeof URL !== 'undefined' && source instanceof URL);
   const src = isUrl ? await rangeSource(String(source), { signal }) : await openSource(source, { signal });
-  const ins = callWasm(() => new wasm.Inspector(src.size), { what: 'inspecting the model' });
   try {
-    let summary = null;
-    for (let step = 0; step < MAX_STEPS && !summary; step++) {
-      throwIfAborted(signal);
-      const r = callWasm(() => ins.step(), { what: `inspecting ${src.name || 'the model'}` });
-      if (r.summary) { summary = r.summary; break; }
-      const [a, b] = r.need;
-      const bytes = await src.read(a, b).catch((e) => { throw toGanderError(e, { what: `reading bytes ${a}..${b} of ${src.name || 'the model'}` }); });
-      ins.add(a, bytes);
-    }
-    if (!summary) throw new GanderError('BAD_MODEL', `${src.name || 'the model'}: its headers did not resolve in ${MAX_STEPS} reads; not a checkpoint Gander knows`);
-    const fetchedBytes = ins.fetched;
+    const { summary, fetchedBytes } = await readSummary(src, signal);
     const est = typeof navigator !== 'undefined' && navigator.storage?.estimate ? await navigator.storage.estimate().catch(() => null) : null;
     const adapter = await adapterFacts();
     const free = est && Number.isFinite(est.quota) ? est.quota - (est.usage || 0) : null;
@@ -76,7 +65,25 @@ export async function inspect(source, { signal, wasmUrl } = {}) {
       browser: { storageQuota: est?.quota ?? null, storageUsage: est?.usage ?? null, adapter },
     };
   } finally {
-    ins.free();
     src.close?.();
+  }
+}
+
+/** A checkpoint's summary from its headers, read from `src` ({size, name, read(a, b)}) range
+ *  by range as the wasm `Inspector` asks: `{summary, fetchedBytes}`. */
+export async function readSummary(src, signal) {
+  const ins = callWasm(() => new wasm.Inspector(src.size), { what: 'inspecting the model' });
+  try {
+    for (let step = 0; step < MAX_STEPS; step++) {
+      throwIfAborted(signal);
+      const r = callWasm(() => ins.step(), { what: `inspecting ${src.name || 'the model'}` });
+      if (r.summary) return { summary: r.summary, fetchedBytes: ins.fetched };
+      const [a, b] = r.need;
+      const bytes = await src.read(a, b).catch((e) => { throw toGanderError(e, { what: `reading bytes ${a}..${b} of ${src.name || 'the model'}` }); });
+      ins.add(a, bytes);
+    }
+    throw new GanderError('BAD_MODEL', `${src.name || 'the model'}: its headers did not resolve in ${MAX_STEPS} reads; not a checkpoint Gander knows`);
+  } finally {
+    ins.free();
   }
 }

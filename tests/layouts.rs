@@ -90,6 +90,30 @@ fn every_layout_gives_the_official_logits_exactly() {
     }
 }
 
+/// Hugging Face shards pulled range by range (the browser's path), joined by their index or by
+/// their headers alone, give the official logits bit for bit; one shard twice is refused.
+#[test]
+fn shards_pulled_give_the_official_logits() {
+    let dir = layouts().join("hf-rwkv7");
+    let official = logits(&golden_dir(CASE).join("model.pth"));
+    let shard = |i: usize| {
+        let name = format!("model-0000{i}-of-00002.safetensors");
+        let bytes = std::fs::read(dir.join(&name)).unwrap();
+        (name, bytes)
+    };
+    let index = std::fs::read(dir.join("model.safetensors.index.json")).unwrap();
+    for (files, index) in [(vec![shard(1), shard(2)], Some(index.clone())), (vec![shard(2), shard(1)], None)] {
+        let (m, _, _) = load_pulled_shards(Cpu, &files, index, None, 1 << 16).unwrap();
+        let mut st = m.new_state().unwrap();
+        let got = m.forward(&mut st, &golden(CASE).tokens).unwrap();
+        assert!(got.iter().zip(&official).all(|(a, b)| a.to_bits() == b.to_bits()), "sharded pull: not bit-identical to the .pth");
+    }
+    let e = load_pulled_shards(Cpu, &[shard(1), shard(1)], None, None, 1 << 16).err().expect("the same shard twice is refused");
+    assert!(e.to_string().contains("in both"), "{e}");
+    let e = load_pulled_shards(Cpu, &[shard(1)], Some(index), None, 1 << 16).err().expect("a missing shard is refused");
+    assert_eq!(e.code(), "BAD_MODEL", "{e}");
+}
+
 /// web-rwkv's `.st` holds every tensor in f16: its logits equal those of the official tensors
 /// rounded to f16 under their own names (the same rounding), bit for bit.
 #[test]

@@ -89,6 +89,7 @@ fn bad_files_are_errors_not_panics() {
     assert_eq!(e.code(), "BAD_MODEL", "{e}");
     // Bytes outside the file are refused by name.
     let mut ld = gander::model::pull::PullLoader::new(Cpu, 100, None);
-    assert!(ld.add(90, vec![0; 20]).is_err());
+    assert!(ld.add(0, 90, vec![0; 20]).is_err());
+    assert!(ld.add(1, 0, vec![0; 20]).is_err(), "no second file");
     assert!(ld.finish().is_err(), "finish before done is an error");
 }

@@ -199,6 +199,14 @@ impl TensorSource for GanderSource {
         Some(&mut self.inner)
     }
 
+    fn is_packed(&self, name: &str) -> bool {
+        self.packed(name).is_some()
+    }
+
+    fn order(&self, name: &str) -> Option<u64> {
+        self.inner.order(name).or_else(|| self.inner.order(&format!("{name}.q")))
+    }
+
     fn read(&mut self, name: &str) -> Result<RawTensor> {
         if self.packed(name).is_some() {
             let m = self.read_matrix(name)?;
@@ -210,16 +218,7 @@ impl TensorSource for GanderSource {
 
     fn read_matrix(&mut self, name: &str) -> Result<HostMatrix> {
         let Some(fmt) = self.packed(name).map(str::to_string) else {
-            let t = self.inner.read(name)?;
-            let (rows, cols) = match t.info.shape.as_slice() {
-                [r, c] => (*r, *c),
-                s => return Err(Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
-            };
-            let data = match t.info.dtype {
-                DType::F16 => MatrixData::F16(le_words(&t.data).map(f16::from_le_bytes).collect()),
-                _ => MatrixData::F32(t.to_f32()),
-            };
-            return Ok(HostMatrix { rows, cols, data });
+            return super::raw_matrix(name, self.inner.read(name)?);
         };
         let [rows, cols] = *self.meta.logical_shapes.get(name).ok_or_else(|| Error::BadModel(format!("no logical shape for `{name}`")))?;
         let q = self.inner.read(&format!("{name}.q"))?.data;
@@ -432,7 +431,79 @@ pub fn to_storage(name: &str, m: quant::HostMatrix, how: Quant) -> Result<quant:
     Ok(quant::HostMatrix { rows, cols, data })
 }
 
+/// Rows converted at a time by [`raw_to_storage`]: about a million values (4 MiB as f32).
+const ROWS_ELEMS: usize = 1 << 20;
+
+/// A raw matrix (as a file stores it: bf16, f16, f32) in the storage `how`, converted a few rows
+/// at a time, so a big matrix is never held as f32 on its way to int8, q4 or f16 (the values
+/// are those of [`to_storage`]: every quantisation block lies within one row).
+pub fn raw_to_storage(name: &str, t: RawTensor, how: Quant) -> Result<HostMatrix> {
+    use MatrixData as D;
+    let (rows, cols) = match t.info.shape.as_slice() {
+        [r, c] => (*r, *c),
+        s => return Err(Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
+    };
+    if how == Quant::F32 || matches!((how, t.info.dtype), (Quant::F16, DType::F16)) || !matches!(t.info.dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return to_storage(name, super::raw_matrix(name, t)?, how);
+    }
+    let es = t.info.dtype.size();
+    if t.data.len() != rows * cols * es {
+        return Err(Error::BadFile(format!("`{name}` holds {} bytes, not a [{rows}, {cols}] matrix", t.data.len())));
+    }
+    let step = (ROWS_ELEMS / cols.max(1)).max(1);
+    let mut data = match how {
+        Quant::Int8 => D::Int8 { q: Vec::with_capacity(rows * quant::int8::row_bytes(cols)), scale: Vec::new() },
+        Quant::Q4 => D::Q4 { q: Vec::with_capacity(rows * quant::q4::row_bytes(cols)), scale: Vec::new() },
+        _ => D::F16(Vec::with_capacity(rows * cols)),
+    };
+    for (i, chunk) in t.data.chunks(step * cols * es).enumerate() {
+        let n = chunk.len() / (cols * es).max(1);
+        let w = RawTensor { info: TensorInfo { dtype: t.info.dtype, shape: vec![n, cols] }, data: chunk.to_vec() }.to_f32();
+        match &mut data {
+            D::Int8 { q, scale } => {
+                let (cq, cs) = quant::int8::quantize(n, cols, &w);
+                q.extend_from_slice(&cq);
+                scale.extend_from_slice(&cs);
+            }
+            D::Q4 { q, scale } => {
+                let (cq, cs) = quant::q4::quantize(n, cols, &w);
+                q.extend_from_slice(&cq);
+                scale.extend_from_slice(&cs);
+            }
+            D::F16(v) => v.extend(to_f16(&format!("{name} (rows from {})", i * step), &w)?),
+            D::F32(_) => {}
+        }
+    }
+    Ok(HostMatrix { rows, cols, data })
+}
+
 /// JSON text of a metadata map (safetensors metadata values are strings).
 fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Converting a few rows at a time gives exactly the codes of converting the whole matrix,
+    /// across chunk boundaries and a last partial chunk, from every stored dtype.
+    #[test]
+    fn raw_to_storage_in_row_chunks_equals_whole() {
+        let (rows, cols) = (3001, 704); // 2.1M values: three chunks, the last one partial
+        let w: Vec<f32> = (0..rows * cols).map(|i| (((i * 2_654_435_761) % 10_007) as f32 / 10_007.0 - 0.5) * 0.2).collect();
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let data: Vec<u8> = match dtype {
+                DType::F32 => w.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                DType::F16 => w.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
+                _ => w.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+            };
+            let raw = RawTensor { info: TensorInfo { dtype, shape: vec![rows, cols] }, data };
+            for how in [Quant::F16, Quant::Int8, Quant::Q4] {
+                let whole = to_storage("m", super::super::raw_matrix("m", raw.clone()).unwrap(), how).unwrap();
+                let chunked = raw_to_storage("m", raw.clone(), how).unwrap();
+                assert!(whole == chunked, "{dtype:?} -> {how:?}");
+            }
+        }
+    }
 }

@@ -23,7 +23,7 @@
 
 use super::layout::Layout;
 use super::quant::{HostMatrix, MatrixData};
-use super::{le_words, DType, RawTensor, TensorInfo, TensorSource};
+use super::{DType, RawTensor, TensorInfo, TensorSource};
 use crate::error::{Error, Result};
 use half::f16;
 use std::collections::BTreeMap;
@@ -729,15 +729,7 @@ impl TensorSource for GgufFile {
         }
         let Some(s) = direct else {
             let t = self.read(name)?;
-            let (rows, cols) = match t.info.shape.as_slice() {
-                [r, c] => (*r, *c),
-                sh => return Err(Error::BadModel(format!("`{name}` has shape {sh:?}, expected a matrix"))),
-            };
-            let data = match t.info.dtype {
-                DType::F16 => MatrixData::F16(le_words(&t.data).map(f16::from_le_bytes).collect()),
-                _ => MatrixData::F32(t.to_f32()),
-            };
-            return Ok(HostMatrix { rows, cols, data });
+            return super::raw_matrix(name, t);
         };
         let (rows, cols) = match s.shape().as_slice() {
             [r, c] => (*r, *c),
@@ -767,6 +759,10 @@ impl TensorSource for GgufFile {
             MatrixData::Q4 { q, scale }
         };
         Ok(HostMatrix { rows, cols, data })
+    }
+
+    fn is_packed(&self, name: &str) -> bool {
+        matches!(self.map.get(name), Some((stored, Fix::Same)) if self.stored.get(stored).is_some_and(|s| matches!(s.ty, GgmlType::Q8_0 | GgmlType::Q4_0)))
     }
 
     /// The file's scalar metadata, and `ggml_type:<official name>` → the stored type of each

@@ -37,15 +37,13 @@ pub trait TensorSource {
     /// else is widened to f32. Backends take this without a dequantised copy.
     fn read_matrix(&mut self, name: &str) -> Result<quant::HostMatrix> {
         let t = self.read(name)?;
-        let (rows, cols) = match t.info.shape.as_slice() {
-            [r, c] => (*r, *c),
-            s => return Err(crate::Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
-        };
-        let data = match t.info.dtype {
-            DType::F16 => quant::MatrixData::F16(le_words(&t.data).map(half::f16::from_le_bytes).collect()),
-            _ => quant::MatrixData::F32(t.to_f32()),
-        };
-        Ok(quant::HostMatrix { rows, cols, data })
+        raw_matrix(name, t)
+    }
+    /// Whether [`Self::read_matrix`] gives `name` in a packed form that [`Self::read`] does not
+    /// (a Gander file's int8/q4 codes, GGUF Q8_0/Q4_0): such a matrix must be read with
+    /// `read_matrix` to keep its codes.
+    fn is_packed(&self, _name: &str) -> bool {
+        false
     }
     /// The underlying safetensors file when it was opened from its header alone and is fed
     /// tensor by tensor ([`safetensors::SafetensorsFile::from_header`]).
@@ -65,6 +63,20 @@ pub trait TensorSource {
     fn layout(&self) -> layout::Layout {
         layout::Layout::Official
     }
+}
+
+/// A raw tensor as a matrix in its stored format: f16 stays f16, everything else is widened to
+/// f32 (what [`TensorSource::read_matrix`] gives by default).
+pub fn raw_matrix(name: &str, t: RawTensor) -> Result<quant::HostMatrix> {
+    let (rows, cols) = match t.info.shape.as_slice() {
+        [r, c] => (*r, *c),
+        s => return Err(crate::Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
+    };
+    let data = match t.info.dtype {
+        DType::F16 => quant::MatrixData::F16(le_words(&t.data).map(half::f16::from_le_bytes).collect()),
+        _ => quant::MatrixData::F32(t.to_f32()),
+    };
+    Ok(quant::HostMatrix { rows, cols, data })
 }
 
 /// Open a checkpoint by looking at its first bytes: a zip is a `.pth`, `GGUF` llama.cpp's GGUF

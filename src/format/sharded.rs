@@ -63,6 +63,12 @@ impl TensorSource for Sharded {
         self.shards.get_mut(i).ok_or_else(|| Error::BadModel(format!("missing shard of `{name}`")))?.read(name)
     }
 
+    /// Shard by shard, in file order within each.
+    fn order(&self, name: &str) -> Option<u64> {
+        let i = *self.owner.get(name)?;
+        Some(((i as u64) << 48) | self.shards.get(i)?.order(name)?)
+    }
+
     fn metadata(&self) -> BTreeMap<String, String> {
         self.shards.first().map(|s| s.metadata()).unwrap_or_default()
     }

@@ -34,6 +34,8 @@ pub struct Summary {
     pub stored: String,
     pub state_bytes: u64,
     pub quants: Vec<QuantCost>,
+    /// Whether it is a Gander file (`gander convert`, `ModelStore.put(.., { quant })`).
+    pub gander: bool,
 }
 
 /// Header overhead of a Gander file per stored tensor (its JSON entry, and its share of the
@@ -49,7 +51,9 @@ pub fn summarize(src: &dyn TensorSource) -> Result<Summary> {
         let data = gander::data_bytes(src.tensors(), &names, q)?;
         quants.push(QuantCost { quant: q.name(), file_bytes: data + header, memory_bytes: data });
     }
-    let stored = match gander::parse_meta(&src.metadata())? {
+    let meta = gander::parse_meta(&src.metadata())?;
+    let is_gander = meta.is_some();
+    let stored = match meta {
         Some(m) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
         // GGUF: the ggml type of the layer matrices (`q8_0`, `q6_k` …)
         None if src.layout() == crate::format::layout::Layout::Gguf => {
@@ -57,7 +61,15 @@ pub fn summarize(src: &dyn TensorSource) -> Result<Summary> {
         }
         None => src.tensors().get("blocks.0.att.key.weight").map(|i| format!("{:?}", i.dtype).to_lowercase()).unwrap_or_default(),
     };
-    Ok(Summary { params: cfg.params(), layout: src.layout().name(), stored, state_bytes: crate::State::byte_len_for(&cfg) as u64, quants, config: cfg })
+    Ok(Summary {
+        params: cfg.params(),
+        layout: src.layout().name(),
+        stored,
+        state_bytes: crate::State::byte_len_for(&cfg) as u64,
+        quants,
+        gander: is_gander,
+        config: cfg,
+    })
 }
 
 /// Bytes fetched from the end of a `.pth` first: its zip directory (about 100 bytes per tensor).

@@ -27,8 +27,9 @@ use std::rc::Rc;
 /// What [`PullLoader::step`] needs or did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pull {
-    /// Fetch bytes `start..end` and [`PullLoader::add`] them (in pieces if you like).
-    Need(u64, u64),
+    /// Fetch bytes `start..end` of file `file` and [`PullLoader::add`] them (in pieces if you
+    /// like).
+    Need(usize, u64, u64),
     /// A part was built: (parts loaded, parts in all).
     Built(usize, usize),
     /// Every part is loaded: [`PullLoader::finish`].
@@ -70,31 +71,33 @@ impl TensorSource for Fetched<'_> {
     fn read_matrix(&mut self, name: &str) -> Result<HostMatrix> {
         match self.got.remove(name) {
             Some(Got::Matrix(m)) => Ok(m),
-            Some(Got::Raw(t)) => RawSource(Some(t)).read_matrix(name),
+            Some(Got::Raw(t)) => crate::format::raw_matrix(name, t),
             None => Err(Error::BadInput(format!("matrix `{name}` was not read ahead (or was read already)"))),
         }
     }
 }
 
-/// One raw tensor as a source, for the default [`TensorSource::read_matrix`].
-struct RawSource(Option<RawTensor>);
+/// One file of a checkpoint (a shard, or the whole file) and the bytes fetched of it.
+struct File {
+    /// The shard's file name (the index maps tensors to it); empty for a single file.
+    name: String,
+    len: u64,
+    parts: Parts,
+    /// What its last read missed.
+    missing: Rc<Cell<Option<(u64, u64)>>>,
+}
 
-impl TensorSource for RawSource {
-    fn tensors(&self) -> &BTreeMap<String, TensorInfo> {
-        static EMPTY: BTreeMap<String, TensorInfo> = BTreeMap::new();
-        &EMPTY
-    }
-
-    fn read(&mut self, name: &str) -> Result<RawTensor> {
-        self.0.take().ok_or_else(|| Error::BadInput(format!("`{name}` was read already")))
+impl File {
+    fn reader(&self) -> Sparse {
+        Sparse::new(self.len, self.parts.clone()).with_missing(self.missing.clone())
     }
 }
 
 /// A model being loaded from fetched byte ranges (see the module doc).
 pub struct PullLoader<B: Backend> {
-    len: u64,
-    parts: Parts,
-    missing: Rc<Cell<Option<(u64, u64)>>>,
+    files: Vec<File>,
+    /// A shard index (`model.safetensors.index.json`), when one came with the shards.
+    index: Option<Vec<u8>>,
     backend: Option<B>,
     quant: Option<Quant>,
     src: Option<Box<dyn TensorSource>>,
@@ -108,29 +111,67 @@ impl<B: Backend> PullLoader<B> {
     /// A loader for a file of `len` bytes onto `backend`, its matrices converted to `quant`
     /// (None: as stored).
     pub fn new(backend: B, len: u64, quant: Option<Quant>) -> Self {
-        let parts: Parts = Default::default();
-        PullLoader { len, parts, missing: Default::default(), backend: Some(backend), quant, src: None, builder: None, got: BTreeMap::new(), fetched: 0 }
+        Self::sharded(backend, vec![(String::new(), len)], None, quant)
     }
 
-    /// Hand over the bytes fetched from `start`.
-    pub fn add(&mut self, start: u64, bytes: Vec<u8>) -> Result<()> {
-        let end = start.checked_add(bytes.len() as u64).filter(|&e| e <= self.len);
+    /// A loader for a checkpoint in several safetensors files (`(file name, length)`), joined by
+    /// `index` (the bytes of `model.safetensors.index.json`) or, without one, by the tensors
+    /// each file's header lists (a tensor in two files is refused).
+    pub fn sharded(backend: B, files: Vec<(String, u64)>, index: Option<Vec<u8>>, quant: Option<Quant>) -> Self {
+        let files = files.into_iter().map(|(name, len)| File { name, len, parts: Default::default(), missing: Default::default() }).collect();
+        PullLoader { files, index, backend: Some(backend), quant, src: None, builder: None, got: BTreeMap::new(), fetched: 0 }
+    }
+
+    /// Hand over the bytes of file `file` (0 for a single file) fetched from `start`.
+    pub fn add(&mut self, file: usize, start: u64, bytes: Vec<u8>) -> Result<()> {
+        let f = self.files.get(file).ok_or_else(|| Error::BadInput(format!("file {file}: the loader has {} files", self.files.len())))?;
+        let end = start.checked_add(bytes.len() as u64).filter(|&e| e <= f.len);
         if end.is_none() {
-            return Err(Error::BadInput(format!("bytes {start}..+{} lie outside the file of {} bytes", bytes.len(), self.len)));
+            return Err(Error::BadInput(format!("bytes {start}..+{} lie outside file {file} of {} bytes", bytes.len(), f.len)));
         }
         self.fetched += bytes.len() as u64;
-        sparse::add(&mut self.parts.borrow_mut(), start, bytes);
+        sparse::add(&mut f.parts.borrow_mut(), start, bytes);
         Ok(())
+    }
+
+    /// The checkpoint over the fetched bytes: one file of any container, or safetensors shards.
+    fn open(&self) -> Result<Box<dyn TensorSource>> {
+        use crate::format::{layout, safetensors::SafetensorsFile, sharded};
+        if let ([f], None) = (self.files.as_slice(), &self.index) {
+            return crate::format::open_reader(f.reader(), f.len);
+        }
+        let mut shards = Vec::new();
+        for f in &self.files {
+            shards.push((f.name.clone(), Box::new(SafetensorsFile::from_read_seek(f.reader(), f.len)?) as Box<dyn TensorSource>));
+        }
+        let map = match &self.index {
+            Some(bytes) => sharded::parse_index(bytes)?,
+            None => {
+                let mut map = BTreeMap::new();
+                for (file, s) in &shards {
+                    for t in s.tensors().keys() {
+                        if let Some(other) = map.insert(t.clone(), file.clone()) {
+                            return Err(Error::BadFile(format!(
+                                "`{t}` is in both `{other}` and `{file}`; give the shards of one checkpoint (or its model.safetensors.index.json)"
+                            )));
+                        }
+                    }
+                }
+                map
+            }
+        };
+        layout::wrap(Box::new(sharded::Sharded::new(&map, shards)?))
     }
 
     /// The next thing to do: fetch bytes, or a part built, or done.
     pub fn step(&mut self) -> Result<Pull> {
-        self.missing.set(None);
+        for f in &self.files {
+            f.missing.set(None);
+        }
         if self.src.is_none() {
-            let reader = Sparse::new(self.len, self.parts.clone()).with_missing(self.missing.clone());
-            let src = match crate::format::open_reader(reader, self.len) {
+            let src = match self.open() {
                 Ok(s) => s,
-                Err(e) => return miss_or(&self.missing, e),
+                Err(e) => return miss_or(&self.files, e),
             };
             let backend = self.backend.take().ok_or_else(|| Error::BadInput("the loader has finished".into()))?;
             let mut b = ModelBuilder::new(backend, src.as_ref())?;
@@ -149,21 +190,25 @@ impl<B: Backend> PullLoader<B> {
             if self.got.contains_key(&name) {
                 continue;
             }
-            self.missing.set(None);
-            // Matrices through read_matrix, so that a source's packed codes (a Gander or GGUF
-            // file) stay packed; each is converted to its target storage as it arrives.
-            let matrix = src.tensors().get(&name).is_some_and(|i| gander::is_matrix(&name, i));
-            let got = if matrix { src.read_matrix(&name).map(Got::Matrix) } else { src.read(&name).map(Got::Raw) };
+            // A packed matrix (a Gander or GGUF file's codes) through read_matrix, to keep its
+            // codes; everything else as stored, its bytes dropped before it is converted, which
+            // goes a few rows at a time (no f32 copy of a big matrix on its way to int8).
+            let info = src.tensors().get(&name).cloned();
+            let matrix = info.as_ref().is_some_and(|i| gander::is_matrix(&name, i));
+            let got = if matrix && src.is_packed(&name) { src.read_matrix(&name).map(Got::Matrix) } else { src.read(&name).map(Got::Raw) };
             match got {
                 Ok(got) => {
-                    drop_read_bytes(&mut self.parts.borrow_mut());
-                    let got = match (got, self.quant, src.tensors().get(&name)) {
-                        (Got::Matrix(m), Some(q), Some(info)) => Got::Matrix(gander::to_storage(&name, m, gander::storage_of(&name, info, q))?),
+                    for f in &self.files {
+                        drop_read_bytes(&mut f.parts.borrow_mut());
+                    }
+                    let got = match (got, self.quant, info) {
+                        (Got::Matrix(m), Some(q), Some(info)) => Got::Matrix(gander::to_storage(&name, m, gander::storage_of(&name, &info, q))?),
+                        (Got::Raw(t), Some(q), Some(info)) if matrix => Got::Matrix(gander::raw_to_storage(&name, t, gander::storage_of(&name, &info, q))?),
                         (got, _, _) => got,
                     };
                     self.got.insert(name, got);
                 }
-                Err(e) => return miss_or(&self.missing, e),
+                Err(e) => return miss_or(&self.files, e),
             }
         }
         let mut fetched = Fetched { infos: src.tensors(), got: &mut self.got };
@@ -200,12 +245,14 @@ fn drop_read_bytes(parts: &mut BTreeMap<u64, Vec<u8>>) {
     }
 }
 
-/// `e` as a request for the bytes a read missed, or as the error it is.
-fn miss_or(missing: &Cell<Option<(u64, u64)>>, e: Error) -> Result<Pull> {
-    match missing.take() {
-        Some((a, b)) => Ok(Pull::Need(a, b)),
-        None => Err(e),
+/// `e` as a request for the bytes a read of one of `files` missed, or as the error it is.
+fn miss_or(files: &[File], e: Error) -> Result<Pull> {
+    for (i, f) in files.iter().enumerate() {
+        if let Some((a, b)) = f.missing.take() {
+            return Ok(Pull::Need(i, a, b));
+        }
     }
+    Err(e)
 }
 
 /// The names of the tensors `part` reads, in file order where the source knows it.

@@ -325,43 +325,6 @@ pub fn convert(bytes: Vec<u8>, quant: &str, on_progress: Option<js_sys::Function
     Ok(out)
 }
 
-/// A checkpoint's facts from its tensors' names and shapes, without loading it:
-/// `{layers, embd, heads, headSize, vocab, quant, params, stateBytes, tokenizer}`.
-fn describe_source(src: &dyn TensorSource) -> Result<JsValue, JsValue> {
-    let c = crate::model::Config::from_tensors(src.tensors()).map_err(js_err)?;
-    let meta = format::gander::read_meta(src).map_err(js_err)?;
-    let quant = match (&meta, src.tensors().get("blocks.0.att.key.weight")) {
-        (Some(m), _) => m.quant.get("blocks.0.att.key.weight").cloned().unwrap_or_else(|| "f32".into()),
-        (None, Some(i)) => format!("{:?}", i.dtype).to_lowercase(),
-        (None, None) => "unknown".into(),
-    };
-    let o = Object::new();
-    set(&o, "layers", c.layers as u32);
-    set(&o, "embd", c.embd as u32);
-    set(&o, "heads", c.heads as u32);
-    set(&o, "headSize", c.head_size as u32);
-    set(&o, "vocab", c.vocab as u32);
-    set(&o, "quant", quant);
-    set(&o, "gander", meta.is_some());
-    set(&o, "params", c.params() as f64);
-    set(&o, "stateBytes", State::byte_len_for(&c) as f64);
-    Ok(o.into())
-}
-
-/// [`describe_source`] from a safetensors header block.
-#[wasm_bindgen(js_name = describeHeader)]
-pub fn describe_header(header: &[u8], file_len: f64) -> Result<JsValue, JsValue> {
-    describe_source(format::open_header(header, file_len as u64).map_err(js_err)?.as_ref())
-}
-
-/// [`describe_source`] from a whole file in memory (a `.pth`).
-#[wasm_bindgen(js_name = describeBytes)]
-pub fn describe_bytes(bytes: Vec<u8>) -> Result<JsValue, JsValue> {
-    describe_source(format::open_bytes(bytes).map_err(js_err)?.as_ref())
-}
-
-/// The tokenizer for a vocabulary size, without a model (the worker client tokenizes on the
-/// page's thread so `encode`/`decode` stay synchronous).
 #[wasm_bindgen]
 pub struct WasmTokenizer {
     t: crate::tokenizer::Tokenizer,

@@ -1,8 +1,8 @@
 //! `PullLoader` for JS: [`crate::model::pull::PullLoader`] on the CPU or a WebGPU device. The
 //! package loads a `.pth` or a safetensors file of another layout this way, and any file with
-//! `quant` (converted on the way). JS loop: `step()` returns `{need: [start, end]}` (read those
-//! bytes from wherever the file lives, hand them over with `add(start, bytes)`, in pieces if
-//! you like), `{part: [done, total]}` (a part was built), or `{done: true}`; then `finish()`.
+//! `quant` (converted on the way), and safetensors shards. JS loop: `step()` returns `{need:
+//! [file, start, end]}` (read those bytes of that file from wherever it lives, hand them over
+//! with `add(file, start, bytes)`, in pieces if you like), `{part: [done, total]}` (a part was built), or `{done: true}`; then `finish()`.
 
 use super::{coded, js_err, Engine, WasmGpu, WasmModel};
 use crate::backend::cpu::Cpu;
@@ -25,6 +25,13 @@ fn quant_of(quant: Option<String>) -> Result<Option<Quant>, JsValue> {
     quant.map(|q| Quant::parse(&q).map_err(|_| coded("BAD_INPUT", &format!("quant: `{q}` is not one of f32, f16, int8, q4")))).transpose()
 }
 
+fn files(names: Vec<String>, lens: Vec<f64>) -> Result<Vec<(String, u64)>, JsValue> {
+    if names.len() != lens.len() || names.is_empty() {
+        return Err(coded("BAD_INPUT", "give one length per shard, and at least one shard"));
+    }
+    Ok(names.into_iter().zip(lens.into_iter().map(|l| l as u64)).collect())
+}
+
 #[wasm_bindgen]
 impl PullLoader {
     /// A file of `file_len` bytes onto the CPU, its matrices converted to `quant` (or as stored).
@@ -39,11 +46,24 @@ impl PullLoader {
         Ok(PullLoader(Any::Gpu(pull::PullLoader::new(gpu.gpu.clone(), file_len as u64, quant_of(quant)?))))
     }
 
-    /// Hand over the bytes fetched from `start`.
-    pub fn add(&mut self, start: f64, bytes: Vec<u8>) -> Result<(), JsValue> {
+    /// Safetensors shards (`names[i]` of `lens[i]` bytes) joined by `index` (the bytes of
+    /// `model.safetensors.index.json`) or by their headers, onto the CPU.
+    #[wasm_bindgen(js_name = shardedCpu)]
+    pub fn sharded_cpu(names: Vec<String>, lens: Vec<f64>, index: Option<Vec<u8>>, quant: Option<String>) -> Result<PullLoader, JsValue> {
+        Ok(PullLoader(Any::Cpu(pull::PullLoader::sharded(Cpu, files(names, lens)?, index, quant_of(quant)?))))
+    }
+
+    /// [`PullLoader::sharded_cpu`] onto a WebGPU device.
+    #[wasm_bindgen(js_name = shardedGpu)]
+    pub fn sharded_gpu(names: Vec<String>, lens: Vec<f64>, index: Option<Vec<u8>>, quant: Option<String>, gpu: &WasmGpu) -> Result<PullLoader, JsValue> {
+        Ok(PullLoader(Any::Gpu(pull::PullLoader::sharded(gpu.gpu.clone(), files(names, lens)?, index, quant_of(quant)?))))
+    }
+
+    /// Hand over the bytes of file `file` (0 for a single file) fetched from `start`.
+    pub fn add(&mut self, file: u32, start: f64, bytes: Vec<u8>) -> Result<(), JsValue> {
         match &mut self.0 {
-            Any::Cpu(l) => l.add(start as u64, bytes),
-            Any::Gpu(l) => l.add(start as u64, bytes),
+            Any::Cpu(l) => l.add(file as usize, start as u64, bytes),
+            Any::Gpu(l) => l.add(file as usize, start as u64, bytes),
         }
         .map_err(js_err)
     }
@@ -57,7 +77,7 @@ impl PullLoader {
         }
     }
 
-    /// `{need: [start, end]}`, `{part: [done, total]}` or `{done: true}`.
+    /// `{need: [file, start, end]}`, `{part: [done, total]}` or `{done: true}`.
     pub fn step(&mut self) -> Result<JsValue, JsValue> {
         let r = match &mut self.0 {
             Any::Cpu(l) => l.step(),
@@ -66,7 +86,7 @@ impl PullLoader {
         .map_err(js_err)?;
         let o = Object::new();
         match r {
-            Pull::Need(a, b) => Reflect::set(&o, &"need".into(), &Array::of2(&(a as f64).into(), &(b as f64).into()))?,
+            Pull::Need(f, a, b) => Reflect::set(&o, &"need".into(), &Array::of3(&(f as f64).into(), &(a as f64).into(), &(b as f64).into()))?,
             Pull::Built(d, t) => Reflect::set(&o, &"part".into(), &Array::of2(&(d as f64).into(), &(t as f64).into()))?,
             Pull::Done => Reflect::set(&o, &"done".into(), &true.into())?,
         };

@@ -123,19 +123,36 @@ pub fn load_pulled<B: gander::backend::Backend>(
     quant: Option<&str>,
     piece: usize,
 ) -> gander::Result<(gander::model::Model<B>, u64, usize)> {
+    load_pulled_shards(backend, &[(String::new(), bytes.to_vec())], None, quant, piece)
+}
+
+/// [`load_pulled`] over several files (`(file name, bytes)`): one of any container, or
+/// safetensors shards joined by `index` or by their headers.
+pub fn load_pulled_shards<B: gander::backend::Backend>(
+    backend: B,
+    files: &[(String, Vec<u8>)],
+    index: Option<Vec<u8>>,
+    quant: Option<&str>,
+    piece: usize,
+) -> gander::Result<(gander::model::Model<B>, u64, usize)> {
     use gander::model::pull::{Pull, PullLoader};
     let q = quant.map(|q| gander::format::gander::Quant::parse(q).unwrap());
-    let mut ld = PullLoader::new(backend, bytes.len() as u64, q);
+    let mut ld = if files.len() == 1 && index.is_none() {
+        PullLoader::new(backend, files[0].1.len() as u64, q)
+    } else {
+        PullLoader::sharded(backend, files.iter().map(|(n, b)| (n.clone(), b.len() as u64)).collect(), index, q)
+    };
     let mut trips = 0;
     loop {
         match ld.step()? {
-            Pull::Need(a, b) => {
+            Pull::Need(f, a, b) => {
                 trips += 1;
                 assert!(trips < 10_000, "too many round trips");
+                let bytes = &files[f].1;
                 let mut at = a as usize;
                 while at < b as usize {
                     let end = (at + piece).min(b as usize);
-                    ld.add(at as u64, bytes[at..end].to_vec())?;
+                    ld.add(f, at as u64, bytes[at..end].to_vec())?;
                     at = end;
                 }
             }

@@ -426,7 +426,24 @@ export async function inspectAndLayouts({ layoutsUrl }) {
   const got = await s.forward(g.tokens);
   const flaErr = relErr(got, want.subarray(want.length - g.vocab));
   await m.dispose();
-  return { byUrl, byBlob, st, fla, missing, flaErr };
+  // Hugging Face shards (the transformers `rwkv7.` layout in two files): by the index's URL, by
+  // the shard URLs without the index, and as Files, on the page and in a worker; each must give
+  // the fla file's logits bit for bit (the same official values, renamed).
+  const hf = `${layoutsUrl}/hf-rwkv7`;
+  const shard = (i) => `${hf}/model-0000${i}-of-00002.safetensors`;
+  const files = [];
+  for (const i of [1, 2]) files.push(new File([await bytes(shard(i))], `model-0000${i}-of-00002.safetensors`));
+  const shards = {};
+  for (const [how, src, worker] of [['index', `${hf}/model.safetensors.index.json`, false], ['urls', [shard(2), shard(1)], true],
+    ['files', files, false], ['quant', `${hf}/model.safetensors.index.json`, false]]) {
+    const m2 = await Gander.load(src, { backend: 'cpu', worker, ...(how === 'quant' ? { quant: 'f32' } : {}) });
+    const got2 = await m2.session().forward(g.tokens);
+    shards[how] = got2.length === got.length && got2.every((x, i) => Object.is(x, got[i]));
+    await m2.dispose();
+  }
+  let twice;
+  try { await Gander.load([shard(1), shard(1)], { backend: 'cpu', worker: false }); } catch (e) { twice = err(e); }
+  return { byUrl, byBlob, st, fla, missing, flaErr, shards, twice };
 }
 
 /** Issue 16: a URL loads through the store's cache. `step` 'fresh' clears the cached copy and

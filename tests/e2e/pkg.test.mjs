@@ -206,7 +206,7 @@ for (const worker of [false, true]) {
   });
 }
 
-test('Gander.inspect reads only headers; other layouts load with the official logits', async () => {
+test('Gander.inspect reads only headers; other layouts and shards load with the official logits', async () => {
   // The layouts of the fp32-bytes golden checkpoint (standard-library Python).
   execFileSync('python3', ['tools/layouts/make_layouts.py', 'tests/golden/fp32-bytes/model.safetensors', 'target/e2e/layouts'], { cwd: ROOT });
   const before = errors.length;
@@ -232,6 +232,8 @@ test('Gander.inspect reads only headers; other layouts load with the official lo
   assert.equal(r.fla.layout, 'flash-linear-attention');
   assert.equal(r.missing?.code, 'IO');
   assert.ok(r.flaErr <= GOLDEN_TOL, `fla layout logits ${r.flaErr}`);
+  assert.deepEqual(r.shards, { index: true, urls: true, files: true, quant: true }, 'sharded loads give the same logits');
+  assert.equal(r.twice?.code, 'BAD_MODEL', JSON.stringify(r.twice));
   console.log(`  inspect: .pth ${r.byUrl.fetchedBytes} of ${r.byUrl.fileBytes} bytes read, safetensors ${r.st.fetchedBytes} of ${r.st.fileBytes}; fla layout logits ${r.flaErr.toExponential(2)}`);
 });
 

@@ -1,0 +1,129 @@
+// Peak memory of `Gander.load(url, { quant })` in headless Chromium for a big checkpoint served
+// from localhost (issue 16; `make bench-load` runs it on a 1.5B-shaped random `.pth`):
+//
+//   1. a fresh profile, CPU backend: the download into the IndexedDB cache is aborted after a
+//      few chunks, the next load resumes it, then converts the `.pth` to `quant` range by range;
+//   2. the browser relaunched on the same profile, WebGPU (SwiftShader here): the cached copy is
+//      checked with a one-byte request and read from the store only.
+//
+// Reported per run: the wasm heap after the load (it only grows, so it is the peak), the peak
+// resident memory (VmHWM) of the renderer, GPU and browser processes (sampled from /proc: the
+// honest total of JS, wasm and everything else), the bytes the server sent, and the times.
+//
+//   node bench/load_memory.mjs FILE [--quant int8] [--backends cpu,webgpu]
+
+import { startServer } from '../tools/serve.mjs';
+import { launch } from '../tests/e2e/browser.mjs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
+const file = resolve(args[0] || 'target/bench/rwkv7-1.5b-random-bf16.pth');
+const quant = opt('--quant', 'int8');
+const backends = opt('--backends', 'cpu,webgpu').split(',');
+const size = statSync(file).size;
+const path = `/${relative(ROOT, file)}`;
+const mib = (n) => `${(n / 1048576).toFixed(0)} MiB`;
+
+/** Peak VmHWM per Chromium process type of the browser using `profile`, sampled until stopped. */
+function sampler(profile) {
+  const peak = {};
+  const tick = () => {
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        if (!cmd.includes(profile) && !cmd.includes('--type=')) continue;
+        if (!cmd.includes(profile) && !isChildOf(pid, profile)) continue;
+        const type = /--type=([a-z-]+)/.exec(cmd)?.[1] || 'browser';
+        const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] || 0) * 1024;
+        const key = type === 'utility' ? 'utility' : type;
+        peak[key] = Math.max(peak[key] || 0, hwm);
+      } catch { /* the process ended */ }
+    }
+  };
+  const timer = setInterval(tick, 250);
+  return { stop: () => { clearInterval(timer); tick(); return peak; } };
+}
+
+/** Whether a process descends from a Chromium started with `profile` (zygote children do not
+ *  carry the profile on their command line). */
+function isChildOf(pid, profile) {
+  for (let p = pid, i = 0; p && p !== '1' && i < 8; i++) {
+    try {
+      p = /PPid:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1];
+      if (p && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(profile)) return true;
+    } catch { return false; }
+  }
+  return false;
+}
+
+async function run(server, profile, backend, { abortAfter }) {
+  const browser = await launch({ profile });
+  const s = sampler(profile);
+  const at = server.log.length;
+  try {
+    const page = await browser.ctx.newPage();
+    page.on('console', (m) => { if (m.type() === 'error') console.error(`  page: ${m.text()}`); });
+    await page.goto(`${server.url}tests/e2e/pkg.html`);
+    await page.waitForFunction(() => document.title === 'ready', null, { timeout: 120000 });
+    const r = await page.evaluate(async ({ path, backend, quant, abortAfter }) => {
+      const { Gander } = window.gander;
+      const t0 = performance.now();
+      const phases = {};
+      let resumedFrom = 0;
+      const onProgress = (p) => {
+        phases[p.phase] = (performance.now() - t0) / 1000;
+        if (p.resumedFrom) resumedFrom = p.resumedFrom;
+      };
+      let aborted = null;
+      if (abortAfter) {
+        const ac = new AbortController();
+        try {
+          await Gander.load(path, { backend, quant, worker: false, signal: ac.signal,
+            onProgress: (p) => { if (p.phase === 'download' && p.chunk >= abortAfter) ac.abort(); } });
+        } catch (e) { aborted = e.code; }
+      }
+      const t1 = performance.now();
+      const m = await Gander.load(path, { backend, quant, worker: false, onProgress });
+      const loadS = (performance.now() - t1) / 1000;
+      const s = m.session();
+      const t2 = performance.now();
+      const logits = await s.forward([1, 2, 3]);
+      const tokenS = (performance.now() - t2) / 1000;
+      const finite = logits.every(Number.isFinite);
+      const info = { backend: m.info.backend, quant: m.info.quant, params: m.info.params, adapter: m.info.adapter };
+      const wasm = Gander.wasmMemoryBytes();
+      await m.dispose();
+      return { aborted, resumedFrom, loadS, tokenS, finite, info, wasm, phases };
+    }, { path, backend, quant, abortAfter });
+    await page.close();
+    const mine = server.log.slice(at).filter((e) => e.path === path);
+    r.served = mine.reduce((n, e) => n + e.bytes, 0);
+    return r;
+  } finally {
+    await browser.close();
+    Object.assign(globalThis, { lastPeak: s.stop() });
+  }
+}
+
+const server = await startServer({ root: ROOT });
+const profile = mkdtempSync(join(tmpdir(), 'gander-load-'));
+try {
+  console.log(`file ${path}: ${mib(size)}; quant ${quant}; Chromium (headless), page thread`);
+  for (const [i, backend] of backends.entries()) {
+    const r = await run(server, profile, backend, { abortAfter: i === 0 ? 8 : 0 });
+    const peak = globalThis.lastPeak;
+    console.log(`${backend}: ${r.info.backend}${r.info.adapter ? ` (${r.info.adapter})` : ''}, ${r.info.quant}, ${(r.info.params / 1e9).toFixed(2)}B params; `
+      + `${i === 0 ? `download aborted (${r.aborted}), resumed from ${mib(r.resumedFrom)}; ` : ''}server sent ${r.served} bytes; `
+      + `load ${r.loadS.toFixed(1)} s, first token ${r.tokenS.toFixed(1)} s, logits finite: ${r.finite}`);
+    console.log(`  wasm heap ${mib(r.wasm)}; peak RSS: renderer ${mib(peak.renderer || 0)}, GPU process ${mib(peak['gpu-process'] || 0)}, browser ${mib(peak.browser || 0)}`);
+    console.log(`  phases (s from start): ${JSON.stringify(Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, +v.toFixed(1)])))}`);
+  }
+} finally {
+  await server.close();
+  rmSync(profile, { recursive: true, force: true });
+}
