@@ -3,12 +3,12 @@
 // dedicated Web Worker for `worker: true`.
 
 import * as wasm from './gander.js';
-import { initWasm, setWasmUrl, trapBeforeCall, wasmMemoryBytes, WASM32_MAX } from './wasm.js';
+import { initWasm, setWasmUrl, trapBeforeCall, wasmMemoryBytes } from './wasm.js';
 import {
-  AbortedError, BadInputError, BadModelError, GanderError, NoWebGPUError, isTrap, mib, outOfMemory, toGanderError, throwIfAborted,
+  AbortedError, BadInputError, BadModelError, GanderError, NoWebGPUError, isTrap, mib, toGanderError, throwIfAborted,
 } from './errors.js';
 import { toIds } from './options.js';
-import { fetchBytes, openSource, readAll } from './sources.js';
+import { fetchBytes, openSource } from './sources.js';
 import { cachedUrlSource } from './cache.js';
 import { askSql } from './sql.js';
 import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect, restoreConversation, saveConversation } from './chat.js';
@@ -239,13 +239,9 @@ async function loadFrom(src, opts, openStore) {
   if (src.size < 16) throw new GanderError('BAD_MODEL', `the file is ${src.size} bytes long: not a model`);
   const head = await src.read(0, 16);
   const probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
-  // Official safetensors stream tensor by tensor as stored; a `.pth`, another layout, or any
-  // file with `quant` is pulled range by range and converted on the way; GGUF is read whole.
-  const load = (device) => {
-    if (probe.kind === 'gguf') return loadWhole(src, device, opts);
-    if (probe.kind === 'safetensors' && !opts.quant) return stream(src, probe, device, opts);
-    return pull([src], device, opts);
-  };
+  // Official safetensors stream tensor by tensor as stored; a `.pth`, a GGUF file, another
+  // layout, or any file with `quant` is pulled range by range and converted on the way.
+  const load = (device) => (probe.kind === 'safetensors' && !opts.quant ? stream(src, probe, device, opts) : pull([src], device, opts));
   return choose(load, opts, openStore);
 }
 
@@ -335,17 +331,6 @@ async function warmUp(m) {
   const hint = { owner: GPU_LOAD, what: 'a first token on WebGPU' };
   const s = call(() => m.session(), hint);
   try { await acall(() => s.forward(new Uint32Array([0])), hint); } finally { freeQuietly(s); }
-}
-
-async function loadWhole(src, gpu, { signal, onProgress, quant }) {
-  const hint = { owner: gpu ? GPU_LOAD : null, what: `loading ${src.name || 'the model'} whole (a GGUF file is read whole)`, requested: src.size };
-  if (wasmMemoryBytes() + src.size > WASM32_MAX) throw outOfMemory(hint.what, { requested: src.size });
-  let bytes = await readAll(src);
-  throwIfAborted(signal);
-  if (quant) bytes = call(() => wasm.convert(bytes, quant, null), { ...hint, what: `converting ${src.name || 'the model'} to ${quant}` });
-  const m = call(() => (gpu ? wasm.WasmModel.fromBytesGpu(bytes, gpu) : wasm.WasmModel.fromBytes(bytes)), hint);
-  onProgress?.({ phase: 'load', loaded: src.size, total: src.size, fraction: 1 });
-  return m;
 }
 
 /** Bytes handed to the pull loader at a time: a big tensor's range arrives in pieces, so JS

@@ -249,3 +249,35 @@ fn inspect_reads_the_header_alone() {
         }
     }
 }
+
+/// The browser's pull loader (range by range, `model::pull`) reads every GGUF file as the
+/// whole-file reader does, bit for bit; with `quant` a K-quant file becomes the model `gander
+/// convert` writes from it.
+#[test]
+fn ggufs_pulled_range_by_range_equal_the_whole_file() {
+    let tokens = golden(CASE).tokens;
+    let run = |m: &Model<Cpu>| {
+        let mut st = m.new_state().unwrap();
+        m.forward(&mut st, &tokens).unwrap()
+    };
+    let mut n = 0;
+    for entry in std::fs::read_dir(files()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let whole = Model::load(Cpu, gander::format::open_path(&path).unwrap().as_mut()).unwrap();
+        let (pulled, fetched, _) = load_pulled(Cpu, &bytes, None, 1 << 16).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(run(&pulled).iter().zip(run(&whole)).all(|(a, b)| a.to_bits() == b.to_bits()), "{}: pulled differs", path.display());
+        assert!(fetched <= 2 * bytes.len() as u64, "{}: fetched {fetched} of {}", path.display(), bytes.len());
+        let mut converted = Vec::new();
+        gander::model::convert(gander::format::open_path(&path).unwrap().as_mut(), gander::format::gander::Quant::Int8, &mut converted, &mut |_, _| {})
+            .unwrap();
+        let want = Model::load(Cpu, gander::format::open_bytes(converted).unwrap().as_mut()).unwrap();
+        let (got, _, _) = load_pulled(Cpu, &bytes, Some("int8"), 1 << 20).unwrap();
+        assert!(run(&got).iter().zip(run(&want)).all(|(a, b)| a.to_bits() == b.to_bits()), "{}: pulled as int8 differs from gander convert", path.display());
+        n += 1;
+    }
+    assert!(n >= 6, "only {n} GGUF files were written");
+}

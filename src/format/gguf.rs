@@ -31,6 +31,8 @@ use std::collections::BTreeMap;
 /// Where a file's bytes live.
 enum Buf {
     Owned(Vec<u8>),
+    /// Read tensor by tensor through a reader ([`GgufFile::from_read_seek`]).
+    Reader(std::cell::RefCell<Box<dyn super::ReadSeek>>),
     #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
 }
@@ -40,6 +42,7 @@ impl std::ops::Deref for Buf {
     fn deref(&self) -> &[u8] {
         match self {
             Buf::Owned(v) => v,
+            Buf::Reader(_) => &[],
             #[cfg(not(target_arch = "wasm32"))]
             Buf::Mapped(m) => m,
         }
@@ -334,6 +337,28 @@ impl GgufFile {
         Self::parse_sized(Buf::Owned(prefix), len, false)
     }
 
+    /// Read a file of `file_len` bytes through a reader: the header now (a growing prefix, as
+    /// it has no length field), each tensor when it is read (the browser's reader over fetched
+    /// byte ranges, [`super::sparse::Sparse`]).
+    pub fn from_read_seek(mut r: impl std::io::Read + std::io::Seek + 'static, file_len: u64) -> Result<Self> {
+        use std::io::SeekFrom;
+        let len = usize::try_from(file_len).map_err(|_| Error::BadFile("the file is too large".into()))?;
+        let mut have = len.min(1 << 20);
+        loop {
+            let mut prefix = vec![0u8; have];
+            r.seek(SeekFrom::Start(0)).and_then(|_| r.read_exact(&mut prefix)).map_err(|e| Error::BadFile(format!("reading the GGUF header: {e}")))?;
+            match Self::parse_sized(Buf::Owned(prefix), len, false) {
+                Ok(mut f) => {
+                    f.buf = Buf::Reader(std::cell::RefCell::new(Box::new(r)));
+                    f.data = true;
+                    return Ok(f);
+                }
+                Err(e) if have < len && is_truncated_header(&e) => have = len.min(have.saturating_mul(4)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn parse(buf: Buf) -> Result<Self> {
         let len = buf.len();
         Self::parse_sized(buf, len, true)
@@ -506,17 +531,25 @@ impl GgufFile {
         v
     }
 
-    fn bytes(&self, s: &Stored) -> &[u8] {
-        self.buf.get(s.start..s.start + s.len).unwrap_or(&[])
+    /// A stored tensor's bytes (their range was checked against the file when it was opened).
+    fn bytes(&self, s: &Stored) -> Result<std::borrow::Cow<'_, [u8]>> {
+        if let Buf::Reader(r) = &self.buf {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut out = vec![0u8; s.len];
+            let mut r = r.borrow_mut();
+            r.seek(SeekFrom::Start(s.start as u64)).and_then(|_| r.read_exact(&mut out)).map_err(|e| Error::BadFile(format!("reading a GGUF tensor: {e}")))?;
+            return Ok(out.into());
+        }
+        Ok(self.buf.get(s.start..s.start + s.len).unwrap_or(&[]).into())
     }
 
     /// A stored tensor as little-endian values: floats as stored, block formats as f32.
-    fn decoded(&self, s: &Stored) -> (DType, Vec<u8>) {
-        let b = self.bytes(s);
-        match s.ty {
-            GgmlType::F32 => (DType::F32, b.to_vec()),
-            GgmlType::F16 => (DType::F16, b.to_vec()),
-            GgmlType::BF16 => (DType::BF16, b.to_vec()),
+    fn decoded(&self, s: &Stored) -> Result<(DType, Vec<u8>)> {
+        let b = self.bytes(s)?;
+        Ok(match s.ty {
+            GgmlType::F32 => (DType::F32, b.into_owned()),
+            GgmlType::F16 => (DType::F16, b.into_owned()),
+            GgmlType::BF16 => (DType::BF16, b.into_owned()),
             t => {
                 let (be, bb) = t.block();
                 let mut out = Vec::with_capacity(s.numel() * 4);
@@ -529,7 +562,7 @@ impl GgufFile {
                 }
                 (DType::F32, out)
             }
-        }
+        })
     }
 }
 
@@ -703,7 +736,7 @@ impl TensorSource for GgufFile {
         let (stored, fix) = self.map.get(name).cloned().ok_or_else(|| Error::BadModel(format!("missing tensor `{name}`")))?;
         let info = self.infos.get(name).cloned().ok_or_else(|| Error::BadModel(format!("missing tensor `{name}`")))?;
         let s = self.stored.get(&stored).ok_or_else(|| Error::BadModel(format!("missing GGUF tensor `{stored}`")))?;
-        let (dtype, data) = self.decoded(s);
+        let (dtype, data) = self.decoded(s)?;
         let data = match fix {
             Fix::Same | Fix::Reshape => data,
             Fix::Slice(i) => {
@@ -735,7 +768,7 @@ impl TensorSource for GgufFile {
             [r, c] => (*r, *c),
             sh => return Err(Error::BadModel(format!("`{name}` has shape {sh:?}, expected a matrix"))),
         };
-        let b = self.bytes(&s);
+        let b = self.bytes(&s)?;
         let blocks = b.len() / s.ty.block().1;
         let mut scale = Vec::with_capacity(blocks);
         let data = if s.ty == GgmlType::Q8_0 {
@@ -759,6 +792,10 @@ impl TensorSource for GgufFile {
             MatrixData::Q4 { q, scale }
         };
         Ok(HostMatrix { rows, cols, data })
+    }
+
+    fn order(&self, name: &str) -> Option<u64> {
+        Some(self.stored.get(&self.map.get(name)?.0)?.start as u64)
     }
 
     fn is_packed(&self, name: &str) -> bool {

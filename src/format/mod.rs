@@ -139,8 +139,8 @@ pub fn open_bytes(bytes: Vec<u8>) -> Result<Box<dyn TensorSource>> {
 
 /// Open a checkpoint of `file_len` bytes through a reader that holds only some of its bytes
 /// (the browser's [`sparse::Sparse`] over fetched ranges): a `.pth` or a safetensors file in any
-/// layout, read tensor by tensor. A read of bytes not fetched yet fails, and the reader's
-/// `missing` says which to fetch; GGUF is read from memory ([`open_bytes`]).
+/// layout, or a GGUF file, read tensor by tensor. A read of bytes not fetched yet fails, and
+/// the reader's `missing` says which to fetch.
 pub fn open_reader(mut r: impl Read + Seek + 'static, file_len: u64) -> Result<Box<dyn TensorSource>> {
     let mut magic = [0u8; 4];
     r.read_exact(&mut magic).map_err(|e| crate::Error::BadFile(format!("reading the first bytes: {e}")))?;
@@ -148,7 +148,7 @@ pub fn open_reader(mut r: impl Read + Seek + 'static, file_len: u64) -> Result<B
     if magic.starts_with(b"PK\x03\x04") {
         layout::wrap(Box::new(pth::PthFile::from_read_seek(r)?))
     } else if gguf::is_gguf(&magic) {
-        Err(crate::Error::Unsupported("reading a GGUF file tensor by tensor; load it whole".into()))
+        Ok(Box::new(gguf::GgufFile::from_read_seek(r, file_len)?))
     } else {
         layout::wrap(gander::wrap(safetensors::SafetensorsFile::from_read_seek(r, file_len)?)?)
     }

@@ -410,7 +410,7 @@ export async function lossMidGeneration({ worker }) {
 /** Issue 16: Gander.inspect reads only headers (range requests for a URL, slices of a Blob),
  * and a checkpoint in another layout (flash-linear-attention, written by
  * tools/layouts/make_layouts.py) loads and gives the official package's logits. */
-export async function inspectAndLayouts({ layoutsUrl }) {
+export async function inspectAndLayouts({ layoutsUrl, ggufUrl }) {
   const pthUrl = '/shared/fixtures/tiny-rwkv7-834k/model.pth';
   const byUrl = await Gander.inspect(pthUrl);
   const byBlob = await Gander.inspect(new Blob([await bytes(pthUrl)]));
@@ -441,9 +441,18 @@ export async function inspectAndLayouts({ layoutsUrl }) {
     shards[how] = got2.length === got.length && got2.every((x, i) => Object.is(x, got[i]));
     await m2.dispose();
   }
+  // llama.cpp GGUF (tools/layouts/make_gguf.py): F32 is the official values, bit for bit; a
+  // K-quant file converted to int8 on the way runs.
+  const gguf = {};
+  for (const [name, quant] of [['f32', undefined], ['kquants', 'int8']]) {
+    const m3 = await Gander.load(`${ggufUrl}/${name}.gguf`, { backend: 'cpu', worker: false, quant });
+    const got3 = await m3.session().forward(g.tokens);
+    gguf[name] = { quant: m3.info.quant, same: got3.every((x, i) => Object.is(x, got[i])), finite: got3.every(Number.isFinite) };
+    await m3.dispose();
+  }
   let twice;
   try { await Gander.load([shard(1), shard(1)], { backend: 'cpu', worker: false }); } catch (e) { twice = err(e); }
-  return { byUrl, byBlob, st, fla, missing, flaErr, shards, twice };
+  return { byUrl, byBlob, st, fla, missing, flaErr, shards, twice, gguf };
 }
 
 /** Issue 16: a URL loads through the store's cache. `step` 'fresh' clears the cached copy and

@@ -206,11 +206,12 @@ for (const worker of [false, true]) {
   });
 }
 
-test('Gander.inspect reads only headers; other layouts and shards load with the official logits', async () => {
+test('Gander.inspect reads only headers; other layouts, shards and GGUF load with the official logits', async () => {
   // The layouts of the fp32-bytes golden checkpoint (standard-library Python).
   execFileSync('python3', ['tools/layouts/make_layouts.py', 'tests/golden/fp32-bytes/model.safetensors', 'target/e2e/layouts'], { cwd: ROOT });
   const before = errors.length;
-  const r = await run('inspectAndLayouts', { layoutsUrl: '/target/e2e/layouts' });
+  execFileSync(join(ROOT, 'target/gguf-venv/bin/python'), ['tools/layouts/make_gguf.py', 'tests/golden/fp32-bytes/model.safetensors', 'target/e2e/gguf'], { cwd: ROOT });
+  const r = await run('inspectAndLayouts', { layoutsUrl: '/target/e2e/layouts', ggufUrl: '/target/e2e/gguf' });
   // The deliberate request for a missing file is logged by Chromium as a 404; nothing else may be.
   const logged = errors.splice(before);
   assert.deepEqual(logged.filter((m) => !/status of 404/.test(m)), []);
@@ -234,6 +235,8 @@ test('Gander.inspect reads only headers; other layouts and shards load with the 
   assert.ok(r.flaErr <= GOLDEN_TOL, `fla layout logits ${r.flaErr}`);
   assert.deepEqual(r.shards, { index: true, urls: true, files: true, quant: true }, 'sharded loads give the same logits');
   assert.equal(r.twice?.code, 'BAD_MODEL', JSON.stringify(r.twice));
+  assert.deepEqual(r.gguf.f32, { quant: 'f32', same: true, finite: true }, 'an F32 GGUF gives the official logits bit for bit');
+  assert.ok(r.gguf.kquants.quant === 'int8' && r.gguf.kquants.finite, JSON.stringify(r.gguf));
   console.log(`  inspect: .pth ${r.byUrl.fetchedBytes} of ${r.byUrl.fileBytes} bytes read, safetensors ${r.st.fetchedBytes} of ${r.st.fileBytes}; fla layout logits ${r.flaErr.toExponential(2)}`);
 });
 
