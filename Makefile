@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: demo eval-sql train-sql gguf-venv test soak deps web-deps pkg bench bench-all bench-grammar bench-chat bench-webgpu wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo eval-sql train-sql gguf-venv test soak deps web-deps pkg bench bench-all bench-load bench-grammar bench-chat bench-webgpu wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -151,6 +151,16 @@ $(GGUF_PY):
 bench-all: deps $(BENCH_FILES) wasm-bench-build $(PYREF)/bin/python
 	$(CARGO) build --release --locked -q
 	python3 bench/report.py --wasm --official $(PYREF)/bin/python
+
+# Peak memory of Gander.load(url, { quant: 'int8' }) in headless Chromium for a 1.5B-shaped
+# random .pth (3 GB, bf16, written with torch from target/pyref): an aborted download resumed,
+# the conversion on the way, then a cached load on WebGPU (issue 16; bench/load_memory.mjs).
+$(BENCH_DIR)/rwkv7-1.5b-random-bf16.pth: $(PYREF)/bin/python
+	@mkdir -p $(BENCH_DIR)
+	$(PYREF)/bin/python bench/random_pth.py $@ --embd 2048 --layers 24 --vocab 65536
+
+bench-load: pkg $(BENCH_DIR)/rwkv7-1.5b-random-bf16.pth
+	node bench/load_memory.mjs $(BENCH_DIR)/rwkv7-1.5b-random-bf16.pth --quant int8
 
 # Token-mask time per token for a JSON-schema grammar on the World vocabulary (issue 15),
 # natively and in wasm (Node WASI, simd128, one thread); compare with `make bench`'s decode.

@@ -1,37 +1,128 @@
-// Conversion for ModelStore.put: a checkpoint (`.pth`, safetensors or a Gander file) from any
-// source becomes the bytes the store keeps, with what they are (kind, quant, shapes). Converting
-// runs on this thread, or with `worker: true` in a worker of its own: started for a conversion,
+// Conversion for ModelStore.put: a checkpoint (`.pth`, safetensors, GGUF or a Gander file) from
+// any source becomes the bytes the store keeps, with what they are (kind, quant, shapes).
+// Converting streams on this thread, tensor by tensor, or with `worker: true` runs whole in a
+// worker of its own: started for a conversion,
 // ended when none is left (a worker's wasm memory only grows, so ending it returns the memory),
 // and started again after it was ended or crashed.
 
-import { BadModelError, GanderError, callWasm as call, throwIfAborted } from './errors.js';
+import { BadModelError, GanderError, callWasm as call, throwIfAborted, toGanderError } from './errors.js';
 import { initWasm } from './wasm.js';
-import { memorySource, openSource, readAll } from './sources.js';
+import { memorySource, openSource, rangeSource, readAll } from './sources.js';
 import { readSummary } from './inspect.js';
 
 /**
  * Open `source` and, with `quant`, convert it. Resolves to `{src, kind, info}`: a byte-range
- * source over the bytes to store, their format ('safetensors' or 'pth') and their description.
+ * source over the bytes to store (read in order, once), their format ('safetensors', 'pth' or
+ * 'gguf') and their description. A URL is read by range requests where the server allows them.
+ * The conversion streams: the Gander file is written tensor by tensor from the source's byte
+ * ranges (the wasm `PullConverter`), one tensor in memory at a time; with `worker: true` the
+ * file is converted whole in memory in a worker instead (keeps the page responsive; files that
+ * fit in wasm memory).
  */
 export async function prepare(name, source, { quant, onProgress, signal, worker } = {}) {
   const wasm = await initWasm();
-  let src = await openSource(source, { signal, onProgress });
+  let src = await openPutSource(source, { signal, onProgress });
   throwIfAborted(signal);
   if (src.size < 16) throw new BadModelError(`the file is ${src.size} bytes long: not a model`);
+  if (quant && !worker) return convertStreaming(wasm, name, src, quant, { onProgress, signal });
   const head = await src.read(0, 16);
   let probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
   if (quant) {
     const bytes = await readAll(src);
     throwIfAborted(signal);
     const progress = (d, t) => onProgress?.({ phase: 'convert', loaded: d, total: t, fraction: d / t });
-    const hint = { what: `converting ${src.name || name} to ${quant}`, requested: bytes.byteLength };
-    const out = worker
-      ? await convertInWorker(bytes, quant, progress, signal)
-      : call(() => wasm.convert(bytes, quant, progress), hint);
+    const out = await convertInWorker(bytes, quant, progress, signal);
     src = memorySource(out, name);
     probe = call(() => wasm.probe(out.subarray(0, 16), out.byteLength), { what: 'reading the header' });
   }
   return { src, ...(await describe(wasm, src, probe)) };
+}
+
+/** A source for ModelStore.put: a URL by range requests (nothing held whole), or as
+ *  `openSource` gives it when the server ignores ranges. */
+async function openPutSource(source, { signal, onProgress }) {
+  if (typeof source === 'string' || (typeof URL !== 'undefined' && source instanceof URL)) {
+    try {
+      return await rangeSource(String(source), { signal });
+    } catch (e) {
+      throwIfAborted(signal);
+      if (!e || e.code !== 'UNSUPPORTED') throw e;
+    }
+  }
+  return openSource(source, { signal, onProgress });
+}
+
+/** Bytes handed to the converter at a time (a big tensor's range arrives in pieces). */
+const PIECE = 16 << 20;
+
+/** `src` converted to a Gander file of `quant` as a source read in order (ModelStore's writer
+ *  reads it chunk by chunk): the converter runs as far as each read needs. */
+async function convertStreaming(wasm, name, src, quant, { onProgress, signal }) {
+  const what = `converting ${src.name || name} to ${quant}`;
+  const conv = call(() => new wasm.PullConverter([''], new Float64Array([src.size]), null, quant), { what });
+  let size = 0;
+  const next = async () => {
+    for (;;) {
+      throwIfAborted(signal);
+      const s = call(() => conv.step(), { what });
+      if (s.need) {
+        const [, a, b] = s.need;
+        for (let at = a; at < b; at += PIECE) {
+          const end = Math.min(b, at + PIECE);
+          const bytes = await src.read(at, end).catch((e) => { throw toGanderError(e, { what: `reading ${src.name || name}`, requested: end - at }); });
+          call(() => conv.add(0, at, bytes), { what, requested: end - at });
+        }
+        continue;
+      }
+      if (s.header) { size = s.total; return s.header; }
+      if (s.bytes) {
+        onProgress?.({ phase: 'convert', loaded: s.done, total: s.total, fraction: s.done / s.total });
+        // Let the page breathe between tensors (progress bars, abort clicks).
+        await new Promise((r) => setTimeout(r, 0));
+        return s.bytes;
+      }
+      return null;
+    }
+  };
+  let queue;
+  let info;
+  try {
+    queue = [await next()];
+    info = { ...infoOf(call(() => conv.summary(), { what })), quant, gander: true };
+  } catch (e) {
+    conv.free();
+    src.close?.();
+    throw e;
+  }
+  let at = 0;
+  let queued = queue[0].byteLength;
+  const read = async (a, b) => {
+    if (a !== at) throw new GanderError('INTERNAL', `the converted file is read in order (asked for ${a}, at ${at})`);
+    while (queued < b - a) {
+      const p = await next();
+      if (!p) throw new BadModelError(`${what}: the file ended ${b - a - queued} bytes early`);
+      queue.push(p);
+      queued += p.byteLength;
+    }
+    const out = new Uint8Array(b - a);
+    for (let o = 0; o < out.length;) {
+      const p = queue[0];
+      const n = Math.min(p.byteLength, out.length - o);
+      out.set(p.subarray(0, n), o);
+      o += n;
+      if (n === p.byteLength) queue.shift(); else queue[0] = p.subarray(n);
+    }
+    at = b;
+    queued -= b - a;
+    return out;
+  };
+  let open = true;
+  const close = () => {
+    if (!open) return;
+    open = false;
+    try { conv.free(); } finally { src.close?.(); }
+  };
+  return { src: { size, name, read, close }, kind: 'safetensors', info };
 }
 
 /** What a byte-range source holds, for a store manifest: `{kind, info}`, from its headers
@@ -54,11 +145,15 @@ export async function describeSource(src, { shard = false } = {}) {
 }
 
 async function describe(wasm, src, probe) {
-  const { summary: s } = await readSummary(src);
+  const { summary } = await readSummary(src);
+  return { kind: probe.kind, info: infoOf(summary) };
+}
+
+/** A store manifest's `info` from a checkpoint's summary (model::inspect). */
+function infoOf(s) {
   const c = s.config;
-  const info = { layers: c.layers, embd: c.embd, heads: c.heads, headSize: c.head_size, vocab: c.vocab, quant: s.stored,
+  return { layers: c.layers, embd: c.embd, heads: c.heads, headSize: c.head_size, vocab: c.vocab, quant: s.stored,
     gander: s.gander, params: s.params, stateBytes: s.stateBytes };
-  return { kind: probe.kind, info };
 }
 
 let convertWorker = null;

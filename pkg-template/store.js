@@ -303,10 +303,11 @@ export class ModelStore {
   }
 
   /**
-   * Store a model. `source`: ArrayBuffer, Uint8Array, Blob/File or URL. With `quant` the file is
-   * converted to a Gander file first (`.pth`, `.safetensors` or Gander in; f32/f16/int8/q4 out),
-   * on this thread, or in a worker with `worker: true` (convert.js). Without `quant` the bytes are
-   * stored as they are (a `.pth` then loads whole, not streamed). Resolves to the manifest.
+   * Store a model. `source`: ArrayBuffer, Uint8Array, Blob/File or URL (read by range requests
+   * where the server allows them). With `quant` the file is converted to a Gander file as it is
+   * stored (`.pth`, safetensors, GGUF or Gander in; f32/f16/int8/q4 out), tensor by tensor on this
+   * thread, or whole in a worker with `worker: true` (convert.js). Without `quant` the bytes are
+   * stored as they are. Resolves to the manifest.
    */
   async put(name, source, options = {}) {
     checkName('ModelStore.put', name);
@@ -317,7 +318,11 @@ export class ModelStore {
     return withLock(`gander-put:${this.database}:${name}`, { ifAvailable: true }, async (lock) => {
       if (!lock) throw new GanderError('BUSY', `model "${name}" is being written by another tab or call; try again when it has finished`);
       const { src, kind, info } = await prepare(name, source, { quant, onProgress, signal, worker });
-      return this._write(name, src, kind, info, { onProgress, signal });
+      try {
+        return await this._write(name, src, kind, info, { onProgress, signal });
+      } finally {
+        src.close?.();
+      }
     });
   }
 

@@ -93,3 +93,42 @@ fn bad_files_are_errors_not_panics() {
     assert!(ld.add(1, 0, vec![0; 20]).is_err(), "no second file");
     assert!(ld.finish().is_err(), "finish before done is an error");
 }
+
+/// Drive `PullConverter` over files in memory: the Gander file it writes, piece by piece.
+fn convert_pulled(files: &[(String, Vec<u8>)], index: Option<Vec<u8>>, quant: &str) -> Vec<u8> {
+    use gander::model::pull::{Convert, PullConverter};
+    let q = format::gander::Quant::parse(quant).unwrap();
+    let mut c = PullConverter::new(files.iter().map(|(n, b)| (n.clone(), b.len() as u64)).collect(), index, q);
+    let mut out = Vec::new();
+    let mut size = None;
+    loop {
+        match c.step().unwrap() {
+            Convert::Need(f, a, b) => c.add(f, a, files[f].1[a as usize..b as usize].to_vec()).unwrap(),
+            Convert::Header(h, total) => {
+                assert!(out.is_empty(), "the header comes first");
+                size = Some(total);
+                out.extend(h);
+            }
+            Convert::Tensor(t, done, total) => {
+                assert!(done <= total);
+                out.extend(t);
+            }
+            Convert::Done => break,
+        }
+    }
+    assert_eq!(Some(out.len() as u64), size, "the size announced with the header");
+    out
+}
+
+#[test]
+fn a_converter_over_ranges_writes_the_bytes_of_gander_convert() {
+    for case in CASES {
+        let pth = std::fs::read(golden_dir(case).join("model.pth")).unwrap();
+        for quant in ["f32", "f16", "int8", "q4"] {
+            assert!(convert_pulled(&[(String::new(), pth.clone())], None, quant) == converted(&pth, quant), "{case} {quant}");
+        }
+    }
+    // A Gander file converted again keeps its codes.
+    let int8 = converted(&std::fs::read(fixture_path("tiny-rwkv7-834k/model.pth")).unwrap(), "int8");
+    assert!(convert_pulled(&[(String::new(), int8.clone())], None, "int8") == int8);
+}

@@ -243,18 +243,8 @@ impl TensorSource for GanderSource {
     }
 }
 
-/// One logical tensor of the output file and how it is stored.
-struct Planned {
-    name: String,
-    how: Quant,
-}
-
 fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn le_bytes_f16(name: &str, v: &[f32]) -> Result<Vec<u8>> {
-    Ok(to_f16(name, v)?.iter().flat_map(|x| x.to_le_bytes()).collect())
 }
 
 /// `v` rounded to f16, refused when a value is beyond its range.
@@ -316,17 +306,19 @@ pub fn data_bytes(infos: &BTreeMap<String, TensorInfo>, names: &[String], quant:
     Ok(total)
 }
 
-/// `names` is the set of logical tensors to keep (the caller drops unused ones such as layer-0
-/// `v*`). `progress(done, total)` is called after each tensor.
-pub fn write(
-    src: &mut dyn TensorSource,
-    names: &[String],
-    quant: Quant,
-    fingerprint: &str,
-    out: &mut dyn Write,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<()> {
-    let mut plan = Vec::with_capacity(names.len());
+/// A Gander file laid out before any tensor is read: its header block (length and JSON, padded
+/// to 8 bytes) and the logical tensors in the order their bytes follow, each with its storage.
+pub struct Plan {
+    pub header: Vec<u8>,
+    pub tensors: Vec<(String, Quant)>,
+    /// Bytes of tensor data after the header.
+    pub data_bytes: u64,
+}
+
+/// Lay out the Gander file of `quant` holding the logical tensors `names` of `src` (the caller
+/// drops unused ones such as layer-0 `v*`), from shapes alone.
+pub fn plan(src: &dyn TensorSource, names: &[String], quant: Quant, fingerprint: &str) -> Result<Plan> {
+    let mut tensors = Vec::with_capacity(names.len());
     let mut header: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     let mut quant_map = BTreeMap::new();
     let mut shapes = BTreeMap::new();
@@ -354,7 +346,7 @@ pub fn write(
             header.insert(tname.clone(), serde_json::json!({ "dtype": dt, "shape": shape, "data_offsets": [offset, offset + bytes] }));
             offset += bytes;
         }
-        plan.push(Planned { name: name.clone(), how });
+        tensors.push((name.clone(), how));
     }
     let meta = serde_json::json!({
         "format": "gander",
@@ -370,28 +362,66 @@ pub fn write(
     while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
-    let werr = |e: std::io::Error| Error::io("output", e);
-    out.write_all(&(json.len() as u64).to_le_bytes()).map_err(werr)?;
-    out.write_all(&json).map_err(werr)?;
-    let total = plan.len();
-    for (i, p) in plan.iter().enumerate() {
-        match p.how {
-            Quant::F32 => out.write_all(&le_bytes_f32(&src.read(&p.name)?.to_f32())).map_err(werr)?,
-            Quant::F16 => out.write_all(&le_bytes_f16(&p.name, &src.read(&p.name)?.to_f32())?).map_err(werr)?,
-            // A matrix already in the target format (a GGUF Q8_0 or Q4_0, a Gander file) is
-            // copied code for code: requantising would round a second time (`to_storage`).
-            Quant::Int8 | Quant::Q4 => match to_storage(&p.name, src.read_matrix(&p.name)?, p.how)?.data {
-                quant::MatrixData::Int8 { q, scale } => {
-                    out.write_all(bytemuck::cast_slice(&q)).map_err(werr)?;
-                    out.write_all(bytemuck::cast_slice(&scale)).map_err(werr)?;
-                }
-                quant::MatrixData::Q4 { q, scale } => {
-                    out.write_all(&q).map_err(werr)?;
-                    out.write_all(bytemuck::cast_slice(&scale)).map_err(werr)?;
-                }
-                _ => return Err(Error::BadInput(format!("`{}` was not quantised to {}", p.name, p.how.name()))),
-            },
+    let mut block = (json.len() as u64).to_le_bytes().to_vec();
+    block.extend_from_slice(&json);
+    Ok(Plan { header: block, tensors, data_bytes: offset as u64 })
+}
+
+/// A logical tensor as read from a source: a packed matrix ([`TensorSource::is_packed`], read
+/// with `read_matrix` to keep its codes) or anything else as stored.
+pub enum Read {
+    Matrix(HostMatrix),
+    Raw(RawTensor),
+}
+
+/// Read `name` as [`Read`]: packed matrices keep their codes.
+pub fn read_for_storage(src: &mut dyn TensorSource, name: &str) -> Result<Read> {
+    let packed = src.tensors().get(name).is_some_and(|i| is_matrix(name, i)) && src.is_packed(name);
+    Ok(if packed { Read::Matrix(src.read_matrix(name)?) } else { Read::Raw(src.read(name)?) })
+}
+
+/// The bytes a Gander file stores for the logical tensor `name` as `how` (what [`plan`] laid
+/// out for it): f32 or f16 values, or int8/q4 codes then their scales. Codes already in `how`
+/// are kept ([`to_storage`]); a raw matrix is converted a few rows at a time ([`raw_to_storage`]).
+pub fn stored_bytes(name: &str, got: Read, how: Quant) -> Result<Vec<u8>> {
+    let m = match (how, got) {
+        (Quant::F32, Read::Raw(t)) => return Ok(le_bytes_f32(&t.to_f32())),
+        (Quant::F32, Read::Matrix(m)) => return Ok(le_bytes_f32(&m.to_f32())),
+        (how, Read::Raw(t)) => raw_to_storage(name, t, how)?,
+        (how, Read::Matrix(m)) => to_storage(name, m, how)?,
+    };
+    Ok(match m.data {
+        MatrixData::F32(v) => le_bytes_f32(&v),
+        MatrixData::F16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        MatrixData::Int8 { q, scale } => {
+            let mut out = bytemuck::cast_slice::<i8, u8>(&q).to_vec();
+            out.extend_from_slice(bytemuck::cast_slice(&scale));
+            out
         }
+        MatrixData::Q4 { mut q, scale } => {
+            q.extend_from_slice(bytemuck::cast_slice(&scale));
+            q
+        }
+    })
+}
+
+/// Write `src` as a Gander file of `quant` holding the logical tensors `names` ([`plan`]), one
+/// tensor at a time. `progress(done, total)` is called after each tensor.
+pub fn write(
+    src: &mut dyn TensorSource,
+    names: &[String],
+    quant: Quant,
+    fingerprint: &str,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
+    let p = plan(src, names, quant, fingerprint)?;
+    let werr = |e: std::io::Error| Error::io("output", e);
+    out.write_all(&p.header).map_err(werr)?;
+    let total = p.tensors.len();
+    for (i, (name, how)) in p.tensors.iter().enumerate() {
+        let got = read_for_storage(src, name)?;
+        out.write_all(&stored_bytes(name, got, *how)?).map_err(werr)?;
         progress(i + 1, total);
     }
     out.flush().map_err(werr)

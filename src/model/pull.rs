@@ -1,22 +1,24 @@
-//! A model loaded from a file known only by the byte ranges fetched so far, converted on the
-//! way: the browser loads a `.pth` or a safetensors file of any layout from IndexedDB chunks or
-//! range requests this way, and with `quant` (`Gander.load(url, { quant: 'int8' })`) each
-//! matrix is quantised as it arrives, so neither JS nor wasm ever holds the whole file.
+//! Checkpoints read from files known only by the byte ranges fetched so far, converted on the
+//! way. The browser loads a `.pth`, a GGUF file, a safetensors file of any layout or
+//! safetensors shards from IndexedDB chunks or range requests this way ([`PullLoader`]); with
+//! `quant` (`Gander.load(url, { quant: 'int8' })`) each matrix is quantised as it arrives, so
+//! neither JS nor wasm ever holds the whole file. [`PullConverter`] writes a Gander file the same
+//! way, piece by piece (`ModelStore.put(name, url, { quant })`).
 //!
-//! The caller's loop: [`PullLoader::step`] says which bytes it needs ([`Pull::Need`]), the
-//! caller fetches them and hands them over with [`PullLoader::add`], and steps again, until
-//! [`Pull::Done`]. Inside, the container's own reader (zip and pickle for a `.pth`, the
-//! safetensors header) runs over a [`Sparse`] view of the fetched bytes; a read of bytes not
-//! fetched yet fails and names them. Tensors are read one at a time into the next part's set
-//! ([`Part`]); when the part has every tensor, the fetched bytes are dropped and the part is
-//! built. Peak memory: the part's raw tensors, the bytes of the one being read, and one matrix
-//! being converted (for a 1.5B model the embedding: 256 MiB in bf16, 512 MiB as f32), plus the
-//! weights loaded so far.
+//! The caller's loop: `step()` says which bytes of which file it needs ([`Pull::Need`]), the
+//! caller fetches them and hands them over with `add()`, and steps again. Inside, the
+//! container's own reader (zip and pickle for a `.pth`, the safetensors or GGUF header) runs
+//! over a [`Sparse`] view of the fetched bytes; a read of bytes not fetched yet fails and names
+//! them. Tensors are read one at a time, in file order, into the next part's set ([`Part`]); the
+//! bytes of a big one are dropped as soon as it is read, and a matrix is converted a few rows at
+//! a time. Peak memory beyond the weights loaded so far: a part's tensors, about twice the
+//! largest tensor as stored (for a 1.5B model the embedding: 256 MiB in bf16), and the converted
+//! copy of one matrix.
 
 use super::{ModelBuilder, Part};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::format::gander::{self, Quant};
+use crate::format::gander::{self, Quant, Read as Got};
 use crate::format::quant::HostMatrix;
 use crate::format::sparse::{self, Parts, Sparse};
 use crate::format::{RawTensor, TensorInfo, TensorSource};
@@ -38,12 +40,6 @@ pub enum Pull {
 
 /// Vectors up to this size are copied when read (the fingerprint reads some twice).
 const COPY_MAX: usize = 1 << 20;
-
-/// A tensor read ahead: a matrix already in its target storage, or anything else as stored.
-enum Got {
-    Matrix(HostMatrix),
-    Raw(RawTensor),
-}
 
 /// One part's tensors, read ahead, served to the builder.
 struct Fetched<'a> {
@@ -93,37 +89,21 @@ impl File {
     }
 }
 
-/// A model being loaded from fetched byte ranges (see the module doc).
-pub struct PullLoader<B: Backend> {
+/// The files of a checkpoint and what was fetched of each.
+struct Files {
     files: Vec<File>,
     /// A shard index (`model.safetensors.index.json`), when one came with the shards.
     index: Option<Vec<u8>>,
-    backend: Option<B>,
-    quant: Option<Quant>,
-    src: Option<Box<dyn TensorSource>>,
-    builder: Option<ModelBuilder<B>>,
-    got: BTreeMap<String, Got>,
-    /// Bytes handed over so far.
-    pub fetched: u64,
+    fetched: u64,
 }
 
-impl<B: Backend> PullLoader<B> {
-    /// A loader for a file of `len` bytes onto `backend`, its matrices converted to `quant`
-    /// (None: as stored).
-    pub fn new(backend: B, len: u64, quant: Option<Quant>) -> Self {
-        Self::sharded(backend, vec![(String::new(), len)], None, quant)
-    }
-
-    /// A loader for a checkpoint in several safetensors files (`(file name, length)`), joined by
-    /// `index` (the bytes of `model.safetensors.index.json`) or, without one, by the tensors
-    /// each file's header lists (a tensor in two files is refused).
-    pub fn sharded(backend: B, files: Vec<(String, u64)>, index: Option<Vec<u8>>, quant: Option<Quant>) -> Self {
+impl Files {
+    fn new(files: Vec<(String, u64)>, index: Option<Vec<u8>>) -> Files {
         let files = files.into_iter().map(|(name, len)| File { name, len, parts: Default::default(), missing: Default::default() }).collect();
-        PullLoader { files, index, backend: Some(backend), quant, src: None, builder: None, got: BTreeMap::new(), fetched: 0 }
+        Files { files, index, fetched: 0 }
     }
 
-    /// Hand over the bytes of file `file` (0 for a single file) fetched from `start`.
-    pub fn add(&mut self, file: usize, start: u64, bytes: Vec<u8>) -> Result<()> {
+    fn add(&mut self, file: usize, start: u64, bytes: Vec<u8>) -> Result<()> {
         let f = self.files.get(file).ok_or_else(|| Error::BadInput(format!("file {file}: the loader has {} files", self.files.len())))?;
         let end = start.checked_add(bytes.len() as u64).filter(|&e| e <= f.len);
         if end.is_none() {
@@ -132,6 +112,30 @@ impl<B: Backend> PullLoader<B> {
         self.fetched += bytes.len() as u64;
         sparse::add(&mut f.parts.borrow_mut(), start, bytes);
         Ok(())
+    }
+
+    /// Forget the last misses (before a new attempt).
+    fn clear_missing(&self) {
+        for f in &self.files {
+            f.missing.set(None);
+        }
+    }
+
+    /// After a tensor was read ([`drop_read_bytes`]).
+    fn drop_read(&self) {
+        for f in &self.files {
+            drop_read_bytes(&mut f.parts.borrow_mut());
+        }
+    }
+
+    /// `e` as a request for the bytes a read missed, or as the error it is.
+    fn miss_or(&self, e: Error) -> Result<(usize, u64, u64)> {
+        for (i, f) in self.files.iter().enumerate() {
+            if let Some((a, b)) = f.missing.take() {
+                return Ok((i, a, b));
+            }
+        }
+        Err(e)
     }
 
     /// The checkpoint over the fetched bytes: one file of any container, or safetensors shards.
@@ -162,16 +166,49 @@ impl<B: Backend> PullLoader<B> {
         };
         layout::wrap(Box::new(sharded::Sharded::new(&map, shards)?))
     }
+}
+
+/// A model being loaded from fetched byte ranges (see the module doc).
+pub struct PullLoader<B: Backend> {
+    files: Files,
+    backend: Option<B>,
+    quant: Option<Quant>,
+    src: Option<Box<dyn TensorSource>>,
+    builder: Option<ModelBuilder<B>>,
+    got: BTreeMap<String, Got>,
+}
+
+impl<B: Backend> PullLoader<B> {
+    /// A loader for a file of `len` bytes onto `backend`, its matrices converted to `quant`
+    /// (None: as stored).
+    pub fn new(backend: B, len: u64, quant: Option<Quant>) -> Self {
+        Self::sharded(backend, vec![(String::new(), len)], None, quant)
+    }
+
+    /// A loader for a checkpoint in several safetensors files (`(file name, length)`), joined by
+    /// `index` (the bytes of `model.safetensors.index.json`) or, without one, by the tensors
+    /// each file's header lists (a tensor in two files is refused).
+    pub fn sharded(backend: B, files: Vec<(String, u64)>, index: Option<Vec<u8>>, quant: Option<Quant>) -> Self {
+        PullLoader { files: Files::new(files, index), backend: Some(backend), quant, src: None, builder: None, got: BTreeMap::new() }
+    }
+
+    /// Hand over the bytes of file `file` (0 for a single file) fetched from `start`.
+    pub fn add(&mut self, file: usize, start: u64, bytes: Vec<u8>) -> Result<()> {
+        self.files.add(file, start, bytes)
+    }
+
+    /// Bytes handed over so far.
+    pub fn fetched(&self) -> u64 {
+        self.files.fetched
+    }
 
     /// The next thing to do: fetch bytes, or a part built, or done.
     pub fn step(&mut self) -> Result<Pull> {
-        for f in &self.files {
-            f.missing.set(None);
-        }
+        self.files.clear_missing();
         if self.src.is_none() {
-            let src = match self.open() {
+            let src = match self.files.open() {
                 Ok(s) => s,
-                Err(e) => return miss_or(&self.files, e),
+                Err(e) => return need(&self.files, e),
             };
             let backend = self.backend.take().ok_or_else(|| Error::BadInput("the loader has finished".into()))?;
             let mut b = ModelBuilder::new(backend, src.as_ref())?;
@@ -190,17 +227,14 @@ impl<B: Backend> PullLoader<B> {
             if self.got.contains_key(&name) {
                 continue;
             }
-            // A packed matrix (a Gander or GGUF file's codes) through read_matrix, to keep its
-            // codes; everything else as stored, its bytes dropped before it is converted, which
-            // goes a few rows at a time (no f32 copy of a big matrix on its way to int8).
+            // Packed codes (a Gander or GGUF file's) stay packed; anything else is read as
+            // stored, its bytes dropped before it is converted a few rows at a time.
             let info = src.tensors().get(&name).cloned();
             let matrix = info.as_ref().is_some_and(|i| gander::is_matrix(&name, i));
-            let got = if matrix && src.is_packed(&name) { src.read_matrix(&name).map(Got::Matrix) } else { src.read(&name).map(Got::Raw) };
+            let got = gander::read_for_storage(src.as_mut(), &name);
             match got {
                 Ok(got) => {
-                    for f in &self.files {
-                        drop_read_bytes(&mut f.parts.borrow_mut());
-                    }
+                    self.files.drop_read();
                     let got = match (got, self.quant, info) {
                         (Got::Matrix(m), Some(q), Some(info)) => Got::Matrix(gander::to_storage(&name, m, gander::storage_of(&name, &info, q))?),
                         (Got::Raw(t), Some(q), Some(info)) if matrix => Got::Matrix(gander::raw_to_storage(&name, t, gander::storage_of(&name, &info, q))?),
@@ -208,7 +242,7 @@ impl<B: Backend> PullLoader<B> {
                     };
                     self.got.insert(name, got);
                 }
-                Err(e) => return miss_or(&self.files, e),
+                Err(e) => return need(&self.files, e),
             }
         }
         let mut fetched = Fetched { infos: src.tensors(), got: &mut self.got };
@@ -245,14 +279,9 @@ fn drop_read_bytes(parts: &mut BTreeMap<u64, Vec<u8>>) {
     }
 }
 
-/// `e` as a request for the bytes a read of one of `files` missed, or as the error it is.
-fn miss_or(files: &[File], e: Error) -> Result<Pull> {
-    for (i, f) in files.iter().enumerate() {
-        if let Some((a, b)) = f.missing.take() {
-            return Ok(Pull::Need(i, a, b));
-        }
-    }
-    Err(e)
+/// `e` as a [`Pull::Need`] for the bytes a read missed, or as the error it is.
+fn need(files: &Files, e: Error) -> Result<Pull> {
+    files.miss_or(e).map(|(f, a, b)| Pull::Need(f, a, b))
 }
 
 /// The names of the tensors `part` reads, in file order where the source knows it.
@@ -261,4 +290,81 @@ fn part_tensors(src: &dyn TensorSource, part: Part) -> Vec<String> {
     let mut v: Vec<String> = src.tensors().keys().filter(|n| prefixes.iter().any(|p| n.starts_with(p.as_str()))).cloned().collect();
     v.sort_by_cached_key(|n| (src.order(n), n.clone()));
     v
+}
+
+/// What [`PullConverter::step`] needs or made.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Convert {
+    /// Fetch bytes `start..end` of file `file` and [`PullConverter::add`] them.
+    Need(usize, u64, u64),
+    /// The Gander file's header block, and the whole file's size.
+    Header(Vec<u8>, u64),
+    /// The next tensor's bytes, in file order: (bytes, tensors done, tensors in all).
+    Tensor(Vec<u8>, usize, usize),
+    /// Every byte was given.
+    Done,
+}
+
+/// A checkpoint converted to a Gander file piece by piece from fetched byte ranges: the header
+/// first (laid out from shapes), then each tensor's bytes in order, one tensor in memory at a
+/// time. The same bytes as `gander convert` ([`gander::write`]).
+pub struct PullConverter {
+    files: Files,
+    quant: Quant,
+    src: Option<Box<dyn TensorSource>>,
+    plan: Option<gander::Plan>,
+    next: usize,
+}
+
+impl PullConverter {
+    /// A converter of files (`(file name, length)`: one file, or safetensors shards joined by
+    /// `index` or by their headers) to a Gander file of `quant`.
+    pub fn new(files: Vec<(String, u64)>, index: Option<Vec<u8>>, quant: Quant) -> Self {
+        PullConverter { files: Files::new(files, index), quant, src: None, plan: None, next: 0 }
+    }
+
+    /// Hand over the bytes of file `file` fetched from `start`.
+    pub fn add(&mut self, file: usize, start: u64, bytes: Vec<u8>) -> Result<()> {
+        self.files.add(file, start, bytes)
+    }
+
+    /// The source's summary (config, parameters), once the header was given.
+    pub fn summary(&self) -> Result<super::inspect::Summary> {
+        let src = self.src.as_ref().ok_or_else(|| Error::BadInput("the converter has not read the headers yet".into()))?;
+        super::inspect::summarize(src.as_ref())
+    }
+
+    /// The next piece of the Gander file, or the bytes to fetch first.
+    pub fn step(&mut self) -> Result<Convert> {
+        let need = |files: &Files, e: Error| files.miss_or(e).map(|(f, a, b)| Convert::Need(f, a, b));
+        self.files.clear_missing();
+        if self.src.is_none() {
+            match self.files.open() {
+                Ok(s) => self.src = Some(s),
+                Err(e) => return need(&self.files, e),
+            }
+        }
+        let Some(src) = self.src.as_mut() else { return Err(Error::BadInput("the converter has no source".into())) };
+        let Some(plan) = &self.plan else {
+            let cfg = super::Config::from_tensors(src.tensors())?;
+            let fp = match super::fingerprint(&cfg, src.as_mut()) {
+                Ok(fp) => fp,
+                Err(e) => return need(&self.files, e),
+            };
+            let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
+            let plan = gander::plan(src.as_ref(), &names, self.quant, &crate::config::fingerprint_hex(&fp))?;
+            let (header, total) = (plan.header.clone(), plan.header.len() as u64 + plan.data_bytes);
+            self.plan = Some(plan);
+            return Ok(Convert::Header(header, total));
+        };
+        let Some((name, how)) = plan.tensors.get(self.next) else { return Ok(Convert::Done) };
+        let got = match gander::read_for_storage(src.as_mut(), name) {
+            Ok(g) => g,
+            Err(e) => return need(&self.files, e),
+        };
+        self.files.drop_read();
+        let bytes = gander::stored_bytes(name, got, *how)?;
+        self.next += 1;
+        Ok(Convert::Tensor(bytes, self.next, plan.tensors.len()))
+    }
 }

@@ -8,7 +8,7 @@ use super::{coded, js_err, Engine, WasmGpu, WasmModel};
 use crate::backend::cpu::Cpu;
 use crate::backend::gpu::Gpu;
 use crate::format::gander::Quant;
-use crate::model::pull::{self, Pull};
+use crate::model::pull::{self, Convert, Pull};
 use js_sys::{Array, Object, Reflect};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -72,8 +72,8 @@ impl PullLoader {
     #[wasm_bindgen(getter)]
     pub fn fetched(&self) -> f64 {
         match &self.0 {
-            Any::Cpu(l) => l.fetched as f64,
-            Any::Gpu(l) => l.fetched as f64,
+            Any::Cpu(l) => l.fetched() as f64,
+            Any::Gpu(l) => l.fetched() as f64,
         }
     }
 
@@ -100,5 +100,52 @@ impl PullLoader {
             Any::Gpu(l) => Engine::Gpu(Rc::new(l.finish().map_err(js_err)?)),
         };
         Ok(WasmModel { engine })
+    }
+}
+
+/// [`pull::PullConverter`] for JS (`ModelStore.put(name, source, { quant })`): `step()` returns
+/// `{need: [file, start, end]}`, `{header: Uint8Array, total}` (the Gander file's first bytes and
+/// its whole size), `{bytes: Uint8Array, done, total}` (the next tensor's bytes) or `{finished: true}`.
+#[wasm_bindgen]
+pub struct PullConverter(pull::PullConverter);
+
+#[wasm_bindgen]
+impl PullConverter {
+    /// Files `names[i]` of `lens[i]` bytes (one file of any container, or safetensors shards
+    /// joined by `index` or their headers) to a Gander file of `quant`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(names: Vec<String>, lens: Vec<f64>, index: Option<Vec<u8>>, quant: &str) -> Result<PullConverter, JsValue> {
+        let q = quant_of(Some(quant.to_string()))?.ok_or_else(|| coded("BAD_INPUT", "quant is required"))?;
+        Ok(PullConverter(pull::PullConverter::new(files(names, lens)?, index, q)))
+    }
+
+    /// Hand over the bytes of file `file` fetched from `start`.
+    pub fn add(&mut self, file: u32, start: f64, bytes: Vec<u8>) -> Result<(), JsValue> {
+        self.0.add(file as usize, start as u64, bytes).map_err(js_err)
+    }
+
+    /// The source's summary (as `Gander.inspect` reports it), once the header was given.
+    pub fn summary(&self) -> Result<JsValue, JsValue> {
+        let s = self.0.summary().map_err(js_err)?;
+        serde_wasm_bindgen::to_value(&s).map_err(|e| coded("BAD_MODEL", &e.to_string()))
+    }
+
+    /// The next piece of the Gander file, or the bytes to fetch first.
+    pub fn step(&mut self) -> Result<JsValue, JsValue> {
+        let o = Object::new();
+        match self.0.step().map_err(js_err)? {
+            Convert::Need(f, a, b) => Reflect::set(&o, &"need".into(), &Array::of3(&(f as f64).into(), &(a as f64).into(), &(b as f64).into()))?,
+            Convert::Header(h, total) => {
+                Reflect::set(&o, &"header".into(), &js_sys::Uint8Array::from(h.as_slice()))?;
+                Reflect::set(&o, &"total".into(), &(total as f64).into())?
+            }
+            Convert::Tensor(t, done, total) => {
+                Reflect::set(&o, &"bytes".into(), &js_sys::Uint8Array::from(t.as_slice()))?;
+                Reflect::set(&o, &"done".into(), &(done as f64).into())?;
+                Reflect::set(&o, &"total".into(), &(total as f64).into())?
+            }
+            Convert::Done => Reflect::set(&o, &"finished".into(), &true.into())?,
+        };
+        Ok(o.into())
     }
 }

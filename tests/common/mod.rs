@@ -157,7 +157,7 @@ pub fn load_pulled_shards<B: gander::backend::Backend>(
                 }
             }
             Pull::Built(..) => {}
-            Pull::Done => return Ok((ld.finish()?, ld.fetched, trips)),
+            Pull::Done => return Ok((ld.finish()?, ld.fetched(), trips)),
         }
     }
 }
