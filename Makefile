@@ -160,7 +160,7 @@ $(BENCH_DIR)/rwkv7-1.5b-random-bf16.pth: $(PYREF)/bin/python
 	$(PYREF)/bin/python bench/random_pth.py $@ --embd 2048 --layers 24 --vocab 65536
 
 bench-load: pkg $(BENCH_DIR)/rwkv7-1.5b-random-bf16.pth
-	node bench/load_memory.mjs $(BENCH_DIR)/rwkv7-1.5b-random-bf16.pth --quant int8
+	node bench/load_memory.mjs $(BENCH_DIR)/rwkv7-1.5b-random-bf16.pth --quant int8 --put
 
 # Token-mask time per token for a JSON-schema grammar on the World vocabulary (issue 15),
 # natively and in wasm (Node WASI, simd128, one thread); compare with `make bench`'s decode.
@@ -190,7 +190,7 @@ clean-bench:
 # the stable toolchain (no sanitizer: panics, aborts, out-of-memory and hangs are what is caught).
 # Corpora are seeded from the test fixtures and kept under fuzz/corpus (ignored by git).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args grammar json_schema sql_table shard_index inspect gguf
+FUZZ_TARGETS := open_bytes state_blob state_tuning vocab cli_args grammar json_schema sql_table shard_index inspect gguf pull
 
 fuzz-seeds:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
@@ -207,6 +207,8 @@ fuzz-seeds:
 	@[ -f fuzz/corpus/json_schema/person.json ] || printf '{"type":"object","properties":{"name":{"type":"string","maxLength":8},"tags":{"type":"array","items":{"enum":["a",1,null]},"maxItems":3}},"required":["name"]}' > fuzz/corpus/json_schema/person.json
 	@cp -n tests/golden/fp32-bytes/model.pth fuzz/corpus/inspect/bytes.pth
 	@cp -n tests/golden/fp32-bytes/model.safetensors fuzz/corpus/inspect/bytes.safetensors
+	@cp -n tests/golden/fp32-bytes/model.pth fuzz/corpus/pull/bytes.pth
+	@cp -n fuzz/corpus/open_bytes/tiny-int8.safetensors fuzz/corpus/pull/tiny-int8.safetensors
 	@[ -f fuzz/corpus/shard_index/index.json ] || printf '{"metadata":{"total_size":8},"weight_map":{"rwkv7.emb.weight":"model-00001-of-00002.safetensors","head.weight":"model-00002-of-00002.safetensors"}}' > fuzz/corpus/shard_index/index.json
 	@[ -f fuzz/corpus/gguf/q4_0.gguf ] || { $(MAKE) -s gguf-venv && $(GGUF_PY) tools/layouts/make_gguf.py tests/golden/fp32-bytes/model.safetensors target/gguf-seeds && cp target/gguf-seeds/q4_0.gguf target/gguf-seeds/kquants.gguf target/gguf-seeds/bf16.gguf fuzz/corpus/gguf/ && cp target/gguf-seeds/q8_0.gguf fuzz/corpus/open_bytes/; }
 	@[ -f fuzz/corpus/sql_table/cars.txt ] || printf 'Table: cars(brand TEXT, price REAL, year INTEGER, code VARCHAR(8))' > fuzz/corpus/sql_table/cars.txt

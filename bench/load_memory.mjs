@@ -10,7 +10,10 @@
 // resident memory (VmHWM) of the renderer, GPU and browser processes (sampled from /proc: the
 // honest total of JS, wasm and everything else), the bytes the server sent, and the times.
 //
-//   node bench/load_memory.mjs FILE [--quant int8] [--backends cpu,webgpu]
+//   3. with --put: ModelStore.put(name, url, { quant }) converts while it stores (range
+//      requests, tensor by tensor), then the Gander file loads from the store on the CPU.
+//
+//   node bench/load_memory.mjs FILE [--quant int8] [--backends cpu,webgpu] [--put]
 
 import { startServer } from '../tools/serve.mjs';
 import { launch } from '../tests/e2e/browser.mjs';
@@ -61,7 +64,7 @@ function isChildOf(pid, profile) {
   return false;
 }
 
-async function run(server, profile, backend, { abortAfter }) {
+async function run(server, profile, backend, { abortAfter, put = false }) {
   const browser = await launch({ profile });
   const s = sampler(profile);
   const at = server.log.length;
@@ -70,8 +73,8 @@ async function run(server, profile, backend, { abortAfter }) {
     page.on('console', (m) => { if (m.type() === 'error') console.error(`  page: ${m.text()}`); });
     await page.goto(`${server.url}tests/e2e/pkg.html`);
     await page.waitForFunction(() => document.title === 'ready', null, { timeout: 120000 });
-    const r = await page.evaluate(async ({ path, backend, quant, abortAfter }) => {
-      const { Gander } = window.gander;
+    const r = await page.evaluate(async ({ path, backend, quant, abortAfter, put }) => {
+      const { Gander, ModelStore } = window.gander;
       const t0 = performance.now();
       const phases = {};
       let resumedFrom = 0;
@@ -88,7 +91,16 @@ async function run(server, profile, backend, { abortAfter }) {
         } catch (e) { aborted = e.code; }
       }
       const t1 = performance.now();
-      const m = await Gander.load(path, { backend, quant, worker: false, onProgress });
+      let source = path;
+      if (put) {
+        // ModelStore.put converts while it stores (range requests, tensor by tensor).
+        const st = await ModelStore.open();
+        await st.put('big', path, { quant, onProgress });
+        st.close();
+        phases.put = (performance.now() - t1) / 1000;
+        source = { store: 'big' };
+      }
+      const m = await Gander.load(source, { backend, ...(put ? {} : { quant }), worker: false, onProgress });
       const loadS = (performance.now() - t1) / 1000;
       const s = m.session();
       const t2 = performance.now();
@@ -99,7 +111,7 @@ async function run(server, profile, backend, { abortAfter }) {
       const wasm = Gander.wasmMemoryBytes();
       await m.dispose();
       return { aborted, resumedFrom, loadS, tokenS, finite, info, wasm, phases };
-    }, { path, backend, quant, abortAfter });
+    }, { path, backend, quant, abortAfter, put });
     await page.close();
     const mine = server.log.slice(at).filter((e) => e.path === path);
     r.served = mine.reduce((n, e) => n + e.bytes, 0);
@@ -114,8 +126,11 @@ const server = await startServer({ root: ROOT });
 const profile = mkdtempSync(join(tmpdir(), 'gander-load-'));
 try {
   console.log(`file ${path}: ${mib(size)}; quant ${quant}; Chromium (headless), page thread`);
-  for (const [i, backend] of backends.entries()) {
-    const r = await run(server, profile, backend, { abortAfter: i === 0 ? 8 : 0 });
+  const runs = backends.map((b, i) => [b, { abortAfter: i === 0 ? 8 : 0 }]);
+  if (args.includes('--put')) runs.push(['cpu', { put: true }]);
+  for (const [i, [backend, how]] of runs.entries()) {
+    const r = await run(server, profile, backend, how);
+    if (how.put) console.log(`ModelStore.put(name, url, { quant: '${quant}' }), then load { store } (${r.phases.put.toFixed(1)} s to convert and store):`);
     const peak = globalThis.lastPeak;
     console.log(`${backend}: ${r.info.backend}${r.info.adapter ? ` (${r.info.adapter})` : ''}, ${r.info.quant}, ${(r.info.params / 1e9).toFixed(2)}B params; `
       + `${i === 0 ? `download aborted (${r.aborted}), resumed from ${mib(r.resumedFrom)}; ` : ''}server sent ${r.served} bytes; `
