@@ -21,21 +21,28 @@ import { readSummary } from './inspect.js';
  */
 export async function prepare(name, source, { quant, onProgress, signal, worker } = {}) {
   const wasm = await initWasm();
-  let src = await openPutSource(source, { signal, onProgress });
-  throwIfAborted(signal);
-  if (src.size < 16) throw new BadModelError(`the file is ${src.size} bytes long: not a model`);
-  if (quant && !worker) return convertStreaming(wasm, name, src, quant, { onProgress, signal });
-  const head = await src.read(0, 16);
-  let probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
-  if (quant) {
-    const bytes = await readAll(src);
+  const opened = await openPutSource(source, { signal, onProgress });
+  let src = opened;
+  try {
     throwIfAborted(signal);
-    const progress = (d, t) => onProgress?.({ phase: 'convert', loaded: d, total: t, fraction: d / t });
-    const out = await convertInWorker(bytes, quant, progress, signal);
-    src = memorySource(out, name);
-    probe = call(() => wasm.probe(out.subarray(0, 16), out.byteLength), { what: 'reading the header' });
+    if (src.size < 16) throw new BadModelError(`the file is ${src.size} bytes long: not a model`);
+    if (quant && !worker) return await convertStreaming(wasm, name, src, quant, { onProgress, signal });
+    const head = await src.read(0, 16);
+    let probe = call(() => wasm.probe(head, src.size), { what: 'reading the header' });
+    if (quant) {
+      const bytes = await readAll(src);
+      opened.close?.();
+      throwIfAborted(signal);
+      const progress = (d, t) => onProgress?.({ phase: 'convert', loaded: d, total: t, fraction: d / t });
+      const out = await convertInWorker(bytes, quant, progress, signal);
+      src = memorySource(out, name);
+      probe = call(() => wasm.probe(out.subarray(0, 16), out.byteLength), { what: 'reading the header' });
+    }
+    return { src, ...(await describe(wasm, src, probe)) };
+  } catch (e) {
+    opened.close?.();
+    throw e;
   }
-  return { src, ...(await describe(wasm, src, probe)) };
 }
 
 /** A source for ModelStore.put: a URL by range requests (nothing held whole), or as
@@ -61,6 +68,7 @@ async function convertStreaming(wasm, name, src, quant, { onProgress, signal }) 
   const what = `converting ${src.name || name} to ${quant}`;
   const conv = call(() => new wasm.PullConverter([''], new Float64Array([src.size]), null, quant), { what });
   let size = 0;
+  let made = 0;
   const next = async () => {
     for (;;) {
       throwIfAborted(signal);
@@ -74,9 +82,11 @@ async function convertStreaming(wasm, name, src, quant, { onProgress, signal }) 
         }
         continue;
       }
-      if (s.header) { size = s.total; return s.header; }
+      if (s.header) { size = s.total; made = s.header.byteLength; return s.header; }
       if (s.bytes) {
-        onProgress?.({ phase: 'convert', loaded: s.done, total: s.total, fraction: s.done / s.total });
+        // In bytes of the Gander file, as the store's 'store' events that follow each chunk.
+        made += s.bytes.byteLength;
+        onProgress?.({ phase: 'convert', loaded: made, total: size, fraction: made / size, tensor: s.done, tensors: s.total });
         // Let the page breathe between tensors (progress bars, abort clicks).
         await new Promise((r) => setTimeout(r, 0));
         return s.bytes;
@@ -91,7 +101,6 @@ async function convertStreaming(wasm, name, src, quant, { onProgress, signal }) 
     info = { ...infoOf(call(() => conv.summary(), { what })), quant, gander: true };
   } catch (e) {
     conv.free();
-    src.close?.();
     throw e;
   }
   let at = 0;

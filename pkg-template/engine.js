@@ -200,8 +200,20 @@ async function openShards(list, opts, openStore) {
         continue;
       }
       srcs.push(await openOne(item, opts, openStore, true));
-      names.push(shardName(item, srcs.length - 1));
+      names.push(shardName(item));
     }
+    if (index && names.some((n) => n === null)) {
+      throw new BadInputError('Gander.load: with a shard index, give the shards as URLs or named Files (the index maps tensors to file names)');
+    }
+    // Without an index the shards are joined by their headers; names only label them.
+    const seen = new Map();
+    for (const [i, n] of names.entries()) {
+      const base = n ?? `shard ${i + 1}`;
+      const k = (seen.get(base) ?? 0) + 1;
+      seen.set(base, k);
+      names[i] = k === 1 ? base : `${base} (${k})`;
+    }
+    if (index && seen.size !== names.length) throw new BadInputError('Gander.load: two shards have the same file name');
     if (index && srcs.length === 0) {
       let map;
       try {
@@ -224,14 +236,14 @@ async function openShards(list, opts, openStore) {
   }
 }
 
-/** The file name of a shard, as an index names it. */
-function shardName(item, i) {
+/** The file name of a shard, as an index names it (null for bytes or an unnamed Blob). */
+function shardName(item) {
   if (isUrl(item)) {
     try {
       return decodeURIComponent(new URL(String(item), typeof location !== 'undefined' ? location.href : undefined).pathname.split('/').pop());
     } catch { /* fall through */ }
   }
-  return (typeof Blob !== 'undefined' && item instanceof Blob && item.name) || `shard-${i}`;
+  return (typeof Blob !== 'undefined' && item instanceof Blob && item.name) || null;
 }
 
 async function loadFrom(src, opts, openStore) {

@@ -3,13 +3,17 @@
 export type Backend = 'auto' | 'webgpu' | 'cpu';
 export type Quant = 'f32' | 'f16' | 'int8' | 'q4';
 
-/** A model source: bytes, a Blob/File, a URL, or a model in the ModelStore. */
-export type ModelSource = ArrayBuffer | Uint8Array | Blob | File | string | URL | { store: string; database?: string };
+/** A model source: bytes, a Blob/File, a URL (a `model.safetensors.index.json` URL brings its
+ * shards), a model in the ModelStore, or the shards of one checkpoint (URLs, Files or bytes,
+ * with at most one index URL). */
+export type ModelSource = ArrayBuffer | Uint8Array | Blob | File | string | URL | { store: string; database?: string }
+  | Array<ArrayBuffer | Uint8Array | Blob | File | string | URL>;
 
 export interface Progress {
   /** 'download' (a URL; with the cache each chunk is stored as it arrives), 'cache' (a URL read
    * from its cached copy: no weight bytes from the network), 'convert' (ModelStore.put with
-   * quant), 'store' (writing chunks), 'load'. */
+   * quant; `loaded`/`total` in bytes of the Gander file), 'store' (writing chunks), 'load'
+   * (`loaded`: bytes read; `fraction`: parts built). */
   phase: 'download' | 'cache' | 'convert' | 'store' | 'load';
   loaded: number;
   total: number;
@@ -23,6 +27,11 @@ export interface Progress {
   parts?: number;
   chunk?: number;
   chunks?: number;
+  /** 'load' with `quant`: the format each matrix is converted to on the way. */
+  quant?: string;
+  /** 'convert' (ModelStore.put with quant): tensors written so far, of `tensors`. */
+  tensor?: number;
+  tensors?: number;
 }
 
 export interface LoadOptions {
@@ -333,7 +342,7 @@ export declare function setWasmUrl(url: string | URL): void;
 export interface StoredModel {
   name: string;
   size: number;
-  kind: 'safetensors' | 'pth';
+  kind: 'safetensors' | 'pth' | 'gguf';
   quant: string;
   /** `{shard: true, quant: null}` for a cached shard of a model (Gander.load of several files). */
   info: { layers: number; embd: number; heads: number; headSize: number; vocab: number; quant: string; gander: boolean; params: number; stateBytes: number; shard?: boolean };

@@ -158,6 +158,16 @@ export async function rangeSource(url, { signal } = {}) {
         { url, validator: validatorOf(res, Number(res.headers.get('content-encoding') ? NaN : res.headers.get('content-length'))) });
     }
     if (res.status !== 206) throw new GanderError('IO', `could not fetch bytes ${a}..${b} of ${url}: HTTP ${res.status} ${res.statusText}`, { url, status: res.status });
+    // Every range must come from the version the first one came from: a file replaced on the
+    // server midway would otherwise be stored or loaded as a mix of two versions.
+    if (src.validator) {
+      const size = Number(/\/(\d+)$/.exec(res.headers.get('content-range') || '')?.[1]);
+      const now = validatorOf(res, size);
+      if (now !== src.validator) {
+        res.body?.cancel().catch(() => {});
+        throw new GanderError('IO', `${url} changed on the server while it was being read (ETag, Last-Modified or size differ); retry to read the new version`, { url });
+      }
+    }
     const bytes = new Uint8Array(await res.arrayBuffer());
     src.fetched += bytes.byteLength;
     return { res, bytes };

@@ -71,7 +71,13 @@ fn small_files_cannot_ask_for_large_allocations() {
     fails_with(&["info", p(&f)], "more elements than its storage");
     // A storage that claims a billion elements but holds 16 bytes.
     let f = pth_with_entries(&dir, "claims.pth", &one_tensor_pickle(1_000_000_000, 1, 1_000_000_000), &[("0", &[0u8; 16])]);
-    fails_with(&["info", p(&f)], "is the file truncated?");
+    fails_with(&["info", p(&f)], "more than the whole file");
+    // A storage that claims more than its entry holds, yet less than the file: refused when it
+    // is read (its size is in its local header), before anything is allocated.
+    let f = pth_with_entries(&dir, "short.pth", &one_tensor_pickle(8, 1, 8), &[("0", &[0u8; 16])]);
+    let mut src = gander::format::open_path(&f).unwrap();
+    let e = src.read("emb.weight").err().expect("a storage shorter than it claims is refused");
+    assert!(e.to_string().contains("is the file truncated?"), "{e}");
 }
 
 #[test]

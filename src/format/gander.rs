@@ -477,6 +477,9 @@ pub fn raw_to_storage(name: &str, t: RawTensor, how: Quant) -> Result<HostMatrix
         return to_storage(name, super::raw_matrix(name, t)?, how);
     }
     let es = t.info.dtype.size();
+    if rows == 0 || cols == 0 {
+        return Err(Error::BadModel(format!("`{name}` is an empty [{rows}, {cols}] matrix")));
+    }
     if t.data.len() != rows * cols * es {
         return Err(Error::BadFile(format!("`{name}` holds {} bytes, not a [{rows}, {cols}] matrix", t.data.len())));
     }

@@ -298,6 +298,9 @@ pub struct GgufFile {
     data: bool,
 }
 
+/// The longest GGUF header read through a reader (a World-vocabulary model's is about 2 MiB).
+const MAX_HEADER: usize = 64 << 20;
+
 /// The start of the message of a header cut short (what [`GgufFile::from_header`] says when its
 /// prefix ends inside the header: fetch more).
 const TRUNCATED: &str = "the GGUF header runs past the end";
@@ -353,7 +356,10 @@ impl GgufFile {
                     f.data = true;
                     return Ok(f);
                 }
-                Err(e) if have < len && is_truncated_header(&e) => have = len.min(have.saturating_mul(4)),
+                Err(e) if have < len && have < MAX_HEADER && is_truncated_header(&e) => have = len.min(have.saturating_mul(4)).min(MAX_HEADER),
+                Err(e) if have >= MAX_HEADER && is_truncated_header(&e) => {
+                    return Err(Error::BadFile(format!("the GGUF header does not end within {} MiB: not a model Gander reads", MAX_HEADER >> 20)))
+                }
                 Err(e) => return Err(e),
             }
         }

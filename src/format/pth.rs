@@ -61,13 +61,22 @@ impl PthFile {
             .map(str::to_string)
             .ok_or_else(|| Error::BadFile("zip archive has no data.pkl: not a PyTorch checkpoint".into()))?;
         let prefix = pkl_name.strip_suffix("data.pkl").unwrap_or("").to_string();
-        if let Ok(mut f) = zip.by_name(&format!("{prefix}byteorder")) {
-            let mut s = String::new();
-            // A non-UTF-8 byteorder entry is treated as "not little".
-            let _ = f.by_ref().take(16).read_to_string(&mut s);
-            if s.trim() != "little" {
-                return Err(Error::Unsupported(format!("checkpoint byte order `{}` (only little-endian)", s.trim())));
+        match zip.by_name(&format!("{prefix}byteorder")) {
+            Ok(mut f) => {
+                let mut s = String::new();
+                // A non-UTF-8 byteorder entry is treated as "not little"; a read that fails
+                // (bytes not fetched yet) is an error, never a skipped check.
+                if let Err(e) = f.by_ref().take(16).read_to_string(&mut s) {
+                    if e.kind() != std::io::ErrorKind::InvalidData {
+                        return Err(Error::BadFile(format!("reading the byteorder entry: {e}")));
+                    }
+                }
+                if s.trim() != "little" {
+                    return Err(Error::Unsupported(format!("checkpoint byte order `{}` (only little-endian)", s.trim())));
+                }
             }
+            Err(zip::result::ZipError::FileNotFound) => {}
+            Err(e) => return Err(zip_err(e)),
         }
         let pickle = {
             let mut f = zip.by_name(&pkl_name).map_err(zip_err)?;
@@ -82,19 +91,22 @@ impl PthFile {
     }
 
     fn from_reader(r: Box<dyn ReadSeek>) -> Result<Self> {
-        let (mut zip, prefix, pickle, archive_len) = Self::open_archive(r)?;
+        let (zip, prefix, pickle, archive_len) = Self::open_archive(r)?;
         let mut refs = BTreeMap::new();
         let mut infos = BTreeMap::new();
         for (name, t) in parse_state_dict(&pickle)? {
             let info = TensorInfo { dtype: t.dtype, shape: t.size.clone() };
             // Check every extent now, before anything is allocated: the header must not promise
-            // more than the archive holds (a 100-byte file cannot ask for gigabytes).
+            // more than the archive holds (a 100-byte file cannot ask for gigabytes). The zip
+            // directory says which storages exist; their sizes are checked when they are read
+            // (an entry's size needs its local header: a read per storage, which a reader over
+            // fetched ranges would pay at open).
             let entry = format!("{prefix}data/{}", t.storage_key);
-            let entry_size = zip
-                .by_name(&entry)
-                .map(|f| f.size())
-                .map_err(|_| Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?")))?;
-            check_view(&name, &t, entry_size, archive_len)?;
+            if zip.index_for_name(&entry).is_none() {
+                return Err(Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?")));
+            }
+            let storage_bytes = t.storage_numel.checked_mul(t.dtype.size()).map_or(u64::MAX, |b| b as u64);
+            check_view(&name, &t, storage_bytes, archive_len)?;
             if refs.insert(name.clone(), t).is_some() {
                 return Err(Error::BadModel(format!("tensor `{name}` appears twice")));
             }
@@ -205,7 +217,13 @@ impl TensorSource for PthFile {
         let es = t.dtype.size();
         let storage_bytes = t.storage_numel * es; // checked at open
         let entry = format!("{}data/{}", self.prefix, t.storage_key);
-        let mut f = self.zip.by_name(&entry).map_err(|_| Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?")))?;
+        let mut f = self.zip.by_name(&entry).map_err(|e| match e {
+            zip::result::ZipError::FileNotFound => Error::BadFile(format!("storage `{entry}` of tensor `{name}` is missing; is the file complete?")),
+            e => zip_err(e),
+        })?;
+        if f.size() < storage_bytes as u64 {
+            return Err(Error::BadFile(format!("storage of tensor `{name}` has {} bytes, {storage_bytes} expected; is the file truncated?", f.size())));
+        }
         let contiguous = {
             let mut expect = 1usize;
             let mut ok = true;

@@ -39,8 +39,8 @@ pub fn insert(parts: &mut BTreeMap<u64, Vec<u8>>, start: u64, bytes: Vec<u8>) {
 }
 
 /// Add `bytes` at `start` as a part of its own when they fall in a gap (the usual case: a caller
-/// fetches what a read said was missing), so adding a big range piece by piece copies nothing;
-/// bytes that overlap or touch fetched ones are merged ([`insert`]).
+/// fetches what a read said was missing), so adding a big range piece by piece copies nothing
+/// (pieces that only touch stay apart); bytes that overlap fetched ones are merged ([`insert`]).
 pub fn add(parts: &mut BTreeMap<u64, Vec<u8>>, start: u64, bytes: Vec<u8>) {
     let end = start + bytes.len() as u64;
     let before = parts.range(..=start).next_back().is_some_and(|(&s, b)| s + b.len() as u64 > start);
@@ -61,11 +61,23 @@ pub struct Sparse {
     parts: Parts,
     pos: u64,
     missing: Rc<Cell<Option<(u64, u64)>>>,
+    /// Parts longer than this are dropped once read to their end while the flag is on
+    /// ([`Sparse::consuming`]).
+    consume_over: Option<(usize, Rc<Cell<bool>>)>,
 }
 
 impl Sparse {
     pub fn new(len: u64, parts: Parts) -> Sparse {
-        Sparse { len, parts, pos: 0, missing: Rc::new(Cell::new(None)) }
+        Sparse { len, parts, pos: 0, missing: Rc::new(Cell::new(None)), consume_over: None }
+    }
+
+    /// This reader, dropping every part longer than `min_len` bytes once a read reaches its
+    /// end, while `on` is set (a caller turns it on once the headers are parsed: a parser that is
+    /// retried from the start must find them again): a big tensor handed over in pieces is then
+    /// held about once while it is copied out, not twice. A part dropped too early is fetched
+    /// again (a miss), never read wrong.
+    pub fn consuming(self, min_len: usize, on: Rc<Cell<bool>>) -> Sparse {
+        Sparse { consume_over: Some((min_len, on)), ..self }
     }
 
     /// This reader, reporting its misses into `missing` (one cell shared by several readers).
@@ -126,6 +138,11 @@ impl Read for Sparse {
                 let n = avail.len().min(buf.len());
                 buf.get_mut(..n).unwrap_or_default().copy_from_slice(avail.get(..n).unwrap_or_default());
                 self.pos += n as u64;
+                let used_up = self.consume_over.as_ref().is_some_and(|(min, on)| on.get() && b.len() > *min) && off + n == b.len();
+                drop(parts);
+                if used_up {
+                    self.parts.borrow_mut().remove(&s);
+                }
                 return Ok(n);
             }
         }
@@ -149,5 +166,37 @@ impl Seek for Sparse {
         let p = target.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start"))?;
         self.pos = p;
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A consuming reader drops a big part once it has been read to its end, keeps small ones
+    /// and partly read ones, and a second read of dropped bytes is a miss, not wrong bytes.
+    #[test]
+    fn a_consuming_reader_drops_big_parts_read_to_their_end() {
+        let parts: Parts = Default::default();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        add(&mut parts.borrow_mut(), 0, data[..100].to_vec());
+        add(&mut parts.borrow_mut(), 100, data[100..5_000].to_vec());
+        add(&mut parts.borrow_mut(), 5_000, data[5_000..].to_vec());
+        assert_eq!(parts.borrow().len(), 3, "touching pieces stay apart");
+        let on = Rc::new(Cell::new(false));
+        let mut r = Sparse::new(10_000, parts.clone()).consuming(1_000, on.clone());
+        let mut buf = vec![0u8; 6_000];
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(parts.borrow().len(), 3, "nothing is dropped while consuming is off");
+        on.set(true);
+        r.seek(SeekFrom::Start(0)).unwrap();
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, data[..6_000]);
+        let left: Vec<u64> = parts.borrow().keys().copied().collect();
+        assert_eq!(left, vec![0, 5_000], "the small part and the partly read one stay");
+        r.seek(SeekFrom::Start(200)).unwrap();
+        let missing = r.missing();
+        assert!(r.read_exact(&mut buf[..10]).is_err());
+        assert_eq!(missing.get().map(|(a, _)| a <= 200), Some(true));
     }
 }

@@ -27,8 +27,16 @@ pub const MAX_CHUNK: usize = 256;
 pub fn convert(src: &mut dyn TensorSource, quant: gander::Quant, out: &mut dyn std::io::Write, progress: &mut dyn FnMut(usize, usize)) -> Result<()> {
     let cfg = Config::from_tensors(src.tensors())?;
     let fp = fingerprint(&cfg, src)?;
-    let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
+    let names = file_order(src, cfg.expected_shapes().into_keys().collect());
     gander::write(src, &names, quant, &crate::config::fingerprint_hex(&fp), out, progress)
+}
+
+/// `names` in the order their bytes lie in `src` where it knows ([`TensorSource::order`]), by
+/// name otherwise: a converter then reads its source front to back (few round trips over range
+/// requests), and the Gander file keeps the source's order.
+pub fn file_order(src: &dyn TensorSource, mut names: Vec<String>) -> Vec<String> {
+    names.sort_by_cached_key(|n| (src.order(n), n.clone()));
+    names
 }
 
 /// The fixed pseudo-random prompt of the benchmarks (`gander bench`, the wasm bench, and

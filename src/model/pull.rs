@@ -11,9 +11,10 @@
 //! over a [`Sparse`] view of the fetched bytes; a read of bytes not fetched yet fails and names
 //! them. Tensors are read one at a time, in file order, into the next part's set ([`Part`]); the
 //! bytes of a big one are dropped as soon as it is read, and a matrix is converted a few rows at
-//! a time. Peak memory beyond the weights loaded so far: a part's tensors, about twice the
-//! largest tensor as stored (for a 1.5B model the embedding: 256 MiB in bf16), and the converted
-//! copy of one matrix.
+//! a time (GGUF's K-quants and Q4_1/Q5_x pass through f32 a whole matrix at a time). Peak
+//! memory beyond the weights loaded so far: a part's tensors, about twice the largest tensor as
+//! stored (for a 1.5B model the embedding: 256 MiB in bf16), and the converted copy of one
+//! matrix.
 
 use super::{ModelBuilder, Part};
 use crate::backend::Backend;
@@ -81,11 +82,14 @@ struct File {
     parts: Parts,
     /// What its last read missed.
     missing: Rc<Cell<Option<(u64, u64)>>>,
+    /// Whether big parts are dropped once read ([`Sparse::consuming`]): on once the headers
+    /// are parsed.
+    consume: Rc<Cell<bool>>,
 }
 
 impl File {
     fn reader(&self) -> Sparse {
-        Sparse::new(self.len, self.parts.clone()).with_missing(self.missing.clone())
+        Sparse::new(self.len, self.parts.clone()).with_missing(self.missing.clone()).consuming(COPY_MAX, self.consume.clone())
     }
 }
 
@@ -99,7 +103,10 @@ struct Files {
 
 impl Files {
     fn new(files: Vec<(String, u64)>, index: Option<Vec<u8>>) -> Files {
-        let files = files.into_iter().map(|(name, len)| File { name, len, parts: Default::default(), missing: Default::default() }).collect();
+        let files = files
+            .into_iter()
+            .map(|(name, len)| File { name, len, parts: Default::default(), missing: Default::default(), consume: Default::default() })
+            .collect();
         Files { files, index, fetched: 0 }
     }
 
@@ -138,8 +145,18 @@ impl Files {
         Err(e)
     }
 
-    /// The checkpoint over the fetched bytes: one file of any container, or safetensors shards.
+    /// The checkpoint over the fetched bytes ([`Self::open_files`]); from then on big parts are
+    /// dropped once read.
     fn open(&self) -> Result<Box<dyn TensorSource>> {
+        let src = self.open_files()?;
+        for f in &self.files {
+            f.consume.set(true);
+        }
+        Ok(src)
+    }
+
+    /// One file of any container, or safetensors shards.
+    fn open_files(&self) -> Result<Box<dyn TensorSource>> {
         use crate::format::{layout, safetensors::SafetensorsFile, sharded};
         if let ([f], None) = (self.files.as_slice(), &self.index) {
             return crate::format::open_reader(f.reader(), f.len);
@@ -287,9 +304,7 @@ fn need(files: &Files, e: Error) -> Result<Pull> {
 /// The names of the tensors `part` reads, in file order where the source knows it.
 fn part_tensors(src: &dyn TensorSource, part: Part) -> Vec<String> {
     let prefixes = part.prefixes();
-    let mut v: Vec<String> = src.tensors().keys().filter(|n| prefixes.iter().any(|p| n.starts_with(p.as_str()))).cloned().collect();
-    v.sort_by_cached_key(|n| (src.order(n), n.clone()));
-    v
+    super::file_order(src, src.tensors().keys().filter(|n| prefixes.iter().any(|p| n.starts_with(p.as_str()))).cloned().collect())
 }
 
 /// What [`PullConverter::step`] needs or made.
@@ -351,7 +366,7 @@ impl PullConverter {
                 Ok(fp) => fp,
                 Err(e) => return need(&self.files, e),
             };
-            let names: Vec<String> = cfg.expected_shapes().into_keys().collect();
+            let names = super::file_order(src.as_ref(), cfg.expected_shapes().into_keys().collect());
             let plan = gander::plan(src.as_ref(), &names, self.quant, &crate::config::fingerprint_hex(&fp))?;
             let (header, total) = (plan.header.clone(), plan.header.len() as u64 + plan.data_bytes);
             self.plan = Some(plan);
