@@ -14,6 +14,9 @@ import { refreshStates } from './state-panel.js';
 import { refreshUsage } from './storage.js';
 import { $, button, friendly, mib, notice, setStatus } from './ui.js';
 
+/** Files up to this size are converted whole in a worker; bigger ones stream on the page. */
+const WORKER_CONVERT_MAX = 256 * 1024 * 1024;
+
 /** The picker and the list of models; resolves to the stored models. */
 export async function refreshModels(page) {
   const all = page.store ? await page.store.list().catch(() => []) : [];
@@ -167,7 +170,9 @@ export async function addModel(page, ev) {
   try {
     await page.store.put(name, file || url, {
       quant,
-      worker: true,
+      // A small file converts whole in a worker (the page never waits); a big file or a URL
+      // streams tensor by tensor on this thread, reading by ranges, so it fits in memory.
+      worker: Boolean(file) && file.size < WORKER_CONVERT_MAX,
       signal: ac.signal,
       onProgress: (p) => { bar.value = p.fraction; status.textContent = `${phases[p.phase] || p.phase}… ${Math.round(p.fraction * 100)}%`; },
     });
