@@ -452,7 +452,10 @@ export async function inspectAndLayouts({ layoutsUrl, ggufUrl }) {
   }
   let twice;
   try { await Gander.load([shard(1), shard(1)], { backend: 'cpu', worker: false }); } catch (e) { twice = err(e); }
-  return { byUrl, byBlob, st, fla, missing, flaErr, shards, twice, gguf };
+  // With an index, bytes cannot be matched to the index's file names.
+  let unnamed;
+  try { await Gander.load([`${hf}/model.safetensors.index.json`, await bytes(shard(1))], { backend: 'cpu', worker: false }); } catch (e) { unnamed = err(e); }
+  return { byUrl, byBlob, st, fla, missing, flaErr, shards, twice, unnamed, gguf };
 }
 
 /** Issue 16: a URL loads through the store's cache. `step` 'fresh' clears the cached copy and

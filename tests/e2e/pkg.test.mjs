@@ -235,6 +235,7 @@ test('Gander.inspect reads only headers; other layouts, shards and GGUF load wit
   assert.ok(r.flaErr <= GOLDEN_TOL, `fla layout logits ${r.flaErr}`);
   assert.deepEqual(r.shards, { index: true, urls: true, files: true, quant: true }, 'sharded loads give the same logits');
   assert.equal(r.twice?.code, 'BAD_MODEL', JSON.stringify(r.twice));
+  assert.equal(r.unnamed?.code, 'BAD_INPUT', JSON.stringify(r.unnamed));
   assert.deepEqual(r.gguf.f32, { quant: 'f32', same: true, finite: true }, 'an F32 GGUF gives the official logits bit for bit');
   assert.ok(r.gguf.kquants.quant === 'int8' && r.gguf.kquants.finite, JSON.stringify(r.gguf));
   console.log(`  inspect: .pth ${r.byUrl.fetchedBytes} of ${r.byUrl.fileBytes} bytes read, safetensors ${r.st.fetchedBytes} of ${r.st.fileBytes}; fla layout logits ${r.flaErr.toExponential(2)}`);

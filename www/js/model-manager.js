@@ -156,7 +156,7 @@ export async function addModel(page, ev) {
   if (!page.store) { status.textContent = 'Storage is not available in this window.'; return; }
   if (!file && !url) { status.textContent = 'Choose a file or give a URL first.'; return; }
   const quant = $('model-quant').value || undefined;
-  const base = (file ? file.name : url.split('/').pop() || 'model').replace(/\.(pth|safetensors|bin|st)$/i, '') + (quant ? `-${quant}` : '');
+  const base = (file ? file.name : url.split('/').pop() || 'model').replace(/\.(pth|safetensors|bin|st|gguf)$/i, '') + (quant ? `-${quant}` : '');
   const taken = new Set((await page.store.list()).map((m) => m.name));
   let name = base;
   for (let i = 2; taken.has(name); i++) name = `${base} (${i})`;
