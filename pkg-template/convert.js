@@ -5,9 +5,9 @@
 // ended when none is left (a worker's wasm memory only grows, so ending it returns the memory),
 // and started again after it was ended or crashed.
 
-import { BadModelError, GanderError, callWasm as call, throwIfAborted, toGanderError } from './errors.js';
+import { BadModelError, GanderError, callWasm as call, throwIfAborted } from './errors.js';
 import { initWasm } from './wasm.js';
-import { memorySource, openSource, rangeSource, readAll } from './sources.js';
+import { handOver, memorySource, openSource, rangeSource, readAll } from './sources.js';
 import { readSummary } from './inspect.js';
 
 /**
@@ -59,9 +59,6 @@ async function openPutSource(source, { signal, onProgress }) {
   return openSource(source, { signal, onProgress });
 }
 
-/** Bytes handed to the converter at a time (a big tensor's range arrives in pieces). */
-const PIECE = 16 << 20;
-
 /** `src` converted to a Gander file of `quant` as a source read in order (ModelStore's writer
  *  reads it chunk by chunk): the converter runs as far as each read needs. */
 async function convertStreaming(wasm, name, src, quant, { onProgress, signal }) {
@@ -74,12 +71,7 @@ async function convertStreaming(wasm, name, src, quant, { onProgress, signal }) 
       throwIfAborted(signal);
       const s = call(() => conv.step(), { what });
       if (s.need) {
-        const [, a, b] = s.need;
-        for (let at = a; at < b; at += PIECE) {
-          const end = Math.min(b, at + PIECE);
-          const bytes = await src.read(at, end).catch((e) => { throw toGanderError(e, { what: `reading ${src.name || name}`, requested: end - at }); });
-          call(() => conv.add(0, at, bytes), { what, requested: end - at });
-        }
+        await handOver([src], s.need, (f, at, bytes) => call(() => conv.add(f, at, bytes), { what, requested: bytes.byteLength }), { signal });
         continue;
       }
       if (s.header) { size = s.total; made = s.header.byteLength; return s.header; }

@@ -8,7 +8,7 @@ import {
   AbortedError, BadInputError, BadModelError, GanderError, NoWebGPUError, isTrap, mib, toGanderError, throwIfAborted,
 } from './errors.js';
 import { toIds } from './options.js';
-import { fetchBytes, openSource } from './sources.js';
+import { fetchBytes, handOver, openSource } from './sources.js';
 import { cachedUrlSource } from './cache.js';
 import { askSql } from './sql.js';
 import { CHAT_CACHE_BYTES, ChatCache, ChatPersistence, chatChunks, chatPromptLogits, checkCreate, collect, restoreConversation, saveConversation } from './chat.js';
@@ -345,10 +345,6 @@ async function warmUp(m) {
   try { await acall(() => s.forward(new Uint32Array([0])), hint); } finally { freeQuietly(s); }
 }
 
-/** Bytes handed to the pull loader at a time: a big tensor's range arrives in pieces, so JS
- *  holds one piece of it, never the whole tensor or file. */
-const PULL_PIECE = 16 << 20;
-
 /**
  * Load a `.pth`, a safetensors file of any layout, or safetensors shards range by range (see the Rust `PullLoader`),
  * converting each matrix to `quant` as it arrives: the wasm heap holds one part's tensors and
@@ -372,14 +368,7 @@ async function pull(srcs, gpu, { signal, onProgress, quant }, shards) {
       const s = call(() => loader.step(), { owner, what });
       if (s.done) break;
       if (s.need) {
-        const [f, a, b] = s.need;
-        for (let at = a; at < b; at += PULL_PIECE) {
-          const end = Math.min(b, at + PULL_PIECE);
-          const bytes = await srcs[f].read(at, end).catch((e) => { throw toGanderError(e, { what: `reading ${srcs[f].name || 'the model'}`, requested: end - at }); });
-          throwIfAborted(signal);
-          call(() => loader.add(f, at, bytes), { owner, what, requested: end - at });
-          read += end - at;
-        }
+        read += await handOver(srcs, s.need, (f, at, bytes) => call(() => loader.add(f, at, bytes), { owner, what, requested: bytes.byteLength }), { signal });
         continue;
       }
       const [part, parts] = s.part;

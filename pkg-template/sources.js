@@ -194,3 +194,21 @@ function validatorOf(res, size) {
   if (!etag && !modified && !Number.isSafeInteger(size)) return null;
   return JSON.stringify([etag, modified, Number.isSafeInteger(size) ? size : null]);
 }
+
+/** Bytes handed to a wasm pull loader or converter at a time: a big tensor's range arrives in
+ *  pieces, so JS holds one piece of it, never the whole tensor or file. */
+const PIECE = 16 << 20;
+
+/**
+ * Hand the range a pull loader asked for (`need`: [file, start, end]) over from `srcs[file]`,
+ * piece by piece, with `add(file, at, bytes)`. Resolves to the bytes handed over.
+ */
+export async function handOver(srcs, [f, a, b], add, { signal } = {}) {
+  for (let at = a; at < b; at += PIECE) {
+    const end = Math.min(b, at + PIECE);
+    const bytes = await srcs[f].read(at, end).catch((e) => { throw toGanderError(e, { what: `reading ${srcs[f].name || 'the model'}`, requested: end - at }); });
+    throwIfAborted(signal);
+    add(f, at, bytes);
+  }
+  return b - a;
+}

@@ -380,6 +380,15 @@ pub fn read_for_storage(src: &mut dyn TensorSource, name: &str) -> Result<Read> 
     Ok(if packed { Read::Matrix(src.read_matrix(name)?) } else { Read::Raw(src.read(name)?) })
 }
 
+/// The matrix `name`, as read, in the storage `how`: codes already in `how` kept
+/// ([`to_storage`]), a raw matrix converted a few rows at a time ([`raw_to_storage`]).
+pub fn matrix_in(name: &str, got: Read, how: Quant) -> Result<HostMatrix> {
+    match got {
+        Read::Raw(t) => raw_to_storage(name, t, how),
+        Read::Matrix(m) => to_storage(name, m, how),
+    }
+}
+
 /// The bytes a Gander file stores for the logical tensor `name` as `how` (what [`plan`] laid
 /// out for it): f32 or f16 values, or int8/q4 codes then their scales. Codes already in `how`
 /// are kept ([`to_storage`]); a raw matrix is converted a few rows at a time ([`raw_to_storage`]).
@@ -387,8 +396,7 @@ pub fn stored_bytes(name: &str, got: Read, how: Quant) -> Result<Vec<u8>> {
     let m = match (how, got) {
         (Quant::F32, Read::Raw(t)) => return Ok(le_bytes_f32(&t.to_f32())),
         (Quant::F32, Read::Matrix(m)) => return Ok(le_bytes_f32(&m.to_f32())),
-        (how, Read::Raw(t)) => raw_to_storage(name, t, how)?,
-        (how, Read::Matrix(m)) => to_storage(name, m, how)?,
+        (how, got) => matrix_in(name, got, how)?,
     };
     Ok(match m.data {
         MatrixData::F32(v) => le_bytes_f32(&v),

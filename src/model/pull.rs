@@ -252,10 +252,9 @@ impl<B: Backend> PullLoader<B> {
             match got {
                 Ok(got) => {
                     self.files.drop_read();
-                    let got = match (got, self.quant, info) {
-                        (Got::Matrix(m), Some(q), Some(info)) => Got::Matrix(gander::to_storage(&name, m, gander::storage_of(&name, &info, q))?),
-                        (Got::Raw(t), Some(q), Some(info)) if matrix => Got::Matrix(gander::raw_to_storage(&name, t, gander::storage_of(&name, &info, q))?),
-                        (got, _, _) => got,
+                    let got = match (self.quant, info) {
+                        (Some(q), Some(info)) if matrix => Got::Matrix(gander::matrix_in(&name, got, gander::storage_of(&name, &info, q))?),
+                        _ => got,
                     };
                     self.got.insert(name, got);
                 }
