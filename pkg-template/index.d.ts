@@ -313,7 +313,7 @@ export interface QuantCost {
 }
 
 export interface Inspection {
-  config: { vocab: number; embd: number; layers: number; heads: number; head_size: number; ffn: number; rank_w: number; rank_a: number; rank_v: number; rank_g: number; layer0_has_v: boolean };
+  config: { vocab: number; embd: number; layers: number; heads: number; head_size: number; ffn: number; rank_w: number; rank_a: number; rank_v: number; rank_g: number; layer0_has_v: boolean; /** DeepEmbed (rwkv7a) rank, 0 for a plain RWKV-7 model. */ deep_embed: number };
   params: number;
   /** `official`, `transformers (rwkv7.)`, `flash-linear-attention` or `web-rwkv (.st)`. */
   layout: string;

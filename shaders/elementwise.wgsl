@@ -4,6 +4,7 @@
 //   op 2  value residual  out = a + (b − a) ⊙ c            (step 10: a = v, b = v_first, c = gate)
 //   op 3  relu²           out = max(a, 0)²                  (channel mix)
 //   op 4  add             out = a + b                        (residual)
+//   op 5  mul             out = a ⊙ b                        (DeepEmbed's gate, spec §1.7)
 // (The LoRA activations are applied in the matmul epilogue, shaders/matmul.wgsl.)
 //
 // bindings: p, a, b, c, vec, out (unused operands bound to any buffer).
@@ -25,6 +26,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         case 1u: { out[i] = a[i] * (1.0 + (b[i] - 1.0) * vec[j]); }
         case 2u: { out[i] = a[i] + (b[i] - a[i]) * c[i]; }
         case 3u: { let r = max(a[i], 0.0); out[i] = r * r; }
+        case 5u: { out[i] = a[i] * b[i]; }
         default: { out[i] = a[i] + b[i]; }
     }
 }

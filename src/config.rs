@@ -47,6 +47,9 @@ pub struct Config {
     pub rank_g: usize,
     /// Whether the file carries the unused layer-0 `att.v0/v1/v2` (they are never read).
     pub layer0_has_v: bool,
+    /// DeepEmbed (rwkv7a, spec §1.7) rank `R`: every layer's channel mix is gated by a per-token
+    /// `R×R` matrix (`ffn.s_emb`, `s_emb_x`, `s0/s1/s2`); 0 for a plain x070 model.
+    pub deep_embed: usize,
 }
 
 /// The 20B-tokenizer vocabulary of the Pile models, which Gander does not ship.
@@ -63,12 +66,10 @@ fn dims2(t: &BTreeMap<String, TensorInfo>, name: &str) -> Result<(usize, usize)>
     }
 }
 
-/// Refuse checkpoints that look like RWKV-7 relatives Gander does not implement (spec §1.7).
+/// Refuse checkpoints that look like RWKV-7 relatives Gander does not implement (spec §1.7;
+/// DeepEmbed, rwkv7a, is implemented and detected in [`Config::from_tensors`]).
 fn reject_variants(t: &BTreeMap<String, TensorInfo>) -> Result<()> {
     for name in t.keys() {
-        if name.contains("ffn.s_emb") || name.contains("ffn.s0") {
-            return Err(Error::Unsupported(format!("`{name}` marks a DeepEmbed (rwkv7a) checkpoint; only plain RWKV-7 x070 is supported")));
-        }
         if name.contains(".qkv.") {
             return Err(Error::Unsupported(format!("`{name}` marks an rwkv7b (attention side path) checkpoint; only plain RWKV-7 x070 is supported")));
         }
@@ -77,6 +78,25 @@ fn reject_variants(t: &BTreeMap<String, TensorInfo>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The DeepEmbed rank from `blocks.0.ffn.s1` `[C, R]`, 0 without DeepEmbed. The per-token
+/// matrix is `s_emb`'s row reshaped to `R×R` (the official code fixes `R = 32`; any square is
+/// accepted). Every layer must then carry the tensors, which the shape check enforces.
+fn deep_embed_rank(t: &BTreeMap<String, TensorInfo>) -> Result<usize> {
+    if !t.keys().any(|n| n.contains(".ffn.s_emb") || n.contains(".ffn.s0") || n.contains(".ffn.s1") || n.contains(".ffn.s2")) {
+        return Ok(0);
+    }
+    let named = |e: Error| match e {
+        Error::BadModel(m) => Error::BadModel(format!("a DeepEmbed (rwkv7a) checkpoint, but {m}")),
+        other => other,
+    };
+    let r = dims2(t, "blocks.0.ffn.s1").map_err(named)?.1;
+    let (_, width) = dims2(t, "blocks.0.ffn.s_emb.weight").map_err(named)?;
+    if r == 0 || r.checked_mul(r) != Some(width) {
+        return Err(Error::BadModel(format!("DeepEmbed: `blocks.0.ffn.s_emb.weight` rows hold {width} values, not the square of the rank {r} of `ffn.s1`")));
+    }
+    Ok(r)
 }
 
 impl Config {
@@ -112,7 +132,8 @@ impl Config {
         let rank_g = dims2(t, "blocks.0.att.g1")?.1;
         let rank_v = if layers > 1 { dims2(t, "blocks.1.att.v1")?.1 } else { 0 };
         let layer0_has_v = t.contains_key("blocks.0.att.v1");
-        let cfg = Config { vocab, embd, layers, heads, head_size, ffn, rank_w, rank_a, rank_v, rank_g, layer0_has_v };
+        let deep_embed = deep_embed_rank(t)?;
+        let cfg = Config { vocab, embd, layers, heads, head_size, ffn, rank_w, rank_a, rank_v, rank_g, layer0_has_v, deep_embed };
         for (what, n) in [
             ("vocabulary", vocab),
             ("embedding width", embd),
@@ -192,6 +213,14 @@ impl Config {
             put(p("ffn.x_k"), vec![1, 1, c]);
             put(p("ffn.key.weight"), vec![f, c]);
             put(p("ffn.value.weight"), vec![c, f]);
+            if self.deep_embed > 0 {
+                let r = self.deep_embed;
+                put(p("ffn.s_emb.weight"), vec![v, r * r]);
+                put(p("ffn.s_emb_x.weight"), vec![r * r, c]);
+                put(p("ffn.s1"), vec![c, r]);
+                put(p("ffn.s2"), vec![r, f]);
+                put(p("ffn.s0"), vec![1, 1, f]);
+            }
         }
         m
     }
@@ -224,6 +253,11 @@ pub(crate) fn fingerprint_start(cfg: &Config) -> Sha256 {
     h.update(b"gander-fingerprint-v1");
     for d in [cfg.vocab, cfg.embd, cfg.layers, cfg.heads, cfg.head_size, cfg.ffn, cfg.rank_w, cfg.rank_a, cfg.rank_v, cfg.rank_g] {
         h.update((d as u64).to_le_bytes());
+    }
+    // Only when present, so that every plain model keeps the fingerprint its states carry.
+    if cfg.deep_embed > 0 {
+        h.update(b"deep-embed");
+        h.update((cfg.deep_embed as u64).to_le_bytes());
     }
     h
 }

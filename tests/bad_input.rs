@@ -166,7 +166,12 @@ fn wrong_tensors_and_unsupported_variants() {
     let deep = write("deep.st", &|t| {
         t.insert("blocks.0.ffn.s_emb.weight".into(), f32t(vec![256, 32]));
     });
-    fails_with(&["info", p(&deep)], "DeepEmbed");
+    fails_with(&["info", p(&deep)], "DeepEmbed (rwkv7a) checkpoint, but missing tensor `blocks.0.ffn.s1`");
+    let not_square = write("deep-square.st", &|t| {
+        t.insert("blocks.0.ffn.s_emb.weight".into(), f32t(vec![256, 30]));
+        t.insert("blocks.0.ffn.s1".into(), f32t(vec![64, 5]));
+    });
+    fails_with(&["info", p(&not_square)], "not the square of the rank 5");
     let qkv = write("qkv.st", &|t| {
         t.insert("blocks.0.qkv.weight".into(), f32t(vec![64, 64]));
     });

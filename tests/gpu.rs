@@ -284,8 +284,7 @@ fn token_shift_and_wkv_match_cpu() {
     let _turn = turn();
     let Some(g) = gpu() else { return };
     let cpu = Cpu;
-    let cfg =
-        gander::Config { vocab: 16, embd: 128, layers: 1, heads: 2, head_size: 64, ffn: 512, rank_w: 8, rank_a: 8, rank_v: 8, rank_g: 8, layer0_has_v: false };
+    let cfg = one_layer_config(128, 64);
     let mut host = State::zeros(&cfg, [0; 32]);
     host.layers[0].att_shift = rand_vec(128, 30);
     host.layers[0].wkv = rand_vec(2 * 64 * 64, 31).iter().map(|x| x * 0.1).collect();
@@ -536,8 +535,7 @@ fn wkv_fused_matches_cpu_steps() {
     let _turn = turn();
     let Some(g) = gpu() else { return };
     let (c, n) = (128usize, 64usize);
-    let cfg =
-        gander::Config { vocab: 16, embd: c, layers: 1, heads: 2, head_size: n, ffn: 512, rank_w: 8, rank_a: 8, rank_v: 8, rank_g: 8, layer0_has_v: false };
+    let cfg = one_layer_config(c, n);
     let mut host = State::zeros(&cfg, [0; 32]);
     host.layers[0].wkv = rand_vec(2 * n * n, 61).iter().map(|x| x * 0.1).collect();
     for t in [1usize, 5] {
@@ -750,4 +748,22 @@ fn gpu_sampler_distribution_chi_square() {
     let crit = df * (1.0 - 2.0 / (9.0 * df) + 3.09 * (2.0 / (9.0 * df)).sqrt()).powi(3);
     println!("chi-square {chi:.1} on {df} degrees of freedom (critical {crit:.1})");
     assert!(bins > 5 && chi < crit, "chi-square {chi} >= {crit} on {df} df");
+}
+
+/// A one-layer, two-head config of width `c` and head size `n`, for state exchange tests.
+fn one_layer_config(c: usize, n: usize) -> gander::Config {
+    gander::Config {
+        vocab: 16,
+        embd: c,
+        layers: 1,
+        heads: 2,
+        head_size: n,
+        ffn: 512,
+        rank_w: 8,
+        rank_a: 8,
+        rank_v: 8,
+        rank_g: 8,
+        layer0_has_v: false,
+        deep_embed: 0,
+    }
 }

@@ -9,7 +9,7 @@ use gander::backend::cpu::Cpu;
 use gander::format;
 use gander::model::Model;
 
-const CASES: [&str; 3] = ["bf16-l0v", "fp16-oddranks", "fp32-bytes"];
+const CASES: [&str; 4] = ["bf16-l0v", "fp16-oddranks", "fp32-bytes", "deepembed"];
 
 fn logits<B: gander::backend::Backend>(m: &Model<B>, tokens: &[u32]) -> Vec<f32> {
     let mut st = m.new_state().unwrap();

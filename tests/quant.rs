@@ -97,6 +97,7 @@ fn world_vocab_bf16_file_sizes_within_issue_bounds() {
         rank_v: 32,
         rank_g: 32,
         layer0_has_v: true,
+        deep_embed: 0,
     };
     let mut shapes = cfg.expected_shapes();
     for (n, s) in [("blocks.0.att.v0", vec![1, 1, 128]), ("blocks.0.att.v1", vec![128, 32]), ("blocks.0.att.v2", vec![32, 128])] {

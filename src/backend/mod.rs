@@ -205,6 +205,15 @@ pub trait Backend: Sync {
     ) -> Result<Self::Act>;
     /// `relu(x)²` elementwise (channel mix).
     fn relu_sq(&self, x: &Self::Act) -> Result<Self::Act>;
+    /// `x ⊙= y` (DeepEmbed's gate on the channel mix's hidden layer).
+    fn mul_assign(&self, _x: &mut Self::Act, _y: &Self::Act) -> Result<()> {
+        Err(crate::Error::Unsupported(format!("DeepEmbed (rwkv7a) models on the {} backend", self.name())))
+    }
+    /// Per row `t`: `a[t]·M_t`, where `a` is `[T, R]` and row `t` of `m` (`[T, R²]`) is the
+    /// `R×R` matrix `M_t`, row-major (DeepEmbed's per-token matrix, spec §1.7).
+    fn token_matvec(&self, _a: &Self::Act, _m: &Self::Act) -> Result<Self::Act> {
+        Err(crate::Error::Unsupported(format!("DeepEmbed (rwkv7a) models on the {} backend", self.name())))
+    }
     /// `x += y`.
     fn add_assign(&self, x: &mut Self::Act, y: &Self::Act) -> Result<()>;
     /// The last row of `x`, as a `[1, width]` activation.

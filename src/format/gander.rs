@@ -114,9 +114,12 @@ pub fn is_matrix(name: &str, info: &TensorInfo) -> bool {
     info.shape.len() == 2 && info.shape.iter().all(|&d| d > 1) && !name.ends_with("att.r_k")
 }
 
-/// The LoRA factors, which stay f16 in the quantised formats.
+/// The LoRA factors (and DeepEmbed's `s1/s2`, the same kind of thin factor), which stay f16 in
+/// the quantised formats.
 fn is_lora(name: &str) -> bool {
     ["w1", "w2", "a1", "a2", "v1", "v2", "g1", "g2"].iter().any(|s| name.ends_with(&format!(".att.{s}")))
+        || name.ends_with(".ffn.s1")
+        || name.ends_with(".ffn.s2")
 }
 
 /// A Gander file, presented with its logical tensors: a quantised `X` appears as `X` (its `.q`

@@ -5,7 +5,7 @@
 //! then the WKV scan walks the tokens in order. Both modes are the same code, so they agree
 //! to rounding.
 
-use super::weights::{ChannelMix, Norm, TimeMix, Weights};
+use super::weights::{ChannelMix, DeepEmbed, Norm, TimeMix, Weights};
 use crate::backend::{Backend, LoraMid, Shift, WkvInputs};
 use crate::error::{Error, Result};
 
@@ -109,23 +109,54 @@ pub fn wkv_steps<B: Backend>(b: &B, state: &mut B::State, l: usize, x: &WkvInput
     b.group_norm_bonus_gate(&y, x.r, &k, &v, x.r_k, x.ln_w, x.ln_b, x.g, x.head_size)
 }
 
-/// Spec §2.4: the channel mix of layer `l`; adds `W_value·relu(W_key·x_k)²` to `x`.
-fn channel_mix<B: Backend>(b: &B, ffn: &ChannelMix<B>, ln2: &Norm<B>, state: &mut B::State, l: usize, x: &mut B::Act) -> Result<()> {
+/// What DeepEmbed's gate reads besides the layer's input: the tokens and `LN0(emb[t])`.
+struct TokenInputs<'a, B: Backend> {
+    tokens: &'a [u32],
+    /// `None` when no layer has DeepEmbed.
+    x0: Option<&'a B::Act>,
+}
+
+/// Spec §2.4: the channel mix of layer `l`; adds `W_value·relu(W_key·x_k)²` to `x` (times
+/// DeepEmbed's gate in rwkv7a models).
+fn channel_mix<B: Backend>(b: &B, ffn: &ChannelMix<B>, ln2: &Norm<B>, state: &mut B::State, l: usize, x: &mut B::Act, tok: &TokenInputs<'_, B>) -> Result<()> {
     let (u, d) = b.norm_shift(&*x, &ln2.weight, &ln2.bias, state, l, Shift::ChannelMix)?;
-    let h = b.matmul_mix_relu_sq(&u, &d, &ffn.x_k, &ffn.key)?;
+    let mut h = b.matmul_mix_relu_sq(&u, &d, &ffn.x_k, &ffn.key)?;
+    if let Some(de) = &ffn.deep {
+        let gate = deep_embed_gate(b, de, &u, tok)?;
+        b.mul_assign(&mut h, &gate)?;
+    }
     b.matmul_add(&h, &ffn.value, x)
+}
+
+/// Spec §1.7, DeepEmbed (rwkv7a): the gate `((u·s1)·M_t)·s2 + s0` of token `t`'s hidden layer,
+/// where `u` is the ln2 output (not the shifted mix) and `M_t` is the `R×R` matrix
+/// `s_emb[t] + s_emb_x·LN0(emb[t])` (official `rwkv` 0.8.32, `RWKV_x070_CMix_one`).
+fn deep_embed_gate<B: Backend>(b: &B, de: &DeepEmbed<B>, u: &B::Act, tok: &TokenInputs<'_, B>) -> Result<B::Act> {
+    let x0 = tok.x0.ok_or_else(|| Error::BadModel("DeepEmbed weights without the embedding they read".into()))?;
+    let mut m = b.embed(&de.s_emb, tok.tokens)?;
+    b.matmul_add(x0, &de.s_emb_x, &mut m)?;
+    let a = b.matmul(u, &de.s1)?;
+    let ss = b.token_matvec(&a, &m)?;
+    b.lora_up(&ss, &de.s2, Some(&de.s0), false)
 }
 
 /// Run `tokens` through the model from `state` (which is advanced) and return the requested
 /// logits as a device activation (`[1, V]`, `[T, V]`, or nothing).
 pub fn forward<B: Backend>(b: &B, w: &Weights<B>, head_size: usize, state: &mut B::State, tokens: &[u32], want: Logits) -> Result<Option<B::Act>> {
     // 2.2 embedding, then ln0 (applied per token; see weights.rs)
-    let x = b.embed(&w.emb, tokens)?;
-    let mut x = b.layer_norm(&x, &w.ln0.weight, &w.ln0.bias)?;
+    let e = b.embed(&w.emb, tokens)?;
+    let mut x = b.layer_norm(&e, &w.ln0.weight, &w.ln0.bias)?;
+    // DeepEmbed reads LN0(emb[t]) in every layer (rwkv7a models only). Computed again rather
+    // than cloned: a GPU clone shares the buffer that the residual updates in place.
+    let x0 = match w.blocks.iter().any(|blk| blk.ffn.deep.is_some()) {
+        true => Some(b.layer_norm(&e, &w.ln0.weight, &w.ln0.bias)?),
+        false => None,
+    };
+    let tok = TokenInputs { tokens, x0: x0.as_ref() };
     let mut v_first = None;
     for (l, blk) in w.blocks.iter().enumerate() {
         time_mix(b, &blk.att, &blk.ln1, state, l, head_size, &mut x, &mut v_first)?;
-        channel_mix(b, &blk.ffn, &blk.ln2, state, l, &mut x)?;
+        channel_mix(b, &blk.ffn, &blk.ln2, state, l, &mut x, &tok)?;
     }
     // 2.5 head
     let x = match want {

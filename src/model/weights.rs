@@ -10,7 +10,9 @@
 //!   vectors are always f32 (the decay bias `w0` must never be 16-bit, spec §5.3);
 //! - `ln0` is *not* folded into the embedding: it is applied per token (the same maths, spec
 //!   §1.6), which keeps the stored embedding usable when it is quantised;
-//! - layer-0 `att.v0/v1/v2` are never read (spec §1.4).
+//! - layer-0 `att.v0/v1/v2` are never read (spec §1.4);
+//! - DeepEmbed's `s1/s2` are LoRA-like factors and transposed the same way; its table `s_emb`
+//!   is not merged with the embedding at load (see [`DeepEmbed`]).
 
 use crate::backend::{Backend, HostMatrix, MatrixData};
 use crate::error::{Error, Result};
@@ -61,6 +63,26 @@ pub struct ChannelMix<B: Backend> {
     pub x_k: B::Vector,
     pub key: B::Matrix,
     pub value: B::Matrix,
+    /// DeepEmbed's gate (rwkv7a models only).
+    pub deep: Option<DeepEmbed<B>>,
+}
+
+/// DeepEmbed (rwkv7a, spec §1.7) weights of one layer: the gate `((u·s1)·M_t)·s2 + s0` on the
+/// channel mix's hidden layer, with `M_t = s_emb[t] + s_emb_x·LN0(emb[t])` as an `R×R` matrix.
+/// The official code folds `LN0(emb)·s_emb_xᵀ` into `s_emb` at load time, a `[V, R²]` product
+/// per layer; Gander forms it per token instead, like `ln0` (the same maths, and the stored
+/// table stays usable when it is quantised).
+pub struct DeepEmbed<B: Backend> {
+    /// `ffn.s_emb.weight` `[V, R²]`, read a row per token like the embedding.
+    pub s_emb: B::Matrix,
+    /// `ffn.s_emb_x.weight` `[R², C]` (Linear).
+    pub s_emb_x: B::Matrix,
+    /// `ffn.s1` `[C, R]`, transposed to `[R, C]`.
+    pub s1: B::Matrix,
+    /// `ffn.s2` `[R, F]`, transposed to `[F, R]`.
+    pub s2: B::Matrix,
+    /// `ffn.s0` `[1, 1, F]`, squeezed.
+    pub s0: B::Vector,
 }
 
 /// One block.
@@ -242,7 +264,18 @@ impl<B: Backend> Loader<'_, B> {
             output: ld.linear(&p("att.output.weight"))?,
             ln_x: ld.norm(&p("att.ln_x"))?,
         };
-        let ffn = ChannelMix { x_k: ld.vector(&p("ffn.x_k"))?, key: ld.linear(&p("ffn.key.weight"))?, value: ld.linear(&p("ffn.value.weight"))? };
+        let deep = if ld.src.tensors().contains_key(&p("ffn.s1")) {
+            Some(DeepEmbed {
+                s_emb: ld.linear(&p("ffn.s_emb.weight"))?,
+                s_emb_x: ld.linear(&p("ffn.s_emb_x.weight"))?,
+                s1: ld.lora(&p("ffn.s1"))?,
+                s2: ld.lora(&p("ffn.s2"))?,
+                s0: ld.vector(&p("ffn.s0"))?,
+            })
+        } else {
+            None
+        };
+        let ffn = ChannelMix { x_k: ld.vector(&p("ffn.x_k"))?, key: ld.linear(&p("ffn.key.weight"))?, value: ld.linear(&p("ffn.value.weight"))?, deep };
         Ok(Block { ln1: ld.norm(&p("ln1"))?, ln2: ld.norm(&p("ln2"))?, att, ffn })
     }
 }

@@ -56,7 +56,7 @@ pub fn golden(case: &str) -> Golden {
     serde_json::from_str(&s).expect("golden.json parses")
 }
 
-pub const CASES: [&str; 3] = ["bf16-l0v", "fp16-oddranks", "fp32-bytes"];
+pub const CASES: [&str; 4] = ["bf16-l0v", "fp16-oddranks", "fp32-bytes", "deepembed"];
 
 /// All tensors of a checkpoint, for building altered copies.
 pub fn read_all(path: &std::path::Path) -> BTreeMap<String, RawTensor> {

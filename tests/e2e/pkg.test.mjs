@@ -41,7 +41,7 @@ for (const worker of [false, true]) {
   const mode = worker ? 'worker' : 'page';
   for (const backend of ['webgpu', 'cpu']) {
     test(`${mode}/${backend}: golden logits and greedy tokens of the official package`, async () => {
-      for (const c of ['bf16-l0v', 'fp16-oddranks', 'fp32-bytes']) {
+      for (const c of ['bf16-l0v', 'fp16-oddranks', 'fp32-bytes', 'deepembed']) {
         const r = await run('golden', c, { backend, worker });
         assert.equal(r.info.backend, backend, `${c}: ${r.info.reason}`);
         assert.ok(r.worst <= GOLDEN_TOL, `${c}: max|d|/std ${r.worst}`);

@@ -78,6 +78,15 @@ def build(cfg, seed):
         sd[p + "ffn.x_k"] = ru(1, 1, C)
         sd[p + "ffn.key.weight"] = rn(F, C, std=1.0 / C**0.5)
         sd[p + "ffn.value.weight"] = rn(C, F, std=1.0 / F**0.5)
+        if cfg.get("de"):
+            # DeepEmbed (rwkv7a): a per-token rank-R matrix gating the channel mix's hidden
+            # layer; sizes chosen so the gate stays near 1 ± 0.3 and every term shows.
+            R = cfg["de"]
+            sd[p + "ffn.s_emb.weight"] = rn(V, R * R, std=0.2)
+            sd[p + "ffn.s_emb_x.weight"] = rn(R * R, C, std=0.2 / C**0.5)
+            sd[p + "ffn.s1"] = rn(C, R, std=1.0 / C**0.5)
+            sd[p + "ffn.s2"] = rn(R, F, std=1.0 / R**0.5)
+            sd[p + "ffn.s0"] = 1 + rn(1, 1, F, std=0.1)
     sd["ln_out.weight"] = 1 + rn(C, std=0.1)
     sd["ln_out.bias"] = rn(C, std=0.1)
     sd["head.weight"] = rn(V, C, std=1.0 / C**0.5)
@@ -126,6 +135,7 @@ def run_case(name, cfg, seed):
                 f.write(f32_bytes(state[3 * i + j].float().numpy().reshape(-1)))
     meta = dict(vocab=cfg["V"], embd=cfg["C"], head_size=cfg["N"], layers=cfg["L"], ranks=cfg["ranks"],
                 layer0_has_v=cfg["l0v"], dtype=str(cfg["dtype"]), tokens=tokens, greedy=greedy,
+                deep_embed_rank=cfg.get("de", 0),
                 reference=f"rwkv {__import__('rwkv').__version__ if hasattr(__import__('rwkv'), '__version__') else '0.8.32'} cpu fp32, torch {torch.__version__}")
     with open(os.path.join(out, "golden.json"), "w") as f:
         json.dump(meta, f, indent=1)

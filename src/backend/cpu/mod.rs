@@ -339,6 +339,31 @@ impl Backend for Cpu {
         Ok(())
     }
 
+    fn mul_assign(&self, x: &mut Tensor, y: &Tensor) -> Result<()> {
+        if (x.rows, x.cols) != (y.rows, y.cols) {
+            return Err(Error::BadInput(format!("[{}, {}] ⊙ [{}, {}]", x.rows, x.cols, y.rows, y.cols)));
+        }
+        x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a *= b);
+        Ok(())
+    }
+
+    fn token_matvec(&self, a: &Tensor, m: &Tensor) -> Result<Tensor> {
+        let r = a.cols;
+        if m.rows != a.rows || Some(m.cols) != r.checked_mul(r) {
+            return Err(Error::BadInput(format!("[{}, {r}] times [{}, {}] as {r}×{r} matrices", a.rows, m.rows, m.cols)));
+        }
+        let mut out = Tensor::zeros(a.rows, r);
+        if r == 0 {
+            return Ok(out);
+        }
+        for ((o, av), mv) in out.data.chunks_exact_mut(r).zip(a.data.chunks_exact(r)).zip(m.data.chunks_exact(r * r)) {
+            for (&ai, mrow) in av.iter().zip(mv.chunks_exact(r)) {
+                o.iter_mut().zip(mrow).for_each(|(o, &x)| *o += ai * x);
+            }
+        }
+        Ok(out)
+    }
+
     fn last_row(&self, x: &Tensor) -> Result<Tensor> {
         let t = x.rows.checked_sub(1).ok_or_else(|| Error::BadInput("no tokens".into()))?;
         let mut out = Tensor::zeros(1, x.cols);

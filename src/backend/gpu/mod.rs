@@ -398,6 +398,26 @@ impl Backend for Gpu {
         Ok(())
     }
 
+    fn mul_assign(&self, x: &mut GpuAct, y: &GpuAct) -> Result<()> {
+        if (x.rows, x.cols) != (y.rows, y.cols) {
+            return Err(Error::BadInput(format!("[{}, {}] ⊙ [{}, {}]", x.rows, x.cols, y.rows, y.cols)));
+        }
+        // As in add_assign: the product goes to a new buffer.
+        *x = self.elementwise(ElementOp::Mul, x, Some(y), None, None)?;
+        Ok(())
+    }
+
+    fn token_matvec(&self, a: &GpuAct, m: &GpuAct) -> Result<GpuAct> {
+        let r = a.cols;
+        if m.rows != a.rows || Some(m.cols) != r.checked_mul(r) {
+            return Err(Error::BadInput(format!("[{}, {r}] times [{}, {}] as {r}×{r} matrices", a.rows, m.rows, m.cols)));
+        }
+        let out = self.act(a.rows, r);
+        let params = [a.rows as u32, r as u32];
+        self.dispatch(&self.pipes.token_matvec, &params, &[a.buf.get(), m.buf.get(), out.buf.get()], ((r as u32).div_ceil(64), a.rows as u32, 1))?;
+        Ok(out)
+    }
+
     fn last_row(&self, x: &GpuAct) -> Result<GpuAct> {
         let out = self.act(1, x.cols);
         let bytes = (x.cols * 4) as u64;

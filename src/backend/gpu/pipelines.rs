@@ -13,6 +13,7 @@ pub enum ElementOp {
     ValueResidual = 2,
     ReluSq = 3,
     Add = 4,
+    Mul = 5,
 }
 
 pub struct Pipelines {
@@ -28,6 +29,7 @@ pub struct Pipelines {
     pub norm_shift: wgpu::ComputePipeline,
     pub gn_bonus_gate: wgpu::ComputePipeline,
     pub sample: wgpu::ComputePipeline,
+    pub token_matvec: wgpu::ComputePipeline,
 }
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
@@ -64,8 +66,8 @@ fn pipeline(dev: &wgpu::Device, label: &str, source: &str, constants: &[(&str, f
 pub const PREFILL_TILE: u32 = 16;
 
 /// The shaders, by the label their pipeline carries.
-pub const SHADERS: [&str; 11] =
-    ["matmul", "embed", "norm", "elementwise", "token_shift", "removal_key", "wkv", "wkv_fused", "norm_shift", "gn_bonus_gate", "sample"];
+pub const SHADERS: [&str; 12] =
+    ["matmul", "embed", "norm", "elementwise", "token_shift", "removal_key", "wkv", "wkv_fused", "norm_shift", "gn_bonus_gate", "sample", "token_matvec"];
 
 /// The whole WGSL source of shader `name` as it is compiled: the [`prelude`], then the shared
 /// helpers it uses, then its own file. `None` for a name not in [`SHADERS`].
@@ -82,6 +84,7 @@ pub fn source(name: &str) -> Option<String> {
         "norm_shift" => (REDUCE, include_str!("../../../shaders/norm_shift.wgsl")),
         "gn_bonus_gate" => (REDUCE, include_str!("../../../shaders/gn_bonus_gate.wgsl")),
         "sample" => (REDUCE, include_str!("../../../shaders/sample.wgsl")),
+        "token_matvec" => ("", include_str!("../../../shaders/token_matvec.wgsl")),
         _ => return None,
     };
     Some(format!("{}\n{helpers}\n{body}", prelude()))
@@ -114,6 +117,7 @@ impl Pipelines {
             norm_shift: one("norm_shift"),
             gn_bonus_gate: one("gn_bonus_gate"),
             sample: one("sample"),
+            token_matvec: one("token_matvec"),
         }
     }
 
