@@ -8,7 +8,9 @@
 //
 // Reported per run: the wasm heap after the load (it only grows, so it is the peak), the peak
 // resident memory (VmHWM) of the renderer, GPU and browser processes (sampled from /proc: the
-// honest total of JS, wasm and everything else), the bytes the server sent, and the times.
+// honest total of JS, wasm and everything else), the page's peak JS memory (DevTools
+// `Runtime.getHeapUsage`: V8's heap plus ArrayBuffer backing stores) and with the wasm heap
+// the JS + wasm bound the issue asks about, the bytes the server sent, and the times.
 //
 //   3. with --put: ModelStore.put(name, url, { quant }) converts while it stores (range
 //      requests, tensor by tensor), then the Gander file loads from the store on the CPU.
@@ -71,6 +73,7 @@ async function run(server, profile, backend, { abortAfter, put = false }) {
   try {
     const page = await browser.ctx.newPage();
     page.on('console', (m) => { if (m.type() === 'error') console.error(`  page: ${m.text()}`); });
+    heap = await jsHeapSampler(browser.ctx, page);
     await page.goto(`${server.url}tests/e2e/pkg.html`);
     await page.waitForFunction(() => document.title === 'ready', null, { timeout: 120000 });
     const r = await page.evaluate(async ({ path, backend, quant, abortAfter, put }) => {
@@ -112,14 +115,47 @@ async function run(server, profile, backend, { abortAfter, put = false }) {
       await m.dispose();
       return { aborted, resumedFrom, loadS, tokenS, finite, info, wasm, phases };
     }, { path, backend, quant, abortAfter, put });
-    await page.close();
     const mine = server.log.slice(at).filter((e) => e.path === path);
     r.served = mine.reduce((n, e) => n + e.bytes, 0);
+    // The weights the CPU path keeps in wasm (on WebGPU they are in GPU buffers), from the
+    // file's headers; asked after the count above, so its few range requests are not in it.
+    r.weights = backend === 'cpu'
+      ? await page.evaluate(async ({ path, quant }) => (await window.gander.Gander.inspect(path)).quants.find((q) => q.quant === quant).memoryBytes, { path, quant })
+      : 0;
+    await page.close();
     return r;
   } finally {
+    Object.assign(globalThis, { lastHeap: await heap?.stop() });
+    heap = null;
     await browser.close();
     Object.assign(globalThis, { lastPeak: s.stop() });
   }
+}
+
+let heap = null;
+
+/** Peak JS memory of the page's main thread, sampled through the DevTools protocol: V8's heap
+ *  in use plus the backing stores of ArrayBuffers (fetched chunks; the wasm memory is not among
+ *  them and is reported on its own), so the issue's "JS + wasm" is measured, not inferred from
+ *  the renderer's RSS. */
+async function jsHeapSampler(ctx, page) {
+  const cdp = await ctx.newCDPSession(page);
+  const peak = { used: 0, backing: 0, total: 0 };
+  let busy = false;
+  const tick = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const u = await cdp.send('Runtime.getHeapUsage');
+      const backing = u.backingStorageSize ?? 0;
+      peak.used = Math.max(peak.used, u.usedSize);
+      peak.backing = Math.max(peak.backing, backing);
+      peak.total = Math.max(peak.total, u.usedSize + backing);
+    } catch { /* the page is closing */ }
+    busy = false;
+  };
+  const timer = setInterval(tick, 250);
+  return { stop: async () => { clearInterval(timer); await tick(); return peak; } };
 }
 
 const server = await startServer({ root: ROOT });
@@ -136,6 +172,9 @@ try {
       + `${i === 0 ? `download aborted (${r.aborted}), resumed from ${mib(r.resumedFrom)}; ` : ''}server sent ${r.served} bytes; `
       + `load ${r.loadS.toFixed(1)} s, first token ${r.tokenS.toFixed(1)} s, logits finite: ${r.finite}`);
     console.log(`  wasm heap ${mib(r.wasm)}; peak RSS: renderer ${mib(peak.renderer || 0)}, GPU process ${mib(peak['gpu-process'] || 0)}, browser ${mib(peak.browser || 0)}`);
+    const h = globalThis.lastHeap;
+    if (h) console.log(`  page JS (DevTools, peak of samples every 250 ms): ${mib(h.total)} (V8 heap ${mib(h.used)}, ArrayBuffers ${mib(h.backing)}); `
+      + `JS + wasm at most ${mib(h.total + r.wasm)}${r.weights ? `, ${mib(h.total + r.wasm - r.weights)} beyond the ${mib(r.weights)} of weights kept in wasm` : ''}`);
     console.log(`  phases (s from start): ${JSON.stringify(Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, +v.toFixed(1)])))}`);
   }
 } finally {

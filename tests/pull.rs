@@ -54,6 +54,34 @@ fn a_pth_pulled_equals_the_whole_file_and_converts_as_gander_convert() {
     }
 }
 
+/// With `quant`, a matrix bigger than a block is fetched and converted block by block, never
+/// whole as stored: the loader asks for at most a block plus the read-ahead at once, and the
+/// model is still exactly the converted file's. Blocks of 4 KiB on these small models split
+/// every big matrix (the DeepEmbed table is 1 MiB) into many, with a last partial one.
+#[test]
+fn big_matrices_are_fetched_and_converted_block_by_block() {
+    const BLOCK: usize = 4096;
+    for case in CASES {
+        let tokens = golden(case).tokens;
+        for file in ["model.pth", "model.safetensors"] {
+            let Ok(bytes) = std::fs::read(golden_dir(case).join(file)) else { continue };
+            for quant in ["f32", "f16", "int8", "q4"] {
+                let want = Model::load(Cpu, format::open_bytes(converted(&bytes, quant)).unwrap().as_mut()).unwrap();
+                let files = [(String::new(), bytes.clone())];
+                let (got, fetched, trips, largest) = load_pulled_blocks(Cpu, &files, None, Some(quant), 1_000, Some(BLOCK)).unwrap();
+                assert!(same(&logits(&got, &tokens), &logits(&want, &tokens)), "{case}/{file} {quant}: not the converted file's logits");
+                // A block, and the read-ahead on both sides of a miss (the whole DeepEmbed
+                // table would be 1 MiB, a bf16-l0v FFN matrix 128 KiB).
+                let bound = BLOCK as u64 + 2 * format::sparse::READ_AHEAD;
+                assert!(largest <= bound, "{case}/{file} {quant}: asked for {largest} bytes at once (bound {bound})");
+                // Small parts are kept while they are read, so no byte is fetched twice.
+                assert_eq!(fetched, bytes.len() as u64, "{case}/{file} {quant}: fetched {fetched} of {}", bytes.len());
+                println!("{case}/{file} {quant}: largest request {largest} bytes, fetched {fetched} of {} in {trips} round trips", bytes.len());
+            }
+        }
+    }
+}
+
 #[test]
 fn the_trained_fixture_and_gander_files_pull_too() {
     let pth = std::fs::read(fixture_path("tiny-rwkv7-834k/model.pth")).unwrap();
@@ -96,9 +124,17 @@ fn bad_files_are_errors_not_panics() {
 
 /// Drive `PullConverter` over files in memory: the Gander file it writes, piece by piece.
 fn convert_pulled(files: &[(String, Vec<u8>)], index: Option<Vec<u8>>, quant: &str) -> Vec<u8> {
+    convert_pulled_blocks(files, index, quant, None)
+}
+
+/// [`convert_pulled`] with the converter's block size for big matrices set.
+fn convert_pulled_blocks(files: &[(String, Vec<u8>)], index: Option<Vec<u8>>, quant: &str, block: Option<usize>) -> Vec<u8> {
     use gander::model::pull::{Convert, PullConverter};
     let q = format::gander::Quant::parse(quant).unwrap();
     let mut c = PullConverter::new(files.iter().map(|(n, b)| (n.clone(), b.len() as u64)).collect(), index, q);
+    if let Some(b) = block {
+        c = c.with_block_bytes(b);
+    }
     let mut out = Vec::new();
     let mut size = None;
     loop {
@@ -125,7 +161,10 @@ fn a_converter_over_ranges_writes_the_bytes_of_gander_convert() {
     for case in CASES {
         let pth = std::fs::read(golden_dir(case).join("model.pth")).unwrap();
         for quant in ["f32", "f16", "int8", "q4"] {
-            assert!(convert_pulled(&[(String::new(), pth.clone())], None, quant) == converted(&pth, quant), "{case} {quant}");
+            let want = converted(&pth, quant);
+            assert!(convert_pulled(&[(String::new(), pth.clone())], None, quant) == want, "{case} {quant}");
+            // Big matrices block by block (4 KiB blocks split every one, the last one partial).
+            assert!(convert_pulled_blocks(&[(String::new(), pth.clone())], None, quant, Some(4096)) == want, "{case} {quant} by blocks");
         }
     }
     // A Gander file converted again keeps its codes.

@@ -1,7 +1,7 @@
 //! Any bytes as a checkpoint loaded range by range (the browser's pull loader over the sparse
-//! zip/pickle, GGUF and safetensors readers, converting to int8 on the way), and as two shards
-//! (the first byte splits the data): a model or a coded error within a bounded number of reads,
-//! never a panic or an endless loop.
+//! zip/pickle, GGUF and safetensors readers, converting to int8 on the way, big matrices block by
+//! block), and as two shards (the first byte splits the data): a model or a coded error within a
+//! bounded number of reads, never a panic or an endless loop.
 #![no_main]
 use gander::backend::cpu::Cpu;
 use gander::format::gander::Quant;
@@ -29,10 +29,12 @@ fn drive(mut ld: PullLoader<Cpu>, files: &[&[u8]]) {
 
 fuzz_target!(|data: &[u8]| {
     let quant = if data.first().is_some_and(|b| b & 1 == 1) { Some(Quant::Int8) } else { None };
-    drive(PullLoader::new(Cpu, data.len() as u64, quant), &[data]);
+    // Small blocks (bit 1): every matrix of more than 256 bytes is read and converted by rows.
+    let block = if data.first().is_some_and(|b| b & 2 == 2) { 256 } else { 16 << 20 };
+    drive(PullLoader::new(Cpu, data.len() as u64, quant).with_block_bytes(block), &[data]);
     let cut = data.first().map_or(0, |&b| (b as usize * data.len() / 256).min(data.len()));
     let (a, b) = data.split_at(cut);
     if !a.is_empty() && !b.is_empty() {
-        drive(PullLoader::sharded(Cpu, vec![("a".into(), a.len() as u64), ("b".into(), b.len() as u64)], None, quant), &[a, b]);
+        drive(PullLoader::sharded(Cpu, vec![("a".into(), a.len() as u64), ("b".into(), b.len() as u64)], None, quant).with_block_bytes(block), &[a, b]);
     }
 });

@@ -479,46 +479,139 @@ const ROWS_ELEMS: usize = 1 << 20;
 /// at a time, so a big matrix is never held as f32 on its way to int8, q4 or f16 (the values
 /// are those of [`to_storage`]: every quantisation block lies within one row).
 pub fn raw_to_storage(name: &str, t: RawTensor, how: Quant) -> Result<HostMatrix> {
-    use MatrixData as D;
-    let (rows, cols) = match t.info.shape.as_slice() {
-        [r, c] => (*r, *c),
-        s => return Err(Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
-    };
-    if how == Quant::F32 || matches!((how, t.info.dtype), (Quant::F16, DType::F16)) || !matches!(t.info.dtype, DType::F32 | DType::F16 | DType::BF16) {
+    let Some(mut rows) = RowsTo::new(name, &t.info, how)? else {
         return to_storage(name, super::raw_matrix(name, t)?, how);
-    }
-    let es = t.info.dtype.size();
-    if rows == 0 || cols == 0 {
-        return Err(Error::BadModel(format!("`{name}` is an empty [{rows}, {cols}] matrix")));
-    }
-    if t.data.len() != rows * cols * es {
-        return Err(Error::BadFile(format!("`{name}` holds {} bytes, not a [{rows}, {cols}] matrix", t.data.len())));
-    }
-    let step = (ROWS_ELEMS / cols.max(1)).max(1);
-    let mut data = match how {
-        Quant::Int8 => D::Int8 { q: Vec::with_capacity(rows * quant::int8::row_bytes(cols)), scale: Vec::new() },
-        Quant::Q4 => D::Q4 { q: Vec::with_capacity(rows * quant::q4::row_bytes(cols)), scale: Vec::new() },
-        _ => D::F16(Vec::with_capacity(rows * cols)),
     };
-    for (i, chunk) in t.data.chunks(step * cols * es).enumerate() {
-        let n = chunk.len() / (cols * es).max(1);
-        let w = RawTensor { info: TensorInfo { dtype: t.info.dtype, shape: vec![n, cols] }, data: chunk.to_vec() }.to_f32();
-        match &mut data {
-            D::Int8 { q, scale } => {
-                let (cq, cs) = quant::int8::quantize(n, cols, &w);
-                q.extend_from_slice(&cq);
-                scale.extend_from_slice(&cs);
+    if t.data.len() != rows.rows * rows.row_bytes() {
+        return Err(Error::BadFile(format!("`{name}` holds {} bytes, not a [{}, {}] matrix", t.data.len(), rows.rows, rows.cols)));
+    }
+    rows.push(&t.data)?;
+    rows.finish()
+}
+
+/// A raw matrix converted to int8, q4 or f16 as its rows arrive ([`raw_to_storage`] in one go;
+/// the pull loader block by block as they are fetched, so a big matrix is never whole as stored).
+pub struct RowsTo {
+    name: String,
+    dtype: DType,
+    pub rows: usize,
+    pub cols: usize,
+    /// Rows converted so far.
+    pub done: usize,
+    data: MatrixData,
+}
+
+impl RowsTo {
+    /// A converter of the matrix `name` stored as `info` to `how`; `None` for codes that are
+    /// not plain floats (f32, f16, bf16).
+    pub fn new(name: &str, info: &TensorInfo, how: Quant) -> Result<Option<RowsTo>> {
+        use MatrixData as D;
+        let (rows, cols) = match info.shape.as_slice() {
+            [r, c] => (*r, *c),
+            s => return Err(Error::BadModel(format!("`{name}` has shape {s:?}, expected a matrix"))),
+        };
+        if !matches!(info.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Ok(None);
+        }
+        if rows == 0 || cols == 0 {
+            return Err(Error::BadModel(format!("`{name}` is an empty [{rows}, {cols}] matrix")));
+        }
+        let data = match how {
+            Quant::Int8 => D::Int8 { q: Vec::with_capacity(rows * quant::int8::row_bytes(cols)), scale: Vec::new() },
+            Quant::Q4 => D::Q4 { q: Vec::with_capacity(rows * quant::q4::row_bytes(cols)), scale: Vec::new() },
+            Quant::F16 => D::F16(Vec::with_capacity(rows * cols)),
+            Quant::F32 => D::F32(Vec::with_capacity(rows * cols)),
+        };
+        Ok(Some(RowsTo { name: name.to_string(), dtype: info.dtype, rows, cols, done: 0, data }))
+    }
+
+    /// The matrix's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bytes of one stored row.
+    pub fn row_bytes(&self) -> usize {
+        self.cols * self.dtype.size()
+    }
+
+    /// The rows to read next: as many as fit in `max_bytes` as stored (at least one), none when
+    /// every row is in.
+    pub fn next_rows(&self, max_bytes: usize) -> std::ops::Range<usize> {
+        let n = (max_bytes / self.row_bytes().max(1)).max(1);
+        self.done..(self.done + n).min(self.rows)
+    }
+
+    /// Convert the next whole rows, as stored (bytes of the matrix's dtype), in chunks of about
+    /// [`ROWS_ELEMS`] values.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        use MatrixData as D;
+        let (name, cols, row) = (&self.name, self.cols, self.row_bytes());
+        let n_rows = bytes.len() / row.max(1);
+        if !bytes.len().is_multiple_of(row.max(1)) || self.done + n_rows > self.rows {
+            return Err(Error::BadFile(format!("`{name}`: {} bytes are not the next whole rows of a [{}, {cols}] matrix", bytes.len(), self.rows)));
+        }
+        let step = (ROWS_ELEMS / cols.max(1)).max(1);
+        for chunk in bytes.chunks(step * row) {
+            let n = chunk.len() / row;
+            if let (D::F16(v), DType::F16) = (&mut self.data, self.dtype) {
+                // Kept as stored: no detour through f32.
+                v.extend(le_words(chunk).map(f16::from_le_bytes));
+                self.done += n;
+                continue;
             }
-            D::Q4 { q, scale } => {
-                let (cq, cs) = quant::q4::quantize(n, cols, &w);
-                q.extend_from_slice(&cq);
-                scale.extend_from_slice(&cs);
+            let w = RawTensor { info: TensorInfo { dtype: self.dtype, shape: vec![n, cols] }, data: chunk.to_vec() }.to_f32();
+            match &mut self.data {
+                D::Int8 { q, scale } => {
+                    let (cq, cs) = quant::int8::quantize(n, cols, &w);
+                    q.extend_from_slice(&cq);
+                    scale.extend_from_slice(&cs);
+                }
+                D::Q4 { q, scale } => {
+                    let (cq, cs) = quant::q4::quantize(n, cols, &w);
+                    q.extend_from_slice(&cq);
+                    scale.extend_from_slice(&cs);
+                }
+                D::F16(v) => v.extend(to_f16(&format!("{name} (rows from {})", self.done), &w)?),
+                D::F32(v) => v.extend_from_slice(&w),
             }
-            D::F16(v) => v.extend(to_f16(&format!("{name} (rows from {})", i * step), &w)?),
-            D::F32(_) => {}
+            self.done += n;
+        }
+        Ok(())
+    }
+
+    /// The codes (or values) converted since the last call, as a Gander file stores them; the
+    /// scales stay, since the file stores them after every code ([`Self::finish_stored`]).
+    pub fn take_stored(&mut self) -> Vec<u8> {
+        use MatrixData as D;
+        match &mut self.data {
+            D::Int8 { q, .. } => bytemuck::cast_slice::<i8, u8>(&std::mem::take(q)).to_vec(),
+            D::Q4 { q, .. } => std::mem::take(q),
+            D::F16(v) => std::mem::take(v).iter().flat_map(|x| x.to_le_bytes()).collect(),
+            D::F32(v) => le_bytes_f32(&std::mem::take(v)),
         }
     }
-    Ok(HostMatrix { rows, cols, data })
+
+    /// The rest of the matrix's bytes in a Gander file ([`stored_bytes`]), once every row is in:
+    /// the codes not taken yet, then the scales.
+    pub fn finish_stored(mut self) -> Result<Vec<u8>> {
+        if self.done != self.rows {
+            return Err(Error::BadFile(format!("`{}`: {} of {} rows were converted", self.name, self.done, self.rows)));
+        }
+        let mut out = self.take_stored();
+        if let MatrixData::Int8 { scale, .. } | MatrixData::Q4 { scale, .. } = &self.data {
+            out.extend_from_slice(bytemuck::cast_slice(scale));
+        }
+        Ok(out)
+    }
+
+    /// The converted matrix, once every row is in.
+    pub fn finish(self) -> Result<HostMatrix> {
+        if self.done != self.rows {
+            return Err(Error::BadFile(format!("`{}`: {} of {} rows were converted", self.name, self.done, self.rows)));
+        }
+        Ok(HostMatrix { rows: self.rows, cols: self.cols, data: self.data })
+    }
 }
 
 /// JSON text of a metadata map (safetensors metadata values are strings).

@@ -213,6 +213,17 @@ impl TensorSource for Renamed {
         self.inner.metadata()
     }
 
+    /// Only for tensors stored as they are used (a transpose needs every row).
+    fn read_rows(&mut self, name: &str, rows: std::ops::Range<usize>) -> Option<Result<RawTensor>> {
+        match self.map.get(name)? {
+            (stored, Fix::Same) => {
+                let stored = stored.clone();
+                self.inner.read_rows(&stored, rows)
+            }
+            _ => None,
+        }
+    }
+
     fn order(&self, name: &str) -> Option<u64> {
         self.inner.order(&self.map.get(name)?.0)
     }

@@ -50,6 +50,13 @@ pub trait TensorSource {
     fn pieces(&mut self) -> Option<&mut safetensors::SafetensorsFile> {
         None
     }
+    /// Rows `rows` of the 2-D tensor `name` as stored, without reading its other rows: where
+    /// the container reads through a reader and stores the matrix contiguous and row-major
+    /// (safetensors, a `.pth`'s stored zip entries). `None` where it cannot; then read it whole.
+    /// The pull loader converts a big matrix block by block this way.
+    fn read_rows(&mut self, _name: &str, _rows: std::ops::Range<usize>) -> Option<Result<RawTensor>> {
+        None
+    }
     /// A key that sorts tensors in the order their bytes lie in the file (None: not known), so
     /// a reader over fetched ranges reads forward.
     fn order(&self, _name: &str) -> Option<u64> {
@@ -152,4 +159,16 @@ pub fn open_reader(mut r: impl Read + Seek + 'static, file_len: u64) -> Result<B
     } else {
         layout::wrap(gander::wrap(safetensors::SafetensorsFile::from_read_seek(r, file_len)?)?)
     }
+}
+
+/// The byte range of `rows` of a `[r, c]` tensor of `info`, relative to the tensor's first byte,
+/// and the info of those rows; `None` unless `info` is 2-D and `rows` lies within it.
+pub(crate) fn row_span(info: &TensorInfo, rows: &std::ops::Range<usize>) -> Option<(u64, u64, TensorInfo)> {
+    let &[r, c] = info.shape.as_slice() else { return None };
+    if rows.start > rows.end || rows.end > r {
+        return None;
+    }
+    let row = (c as u64).checked_mul(info.dtype.size() as u64)?;
+    let sub = TensorInfo { dtype: info.dtype, shape: vec![rows.end - rows.start, c] };
+    Some((row.checked_mul(rows.start as u64)?, row.checked_mul(rows.end as u64)?, sub))
 }

@@ -210,6 +210,31 @@ impl TensorSource for PthFile {
         self.refs.get(name)?.storage_key.parse().ok()
     }
 
+    /// Through the zip entry's own seekable reader, for a stored (uncompressed) entry and a
+    /// contiguous view, as `torch.save` writes them.
+    fn read_rows(&mut self, name: &str, rows: std::ops::Range<usize>) -> Option<Result<RawTensor>> {
+        let t = self.refs.get(name)?;
+        let (lo, hi, info) = super::row_span(&TensorInfo { dtype: t.dtype, shape: t.size.clone() }, &rows)?;
+        let es = t.dtype.size() as u64;
+        let contiguous = matches!((t.size.as_slice(), t.stride.as_slice()), ([_, c], [s0, s1]) if *s1 == 1 && s0 == c);
+        let start = (t.offset as u64).checked_mul(es)?.checked_add(lo)?;
+        let end = (t.offset as u64).checked_mul(es)?.checked_add(hi)?;
+        // The view lies within its storage (checked at open); the entry is checked here.
+        if !contiguous || end > (t.storage_numel as u64).checked_mul(es)? {
+            return None;
+        }
+        let entry = format!("{}data/{}", self.prefix, t.storage_key);
+        let mut f = match self.zip.by_name_seek(&entry) {
+            Ok(f) => f,
+            // Compressed, or not found: the whole read says which.
+            Err(zip::result::ZipError::UnsupportedArchive(_)) | Err(zip::result::ZipError::FileNotFound) => return None,
+            Err(e) => return Some(Err(zip_err(e))),
+        };
+        let mut data = vec![0u8; (end - start) as usize];
+        let read = f.seek(std::io::SeekFrom::Start(start)).and_then(|_| f.read_exact(&mut data));
+        Some(read.map(|_| RawTensor { info, data }).map_err(|e| Error::BadFile(format!("reading rows {rows:?} of `{name}`: {e}; is the file truncated?"))))
+    }
+
     fn read(&mut self, name: &str) -> Result<RawTensor> {
         let t = self.refs.get(name).ok_or_else(|| Error::BadModel(format!("no tensor `{name}`")))?.clone();
         let info = TensorInfo { dtype: t.dtype, shape: t.size.clone() };

@@ -224,6 +224,15 @@ impl TensorSource for SafetensorsFile {
         Ok(RawTensor { info, data })
     }
 
+    fn read_rows(&mut self, name: &str, rows: std::ops::Range<usize>) -> Option<Result<RawTensor>> {
+        let Buffer::Reader(r) = &mut self.buf else { return None };
+        let (lo, hi, info) = super::row_span(self.infos.get(name)?, &rows)?;
+        let &(a, _) = self.ranges.get(name)?;
+        let mut data = vec![0u8; (hi - lo) as usize];
+        let read = r.seek(SeekFrom::Start(a as u64 + lo)).and_then(|_| r.read_exact(&mut data));
+        Some(read.map(|_| RawTensor { info, data }).map_err(|e| Error::BadFile(format!("reading rows {rows:?} of `{name}`: {e}"))))
+    }
+
     fn order(&self, name: &str) -> Option<u64> {
         self.ranges.get(name).map(|r| r.0 as u64)
     }

@@ -63,6 +63,11 @@ impl TensorSource for Sharded {
         self.shards.get_mut(i).ok_or_else(|| Error::BadModel(format!("missing shard of `{name}`")))?.read(name)
     }
 
+    fn read_rows(&mut self, name: &str, rows: std::ops::Range<usize>) -> Option<Result<RawTensor>> {
+        let i = *self.owner.get(name)?;
+        self.shards.get_mut(i)?.read_rows(name, rows)
+    }
+
     /// Shard by shard, in file order within each.
     fn order(&self, name: &str) -> Option<u64> {
         let i = *self.owner.get(name)?;

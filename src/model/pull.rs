@@ -9,12 +9,13 @@
 //! caller fetches them and hands them over with `add()`, and steps again. Inside, the
 //! container's own reader (zip and pickle for a `.pth`, the safetensors or GGUF header) runs
 //! over a [`Sparse`] view of the fetched bytes; a read of bytes not fetched yet fails and names
-//! them. Tensors are read one at a time, in file order, into the next part's set ([`Part`]); the
-//! bytes of a big one are dropped as soon as it is read, and a matrix is converted a few rows at
-//! a time (GGUF's K-quants and Q4_1/Q5_x pass through f32 a whole matrix at a time). Peak
-//! memory beyond the weights loaded so far: a part's tensors, about twice the largest tensor as
-//! stored (for a 1.5B model the embedding: 256 MiB in bf16), and the converted copy of one
-//! matrix.
+//! them. Tensors are read one at a time, in file order, into the next part's set ([`Part`]).
+//! With `quant`, a matrix bigger than [`BLOCK_BYTES`] as stored is fetched and converted block
+//! by block ([`TensorSource::read_rows`], [`gander::RowsTo`]; safetensors and `.pth` files), so
+//! it is never whole as stored; other big tensors are read whole and their bytes dropped once
+//! read (GGUF's K-quants and Q4_1/Q5_x pass through f32 a whole matrix at a time). Peak memory
+//! beyond the weights loaded so far: a part's small tensors, one block and its read-ahead, and
+//! (on the GPU) the packed copy of the matrix being uploaded.
 
 use super::{ModelBuilder, Part};
 use crate::backend::Backend;
@@ -193,7 +194,14 @@ pub struct PullLoader<B: Backend> {
     src: Option<Box<dyn TensorSource>>,
     builder: Option<ModelBuilder<B>>,
     got: BTreeMap<String, Got>,
+    /// The big matrix being converted block by block ([`BLOCK_BYTES`]), across steps.
+    rows: Option<gander::RowsTo>,
+    block_bytes: usize,
 }
+
+/// Stored bytes of a big matrix read and converted at a time: a matrix above this is never
+/// held whole as stored, only block by block (with `quant`, where the container can read rows).
+const BLOCK_BYTES: usize = 16 << 20;
 
 impl<B: Backend> PullLoader<B> {
     /// A loader for a file of `len` bytes onto `backend`, its matrices converted to `quant`
@@ -206,7 +214,23 @@ impl<B: Backend> PullLoader<B> {
     /// `index` (the bytes of `model.safetensors.index.json`) or, without one, by the tensors
     /// each file's header lists (a tensor in two files is refused).
     pub fn sharded(backend: B, files: Vec<(String, u64)>, index: Option<Vec<u8>>, quant: Option<Quant>) -> Self {
-        PullLoader { files: Files::new(files, index), backend: Some(backend), quant, src: None, builder: None, got: BTreeMap::new() }
+        PullLoader {
+            files: Files::new(files, index),
+            backend: Some(backend),
+            quant,
+            src: None,
+            builder: None,
+            got: BTreeMap::new(),
+            rows: None,
+            block_bytes: BLOCK_BYTES,
+        }
+    }
+
+    /// With `quant`, read a matrix of more than `bytes` (as stored) `bytes` at a time and convert
+    /// it as it comes ([`BLOCK_BYTES`] unless set; tests use small blocks on small models).
+    pub fn with_block_bytes(mut self, bytes: usize) -> Self {
+        self.block_bytes = bytes.max(1);
+        self
     }
 
     /// Hand over the bytes of file `file` (0 for a single file) fetched from `start`.
@@ -248,6 +272,21 @@ impl<B: Backend> PullLoader<B> {
             // stored, its bytes dropped before it is converted a few rows at a time.
             let info = src.tensors().get(&name).cloned();
             let matrix = info.as_ref().is_some_and(|i| gander::is_matrix(&name, i));
+            if let (Some(q), Some(info), true) = (self.quant, &info, matrix && !src.is_packed(&name)) {
+                let how = gander::storage_of(&name, info, q);
+                let finished = loop {
+                    match rows_step(src.as_mut(), &self.files, &mut self.rows, self.block_bytes, &name, info, how) {
+                        Ok(Rows::Block) => {}
+                        Ok(Rows::Whole) => break None,
+                        Ok(Rows::Finished(r)) => break Some(r.finish()?),
+                        Err(e) => return need(&self.files, e),
+                    }
+                };
+                if let Some(m) = finished {
+                    self.got.insert(name, Got::Matrix(m));
+                    continue;
+                }
+            }
             let got = gander::read_for_storage(src.as_mut(), &name);
             match got {
                 Ok(got) => {
@@ -280,6 +319,58 @@ impl<B: Backend> PullLoader<B> {
             None => Err(Error::BadInput("the loader has not started or has finished".into())),
         }
     }
+}
+
+/// Where a big matrix's block-by-block conversion stands after [`rows_step`].
+enum Rows {
+    /// Not big, not a float matrix, or the container cannot read rows: read it whole.
+    Whole,
+    /// One more block was converted (kept in the caller's `rows`).
+    Block,
+    /// Every row is in.
+    Finished(gander::RowsTo),
+}
+
+/// Fetch and convert the next block of the big raw matrix `name`, keeping the conversion in
+/// `rows` between steps. A miss is returned as the read's error, so that the caller asks for
+/// the block.
+fn rows_step(
+    src: &mut dyn TensorSource,
+    files: &Files,
+    rows: &mut Option<gander::RowsTo>,
+    block: usize,
+    name: &str,
+    info: &TensorInfo,
+    how: Quant,
+) -> Result<Rows> {
+    if !big(info, block) {
+        return Ok(Rows::Whole);
+    }
+    if rows.as_ref().is_none_or(|r| r.name() != name) {
+        *rows = gander::RowsTo::new(name, info, how)?;
+    }
+    let Some(conv) = rows.as_mut() else { return Ok(Rows::Whole) };
+    let next = conv.next_rows(block);
+    if next.is_empty() {
+        return Ok(rows.take().map_or(Rows::Whole, Rows::Finished));
+    }
+    match src.read_rows(name, next) {
+        None => {
+            *rows = None;
+            Ok(Rows::Whole)
+        }
+        Some(read) => {
+            let t = read?;
+            files.drop_read();
+            conv.push(&t.data)?;
+            Ok(Rows::Block)
+        }
+    }
+}
+
+/// Whether a tensor of `info` takes more than `block` bytes as stored.
+fn big(info: &TensorInfo, block: usize) -> bool {
+    info.numel().ok().and_then(|n| n.checked_mul(info.dtype.size())).is_some_and(|b| b > block)
 }
 
 /// Fetched bytes kept for the reads to come (small tensors ahead of the last miss), at most.
@@ -328,13 +419,23 @@ pub struct PullConverter {
     src: Option<Box<dyn TensorSource>>,
     plan: Option<gander::Plan>,
     next: usize,
+    /// The big matrix being converted block by block, across steps ([`PullLoader`]'s way).
+    rows: Option<gander::RowsTo>,
+    block_bytes: usize,
 }
 
 impl PullConverter {
     /// A converter of files (`(file name, length)`: one file, or safetensors shards joined by
     /// `index` or by their headers) to a Gander file of `quant`.
     pub fn new(files: Vec<(String, u64)>, index: Option<Vec<u8>>, quant: Quant) -> Self {
-        PullConverter { files: Files::new(files, index), quant, src: None, plan: None, next: 0 }
+        PullConverter { files: Files::new(files, index), quant, src: None, plan: None, next: 0, rows: None, block_bytes: BLOCK_BYTES }
+    }
+
+    /// Read a matrix of more than `bytes` (as stored) `bytes` at a time and write its codes as
+    /// they come ([`BLOCK_BYTES`] unless set).
+    pub fn with_block_bytes(mut self, bytes: usize) -> Self {
+        self.block_bytes = bytes.max(1);
+        self
     }
 
     /// Hand over the bytes of file `file` fetched from `start`.
@@ -372,6 +473,19 @@ impl PullConverter {
             return Ok(Convert::Header(header, total));
         };
         let Some((name, how)) = plan.tensors.get(self.next) else { return Ok(Convert::Done) };
+        let total = plan.tensors.len();
+        // A big raw matrix: its codes block by block, then its scales.
+        if let Some(info) = src.tensors().get(name).cloned().filter(|i| gander::is_matrix(name, i) && !src.is_packed(name)) {
+            match rows_step(src.as_mut(), &self.files, &mut self.rows, self.block_bytes, name, &info, *how) {
+                Ok(Rows::Whole) => {}
+                Ok(Rows::Block) => return Ok(Convert::Tensor(self.rows.as_mut().map(gander::RowsTo::take_stored).unwrap_or_default(), self.next, total)),
+                Ok(Rows::Finished(r)) => {
+                    self.next += 1;
+                    return Ok(Convert::Tensor(r.finish_stored()?, self.next, total));
+                }
+                Err(e) => return need(&self.files, e),
+            }
+        }
         let got = match gander::read_for_storage(src.as_mut(), name) {
             Ok(g) => g,
             Err(e) => return need(&self.files, e),
@@ -379,6 +493,6 @@ impl PullConverter {
         self.files.drop_read();
         let bytes = gander::stored_bytes(name, got, *how)?;
         self.next += 1;
-        Ok(Convert::Tensor(bytes, self.next, plan.tensors.len()))
+        Ok(Convert::Tensor(bytes, self.next, total))
     }
 }

@@ -135,6 +135,19 @@ pub fn load_pulled_shards<B: gander::backend::Backend>(
     quant: Option<&str>,
     piece: usize,
 ) -> gander::Result<(gander::model::Model<B>, u64, usize)> {
+    load_pulled_blocks(backend, files, index, quant, piece, None).map(|(m, fetched, trips, _)| (m, fetched, trips))
+}
+
+/// [`load_pulled_shards`] with the loader's block size for big matrices set (`None`: its
+/// default); also returns the largest range the loader asked for at once.
+pub fn load_pulled_blocks<B: gander::backend::Backend>(
+    backend: B,
+    files: &[(String, Vec<u8>)],
+    index: Option<Vec<u8>>,
+    quant: Option<&str>,
+    piece: usize,
+    block: Option<usize>,
+) -> gander::Result<(gander::model::Model<B>, u64, usize, u64)> {
     use gander::model::pull::{Pull, PullLoader};
     let q = quant.map(|q| gander::format::gander::Quant::parse(q).unwrap());
     let mut ld = if files.len() == 1 && index.is_none() {
@@ -142,10 +155,14 @@ pub fn load_pulled_shards<B: gander::backend::Backend>(
     } else {
         PullLoader::sharded(backend, files.iter().map(|(n, b)| (n.clone(), b.len() as u64)).collect(), index, q)
     };
-    let mut trips = 0;
+    if let Some(b) = block {
+        ld = ld.with_block_bytes(b);
+    }
+    let (mut trips, mut largest) = (0, 0u64);
     loop {
         match ld.step()? {
             Pull::Need(f, a, b) => {
+                largest = largest.max(b - a);
                 trips += 1;
                 assert!(trips < 10_000, "too many round trips");
                 let bytes = &files[f].1;
@@ -157,7 +174,7 @@ pub fn load_pulled_shards<B: gander::backend::Backend>(
                 }
             }
             Pull::Built(..) => {}
-            Pull::Done => return Ok((ld.finish()?, ld.fetched(), trips)),
+            Pull::Done => return Ok((ld.finish()?, ld.fetched(), trips, largest)),
         }
     }
 }
