@@ -7,7 +7,7 @@ BENCH_FILES := $(foreach q,f32 f16 int8 q4,$(BENCH_DIR)/rwkv7-0.1b-random-$(q).s
 PYREF := target/pyref
 WASI_RUNNER := CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi-runner.mjs"
 
-.PHONY: demo eval-sql train-sql gguf-venv test soak deps web-deps pkg bench bench-all bench-load bench-grammar bench-chat bench-webgpu wasm-bench-build clean-bench fuzz fuzz-seeds
+.PHONY: demo eval-sql train-sql gguf-venv test soak deps web-deps pkg bench bench-all bench-load bench-grammar bench-chat bench-web bench-webgpu wasm-bench-build clean-bench fuzz fuzz-seeds
 
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := target/wasm32-unknown-unknown/release/gander.wasm
@@ -180,6 +180,12 @@ bench-chat: pkg $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
 # The npm package on WebGPU in headless Chromium (issue 20): prefill/decode tok/s and the device's
 # work per decoded token, page and worker, next to the wasm CPU path on the same model.
 # MODEL=... (default: the tiny fixture, because SwiftShader is slow), PROMPT=64, GEN=32.
+# The wasm CPU path in headless Chromium (page thread and worker) next to native `gander bench`
+# on the same 0.1B int8 file, in one run (issue 18; bench/web_cpu.mjs).
+bench-web: pkg $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
+	$(CARGO) build --release --locked -q
+	node bench/web_cpu.mjs $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors 512 128 3
+
 bench-webgpu: pkg
 	node bench/webgpu.mjs $(or $(MODEL),/shared/fixtures/tiny-rwkv7-834k/model.safetensors) $(or $(PROMPT),64) $(or $(GEN),32)
 

@@ -13,7 +13,9 @@ export interface Progress {
   /** 'download' (a URL; with the cache each chunk is stored as it arrives), 'cache' (a URL read
    * from its cached copy: no weight bytes from the network), 'convert' (ModelStore.put with
    * quant; `loaded`/`total` in bytes of the Gander file), 'store' (writing chunks), 'load'
-   * (`loaded`: bytes read; `fraction`: parts built). */
+   * (reading the weights, converting each matrix to `quant` on the way when it is given, and
+   * building them on the backend, which for WebGPU is the upload to the GPU; `loaded`: bytes
+   * read; `fraction`: parts built, `part` of `parts`). */
   phase: 'download' | 'cache' | 'convert' | 'store' | 'load';
   loaded: number;
   total: number;
