@@ -177,15 +177,15 @@ bench-chat: pkg $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
 	@for mode in "" --no-cache; do echo "== native $$mode"; target/release/gander chat --model $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors --system "You are a helpful travel assistant." --max-tokens 32 --seed 7 --stats $$mode < bench/chat-turns.txt 2>&1 >/dev/null; done
 	@echo "== Chromium, wasm CPU path"; node bench/chat_ttft.mjs $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
 
-# The npm package on WebGPU in headless Chromium (issue 20): prefill/decode tok/s and the device's
-# work per decoded token, page and worker, next to the wasm CPU path on the same model.
-# MODEL=... (default: the tiny fixture, because SwiftShader is slow), PROMPT=64, GEN=32.
 # The wasm CPU path in headless Chromium (page thread and worker) next to native `gander bench`
 # on the same 0.1B int8 file, in one run (issue 18; bench/web_cpu.mjs).
 bench-web: pkg $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors
 	$(CARGO) build --release --locked -q
 	node bench/web_cpu.mjs $(BENCH_DIR)/rwkv7-0.1b-random-int8.safetensors 512 128 3
 
+# The npm package on WebGPU in headless Chromium (issue 20): prefill/decode tok/s and the device's
+# work per decoded token, page and worker, next to the wasm CPU path on the same model.
+# MODEL=... (default: the tiny fixture, because SwiftShader is slow), PROMPT=64, GEN=32.
 bench-webgpu: pkg
 	node bench/webgpu.mjs $(or $(MODEL),/shared/fixtures/tiny-rwkv7-834k/model.safetensors) $(or $(PROMPT),64) $(or $(GEN),32)
 

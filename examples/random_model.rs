@@ -81,6 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rank_v: dv,
         rank_g: dg,
         layer0_has_v: false,
+        deep_embed: 0,
     };
     if out == "--shapes" {
         println!("{}", serde_json::to_string(&cfg.expected_shapes())?);

@@ -159,12 +159,14 @@ fn convert_pulled_blocks(files: &[(String, Vec<u8>)], index: Option<Vec<u8>>, qu
 #[test]
 fn a_converter_over_ranges_writes_the_bytes_of_gander_convert() {
     for case in CASES {
-        let pth = std::fs::read(golden_dir(case).join("model.pth")).unwrap();
-        for quant in ["f32", "f16", "int8", "q4"] {
-            let want = converted(&pth, quant);
-            assert!(convert_pulled(&[(String::new(), pth.clone())], None, quant) == want, "{case} {quant}");
-            // Big matrices block by block (4 KiB blocks split every one, the last one partial).
-            assert!(convert_pulled_blocks(&[(String::new(), pth.clone())], None, quant, Some(4096)) == want, "{case} {quant} by blocks");
+        for file in ["model.pth", "model.safetensors"] {
+            let Ok(bytes) = std::fs::read(golden_dir(case).join(file)) else { continue };
+            for quant in ["f32", "f16", "int8", "q4"] {
+                let want = converted(&bytes, quant);
+                assert!(convert_pulled(&[(String::new(), bytes.clone())], None, quant) == want, "{case}/{file} {quant}");
+                // Big matrices block by block (4 KiB blocks split every one, the last one partial).
+                assert!(convert_pulled_blocks(&[(String::new(), bytes.clone())], None, quant, Some(4096)) == want, "{case}/{file} {quant} by blocks");
+            }
         }
     }
     // A Gander file converted again keeps its codes.

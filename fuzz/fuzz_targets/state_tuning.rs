@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let cfg = gander::Config {
         vocab: 256, embd: 64, layers: 2, heads: 2, head_size: 32, ffn: 256,
-        rank_w: 8, rank_a: 8, rank_v: 8, rank_g: 16, layer0_has_v: false,
+        rank_w: 8, rank_a: 8, rank_v: 8, rank_g: 16, layer0_has_v: false, deep_embed: 0,
     };
     let fp = [7u8; 32];
     match gander::State::from_any_bytes(data, &cfg, &fp) {

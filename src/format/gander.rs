@@ -516,11 +516,13 @@ impl RowsTo {
         if rows == 0 || cols == 0 {
             return Err(Error::BadModel(format!("`{name}` is an empty [{rows}, {cols}] matrix")));
         }
+        // Reserved at the first push ([`Self::reserve`]): a caller that finds it cannot read
+        // rows after all drops this for nothing.
         let data = match how {
-            Quant::Int8 => D::Int8 { q: Vec::with_capacity(rows * quant::int8::row_bytes(cols)), scale: Vec::new() },
-            Quant::Q4 => D::Q4 { q: Vec::with_capacity(rows * quant::q4::row_bytes(cols)), scale: Vec::new() },
-            Quant::F16 => D::F16(Vec::with_capacity(rows * cols)),
-            Quant::F32 => D::F32(Vec::with_capacity(rows * cols)),
+            Quant::Int8 => D::Int8 { q: Vec::new(), scale: Vec::new() },
+            Quant::Q4 => D::Q4 { q: Vec::new(), scale: Vec::new() },
+            Quant::F16 => D::F16(Vec::new()),
+            Quant::F32 => D::F32(Vec::new()),
         };
         Ok(Some(RowsTo { name: name.to_string(), dtype: info.dtype, rows, cols, done: 0, data }))
     }
@@ -542,10 +544,32 @@ impl RowsTo {
         self.done..(self.done + n).min(self.rows)
     }
 
+    /// Room for the rows still to come (once, before the first rows: the whole converted
+    /// matrix in one allocation, never regrown).
+    fn reserve(&mut self) {
+        use MatrixData as D;
+        let (left, cols) = (self.rows - self.done, self.cols);
+        match &mut self.data {
+            D::Int8 { q, scale } => {
+                q.reserve_exact(left * quant::int8::row_bytes(cols));
+                scale.reserve_exact(left * quant::blocks_per_row(cols));
+            }
+            D::Q4 { q, scale } => {
+                q.reserve_exact(left * quant::q4::row_bytes(cols));
+                scale.reserve_exact(left * quant::blocks_per_row(cols));
+            }
+            D::F16(v) => v.reserve_exact(left * cols),
+            D::F32(v) => v.reserve_exact(left * cols),
+        }
+    }
+
     /// Convert the next whole rows, as stored (bytes of the matrix's dtype), in chunks of about
     /// [`ROWS_ELEMS`] values.
     pub fn push(&mut self, bytes: &[u8]) -> Result<()> {
         use MatrixData as D;
+        if self.done == 0 {
+            self.reserve();
+        }
         let (name, cols, row) = (&self.name, self.cols, self.row_bytes());
         let n_rows = bytes.len() / row.max(1);
         if !bytes.len().is_multiple_of(row.max(1)) || self.done + n_rows > self.rows {

@@ -219,7 +219,8 @@ impl TensorSource for PthFile {
         let contiguous = matches!((t.size.as_slice(), t.stride.as_slice()), ([_, c], [s0, s1]) if *s1 == 1 && s0 == c);
         let start = (t.offset as u64).checked_mul(es)?.checked_add(lo)?;
         let end = (t.offset as u64).checked_mul(es)?.checked_add(hi)?;
-        // The view lies within its storage (checked at open); the entry is checked here.
+        // The view lies within the storage size the pickle declares (checked at open); a zip
+        // entry shorter than that ends the read early (an error), never in another entry.
         if !contiguous || end > (t.storage_numel as u64).checked_mul(es)? {
             return None;
         }

@@ -14,8 +14,9 @@
 //! by block ([`TensorSource::read_rows`], [`gander::RowsTo`]; safetensors and `.pth` files), so
 //! it is never whole as stored; other big tensors are read whole and their bytes dropped once
 //! read (GGUF's K-quants and Q4_1/Q5_x pass through f32 a whole matrix at a time). Peak memory
-//! beyond the weights loaded so far: a part's small tensors, one block and its read-ahead, and
-//! (on the GPU) the packed copy of the matrix being uploaded.
+//! beyond the weights loaded so far: a part's small tensors, one block and its read-ahead, the
+//! matrix being converted (in its target format: the weight itself once done), and (on the
+//! GPU) the packed copy of the matrix being uploaded.
 
 use super::{ModelBuilder, Part};
 use crate::backend::Backend;
@@ -354,13 +355,19 @@ fn rows_step(
     if next.is_empty() {
         return Ok(rows.take().map_or(Rows::Whole, Rows::Finished));
     }
+    let want = next.len() * conv.row_bytes();
     match src.read_rows(name, next) {
-        None => {
+        // Before any block only: a converter has already written the blocks it converted.
+        None if conv.done == 0 => {
             *rows = None;
             Ok(Rows::Whole)
         }
+        None => Err(Error::BadFile(format!("`{name}`: its rows could be read at first, then not"))),
         Some(read) => {
             let t = read?;
+            if t.data.len() != want {
+                return Err(Error::BadFile(format!("`{name}`: {} bytes read for rows of {want}", t.data.len())));
+            }
             files.drop_read();
             conv.push(&t.data)?;
             Ok(Rows::Block)
