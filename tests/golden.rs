@@ -11,11 +11,7 @@ fn token_by_token_logits_match_official_package() {
     for case in CASES {
         let g = golden(case);
         let want = read_f32(&golden_dir(case).join("logits_one.f32"));
-        let mut files = vec!["model.pth"];
-        if golden_dir(case).join("model.safetensors").exists() {
-            files.push("model.safetensors");
-        }
-        for file in files {
+        for file in golden_files(case) {
             let m = load_path(&golden_dir(case).join(file)).expect("loads");
             assert_eq!((m.config.vocab, m.config.embd, m.config.layers, m.config.head_size), (g.vocab, g.embd, g.layers, g.head_size));
             let mut st = m.new_state().unwrap();

@@ -63,8 +63,8 @@ fn big_matrices_are_fetched_and_converted_block_by_block() {
     const BLOCK: usize = 4096;
     for case in CASES {
         let tokens = golden(case).tokens;
-        for file in ["model.pth", "model.safetensors"] {
-            let Ok(bytes) = std::fs::read(golden_dir(case).join(file)) else { continue };
+        for file in golden_files(case) {
+            let bytes = std::fs::read(golden_dir(case).join(file)).unwrap();
             for quant in ["f32", "f16", "int8", "q4"] {
                 let want = Model::load(Cpu, format::open_bytes(converted(&bytes, quant)).unwrap().as_mut()).unwrap();
                 let files = [(String::new(), bytes.clone())];
@@ -159,8 +159,8 @@ fn convert_pulled_blocks(files: &[(String, Vec<u8>)], index: Option<Vec<u8>>, qu
 #[test]
 fn a_converter_over_ranges_writes_the_bytes_of_gander_convert() {
     for case in CASES {
-        for file in ["model.pth", "model.safetensors"] {
-            let Ok(bytes) = std::fs::read(golden_dir(case).join(file)) else { continue };
+        for file in golden_files(case) {
+            let bytes = std::fs::read(golden_dir(case).join(file)).unwrap();
             for quant in ["f32", "f16", "int8", "q4"] {
                 let want = converted(&bytes, quant);
                 assert!(convert_pulled(&[(String::new(), bytes.clone())], None, quant) == want, "{case}/{file} {quant}");

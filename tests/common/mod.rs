@@ -58,6 +58,16 @@ pub fn golden(case: &str) -> Golden {
 
 pub const CASES: [&str; 4] = ["bf16-l0v", "fp16-oddranks", "fp32-bytes", "deepembed"];
 
+/// The checkpoint files of a golden case: every case has `model.pth`; the cases make_golden.py
+/// also saves as safetensors (its `st`) have `model.safetensors`. Listed, not probed, so that a
+/// missing file fails its test instead of being skipped.
+pub fn golden_files(case: &str) -> Vec<&'static str> {
+    match case {
+        "fp32-bytes" | "deepembed" => vec!["model.pth", "model.safetensors"],
+        _ => vec!["model.pth"],
+    }
+}
+
 /// All tensors of a checkpoint, for building altered copies.
 pub fn read_all(path: &std::path::Path) -> BTreeMap<String, RawTensor> {
     let mut src = gander::format::open_path(path).expect("opens");
