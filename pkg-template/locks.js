@@ -2,14 +2,24 @@
 // browser lacks it, the same semantics within this page or worker only (no cross-tab protection
 // there). Used by store.js: loads hold a model's lock shared, put and delete take it exclusive.
 
-/** Run `f(lock)` holding lock `name`; `opts`: {mode: 'exclusive' | 'shared', ifAvailable}. With
- *  `ifAvailable` and the lock taken, `f(null)` runs at once. Resolves to what `f` resolves to. */
+import { throwIfAborted } from './errors.js';
+
+/** Run `f(lock)` holding lock `name`; `opts`: {mode: 'exclusive' | 'shared', ifAvailable,
+ *  signal}. With `ifAvailable` and the lock taken, `f(null)` runs at once. An abort of `signal`
+ *  while the lock is still waited for (another tab holds it) gives up the wait with ABORTED.
+ *  Resolves to what `f` resolves to. */
 export function withLock(name, opts, f) {
+  const { signal, ...rest } = opts;
+  try { throwIfAborted(signal); } catch (e) { return Promise.reject(e); }
   if (typeof navigator === 'undefined' || !navigator.locks) return local.request(name, opts, f);
   let called = false;
-  return navigator.locks.request(name, opts, (lock) => { called = true; return f(lock); }).catch((e) => {
+  // Web Locks refuses a signal together with ifAvailable (which never waits anyway).
+  const o = signal && !rest.ifAvailable ? { ...rest, signal } : rest;
+  return navigator.locks.request(name, o, (lock) => { called = true; return f(lock); }).catch((e) => {
     // Web Locks refused outright (an opaque origin, a sandboxed frame): this page's own locks.
     if (!called && e && e.name === 'SecurityError') return local.request(name, opts, f);
+    // the wait was given up: the same error as every other abort
+    if (!called && signal && signal.aborted) throwIfAborted(signal);
     throw e;
   });
 }
@@ -43,7 +53,10 @@ class LocalLocks {
     const st = this.locks.get(name) ?? { held: [], queue: [] };
     this.locks.set(name, st);
     return new Promise((resolve, reject) => {
+      const signal = opts.signal;
+      let onAbort;
       const run = () => {
+        signal?.removeEventListener('abort', onAbort);
         st.held.push(mode);
         Promise.resolve().then(() => f({ name, mode })).then(resolve, reject).finally(() => {
           st.held.splice(st.held.indexOf(mode), 1);
@@ -54,7 +67,21 @@ class LocalLocks {
       else if (opts.ifAvailable) {
         if (!st.held.length && !st.queue.length) this.locks.delete(name);
         Promise.resolve().then(() => f(null)).then(resolve, reject);
-      } else st.queue.push({ mode, run });
+      } else {
+        const entry = { mode, run };
+        st.queue.push(entry);
+        if (signal) {
+          // still waiting when aborted: leave the queue, as Web Locks does
+          onAbort = () => {
+            const i = st.queue.indexOf(entry);
+            if (i < 0) return;
+            st.queue.splice(i, 1);
+            this.pump(name);
+            try { throwIfAborted(signal); } catch (e) { reject(e); }
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
+      }
     });
   }
 

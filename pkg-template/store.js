@@ -197,7 +197,8 @@ export class ModelStore {
   async putRanges(name, { size, validator, read, describe }, { onProgress, signal } = {}) {
     checkName('ModelStore.putRanges', name);
     const pkey = `${PARTIAL}${name}`;
-    return withLock(`gander-put:${this.database}:${name}`, {}, async () => {
+    // Waiting here for another tab's download of the same file ends at an abort.
+    return withLock(`gander-put:${this.database}:${name}`, { signal }, async () => {
       const done0 = await this._manifest(name);
       // Another call (another tab) may have stored this very version while this one waited.
       if (validator && done0 && !done0.partial && done0.validator === validator && done0.size === size) {

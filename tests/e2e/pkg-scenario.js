@@ -519,3 +519,43 @@ export async function pullQuant({ url, worker, backend, quant = 'int8' }) {
     st.close();
   }
 }
+
+/** Two loads of one URL through the cache: the second waits for the first's download (the
+ * store's put lock); aborting it ends the wait at once with ABORTED, and the first, held at a
+ * chunk meanwhile, completes and loads. */
+export async function abortWhileWaiting() {
+  const url = '/shared/fixtures/tiny-rwkv7-834k/model.safetensors';
+  const cache = { database: 'gander-abort-wait', chunkSize: 256 * 1024 };
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  let held = false;
+  hooks.beforeChunk = async (_store, i, _n, name) => { if (name.includes('model.safetensors') && i === 1) { held = true; await gate; } };
+  const first = Gander.load(url, { backend: 'cpu', worker: false, cache });
+  while (!held) await new Promise((r) => setTimeout(r, 10));
+  const ac = new AbortController();
+  const second = Gander.load(url, { backend: 'cpu', worker: false, cache, signal: ac.signal }).then(() => 'loaded', (e) => err(e));
+  await new Promise((r) => setTimeout(r, 100));
+  ac.abort();
+  // Without the abort reaching the lock wait, the second would wait for the first, held at its
+  // gate: let the first go after 5 s so such a build fails (the second then loads) instead of
+  // hanging. With it, the second has settled long before, while the first is still held.
+  let letGone = false;
+  const letGo = setTimeout(() => { letGone = true; release(); }, 5000);
+  const secondResult = await second;
+  const firstStillHeld = !letGone;
+  clearTimeout(letGo);
+  release();
+  let works = 0;
+  try {
+    const m = await first;
+    works = (await m.session().forward([1])).length;
+    await m.dispose();
+  } finally {
+    hooks.beforeChunk = null;
+  }
+  const st = await ModelStore.open({ database: cache.database });
+  const list = (await st.list()).map((m) => m.name);
+  for (const n of list) await st.delete(n);
+  st.close();
+  return { second: secondResult, firstStillHeld, works, stored: list.length };
+}

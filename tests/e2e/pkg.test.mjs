@@ -295,6 +295,13 @@ for (const [worker, backend] of [[false, 'cpu'], [true, 'cpu'], [false, 'webgpu'
   });
 }
 
+test('a load waiting for another download of the same URL ends at an abort; the other completes', async () => {
+  const r = await run('abortWhileWaiting');
+  assert.equal(r.second.code, 'ABORTED', JSON.stringify(r.second));
+  assert.ok(r.firstStillHeld, 'the first download was still waiting at its gate when the second gave up');
+  assert.ok(r.works > 0 && r.stored === 1, JSON.stringify(r));
+});
+
 test('no console errors on the page', () => {
   assert.deepEqual(errors, []);
 });
