@@ -274,8 +274,9 @@ export declare const TURN_STOPS: readonly string[];
 export declare const CHAT_DEFAULTS: Readonly<{ temperature: number; top_p: number; top_k: number; presence_penalty: number; frequency_penalty: number; penalty_decay: number; max_tokens: number }>;
 export declare const CHAT_CACHE_BYTES: number;
 /** The SQL grammar (GBNF) of a table `NAME(col TYPE, ...)` and the table as prompts write it
- * (after a model is loaded, or `await Gander.init()`). */
-export declare function sqlTable(line: string): { schema: string; grammar: string };
+ * (after a model is loaded, or `await Gander.init()`); with a question, its text literals are
+ * runs of up to 6 of the question's words. */
+export declare function sqlTable(line: string, question?: string): { schema: string; grammar: string };
 
 export interface Model {
   readonly info: Readonly<ModelInfo>;
@@ -285,8 +286,9 @@ export interface Model {
   /** One question about a table to one SQL statement (the text-to-SQL demo model): the prompt
    * `Table: NAME(cols)\nQuestion: Q\nSQL:` (with `state`, primed from the table line and solved
    * examples, only `Question: Q\nSQL:`), greedy, one line, under the table's SQL grammar unless
-   * `grammar: false`. */
-  sql(table: string, question: string, options?: { state?: Uint8Array | ArrayBuffer; grammar?: boolean; signal?: AbortSignal }): Promise<string>;
+   * `grammar: false`; the grammar's text literals are runs of the question's words unless
+   * `anyValue: true`. */
+  sql(table: string, question: string, options?: { state?: Uint8Array | ArrayBuffer; grammar?: boolean; anyValue?: boolean; signal?: AbortSignal }): Promise<string>;
   session(): Session;
   /** What the WebGPU device did since the last call (a decoded token after the first few: 0
    * bind groups and buffers created, 1 submit, 4 bytes read back); `null` on the CPU path. */

@@ -1,6 +1,7 @@
 //! `gander prime` and `gander sql` with the shipped text-to-SQL model: the grammar keeps the
 //! answer to the table's own names (without it a model may name columns the table lacks;
-//! `tools/sql/eval.py` counts them), a primed state is used, and bad tables are refused.
+//! `tools/sql/eval.py` counts them) and its text literals to runs of the question's words
+//! (unless `--any-value`), a primed state is used, and bad tables are refused.
 
 use std::process::Command;
 
@@ -10,6 +11,26 @@ const TABLE: &str = "flights(flight_no TEXT, airline TEXT, dest TEXT, duration I
 fn gander(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gander")).args(args).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// The string literals of an answer, unquoted (`''` read as `'`).
+fn literals(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (&mut cur, c) {
+            (None, '\'') => cur = Some(String::new()),
+            (Some(s), '\'') if chars.peek() == Some(&'\'') => {
+                s.push('\'');
+                chars.next();
+            }
+            (Some(_), '\'') => out.extend(cur.take()),
+            (Some(s), c) => s.push(c),
+            (None, _) => {}
+        }
+    }
+    out
 }
 
 /// Identifiers outside string literals that are neither SQL words nor the table's names.
@@ -38,6 +59,7 @@ fn sql_answers_name_only_the_tables_columns() {
     let questions = [
         "How many flights are there?",
         "List the destinations of flights by Acme.",
+        "Which flights by Blue Sky Air go to O'Hare?",
         "What is the average price of flights per airline?",
         "Which flight is the longest?",
     ];
@@ -47,6 +69,13 @@ fn sql_answers_name_only_the_tables_columns() {
         let sql = out.trim();
         assert!(sql.starts_with("SELECT ") && sql.ends_with(';') && !sql.contains('\n'), "{sql}");
         assert!(foreign(sql).is_empty(), "{q}: {sql} names {:?}", foreign(sql));
+        let spans = gander::grammar::question_spans(q);
+        for l in literals(sql) {
+            assert!(spans.contains(&l), "{q}: {sql}: the literal {l:?} is not a run of the question's words");
+        }
+        let (ok, out, err) = gander(&["sql", "--model", MODEL, "--table", TABLE, "--any-value", q]);
+        assert!(ok, "{err}");
+        assert!(out.trim().starts_with("SELECT ") && foreign(out.trim()).is_empty(), "{out}");
         // Without the grammar the same command still answers one line (how often it then names
         // a column the table lacks is measured by tools/sql/eval.py's `foreign_names`).
         let (ok, out, err) = gander(&["sql", "--model", MODEL, "--table", TABLE, "--no-grammar", q]);

@@ -165,6 +165,10 @@ pub(super) enum Cmd {
         /// Decode without the SQL grammar.
         #[arg(long)]
         no_grammar: bool,
+        /// Let text literals be any string; by default the grammar takes them from runs of the
+        /// question's words (the values a question filters on are written in it).
+        #[arg(long)]
+        any_value: bool,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendArg,
         question: String,

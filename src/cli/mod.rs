@@ -287,8 +287,13 @@ fn run(cmd: Cmd) -> Result<()> {
             };
             with_model!(&model, backend, |m| { sql::prime(&m, &text, &out) })
         }
-        Cmd::Sql { model, table, state, no_grammar, backend, question } => {
-            with_model!(&model, backend, |m| { sql::sql(&m, &table, &question, state.as_deref(), !no_grammar) })
+        Cmd::Sql { model, table, state, no_grammar, any_value, backend, question } => {
+            let grammar = match (no_grammar, any_value) {
+                (true, _) => sql::SqlGrammar::None,
+                (false, true) => sql::SqlGrammar::AnyValue,
+                (false, false) => sql::SqlGrammar::QuestionValues,
+            };
+            with_model!(&model, backend, |m| { sql::sql(&m, &table, &question, state.as_deref(), grammar) })
         }
         Cmd::Perplexity { model, text_file, state, backend } => {
             let text = read_text(&text_file)?;

@@ -1,6 +1,8 @@
 //! `gander prime` and `gander sql`: the text-to-SQL workflow of the demo model (tools/sql/) as
 //! commands. `prime` reads a text once and saves the state; `sql` asks one question, greedily,
-//! under the grammar of the table's own SQL (`grammar::sql_grammar`) unless `--no-grammar`.
+//! under the grammar of the table's own SQL unless `--no-grammar`: by default with text literals
+//! taken from runs of the question's words (`grammar::sql_grammar_for`), with `--any-value` any
+//! string (`grammar::sql_grammar`).
 //!
 //! Prompt format (**contract**): without a state, `Table: NAME(cols)\nQuestion: Q\nSQL:`; with a
 //! state primed from `Table: NAME(cols)\n` and solved examples (`Question: …\nSQL: …;\n` each),
@@ -10,7 +12,7 @@ use super::initial_state;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerateOptions};
-use crate::grammar::{parse_table, sql_grammar};
+use crate::grammar::{parse_table, sql_grammar, sql_grammar_for};
 use crate::model::Model;
 use crate::sampler::SamplerOptions;
 use std::path::Path;
@@ -32,8 +34,19 @@ pub(super) fn prime<B: Backend>(m: &Model<B>, text: &str, out: &Path) -> Result<
     Ok(())
 }
 
+/// How `gander sql` constrains the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SqlGrammar {
+    /// No grammar (`--no-grammar`).
+    None,
+    /// The table's grammar, any text literal (`--any-value`).
+    AnyValue,
+    /// The table's grammar, text literals from the question's words (the default).
+    QuestionValues,
+}
+
 /// One question to SQL; the statement (one line) on stdout.
-pub(super) fn sql<B: Backend>(m: &Model<B>, table: &str, question: &str, state: Option<&Path>, grammar: bool) -> Result<()> {
+pub(super) fn sql<B: Backend>(m: &Model<B>, table: &str, question: &str, state: Option<&Path>, grammar: SqlGrammar) -> Result<()> {
     let t = parse_table(table)?;
     let question = question.trim();
     if question.is_empty() || question.contains('\n') {
@@ -49,7 +62,11 @@ pub(super) fn sql<B: Backend>(m: &Model<B>, table: &str, question: &str, state: 
         max_tokens: SQL_MAX_TOKENS,
         sampler: SamplerOptions { temperature: 0.0, ..Default::default() },
         stop: vec!["\n".into()],
-        grammar: if grammar { Some(sql_grammar(table)?) } else { None },
+        grammar: match grammar {
+            SqlGrammar::None => None,
+            SqlGrammar::AnyValue => Some(sql_grammar(table)?),
+            SqlGrammar::QuestionValues => Some(sql_grammar_for(table, question)?),
+        },
         logit_bias: Vec::new(),
     };
     let mut out = String::new();

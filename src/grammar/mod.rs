@@ -31,7 +31,7 @@ mod utf8;
 
 pub use mask::TokenMask;
 pub use matcher::Matcher;
-pub use sql::{parse_table, sql_gbnf, sql_grammar, Column, ColumnType, Table};
+pub use sql::{parse_table, question_spans, sql_gbnf, sql_gbnf_for, sql_grammar, sql_grammar_for, Column, ColumnType, Table};
 pub use trie::TokenTrie;
 
 use crate::error::{Error, Result};

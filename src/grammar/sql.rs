@@ -188,11 +188,54 @@ fn parse_column(def: &str) -> Result<Column> {
 /// Literals and fixed pieces. Digits are bounded so a model that loops on `0` still reaches the
 /// `;` (and the values stay within SQLite's 64-bit integers and doubles).
 const LITERALS: &str = r#"cmp ::= " = " | " != " | " < " | " > " | " <= " | " >= "
-text ::= "'" ( [^'\r\n] | "''" )* "'"
 int ::= "-"? [0-9]{1,18}
 real ::= "-"? [0-9]{1,15} ( "." [0-9]{1,15} )?
 dir ::= " ASC" | " DESC"
 "#;
+
+/// Any single-line string literal (`''` for a quote inside).
+const ANY_TEXT: &str = "text ::= \"'\" ( [^'\\r\\n] | \"''\" )* \"'\"\n";
+
+/// The longest run of the question's words a text literal may be, in words.
+const SPAN_WORDS: usize = 6;
+
+/// Words of a question past this many give no literals (a question is one line; the cap keeps a
+/// hostile one from growing the grammar without bound).
+const QUESTION_WORDS: usize = 100;
+
+/// The runs of 1 to [`SPAN_WORDS`] consecutive words of `question` (split at white space, each
+/// word stripped of the punctuation around it; a word that is all punctuation ends the runs
+/// through it), each once, in order of first appearance.
+pub fn question_spans(question: &str) -> Vec<String> {
+    let kept = |c: char| c.is_alphanumeric() || "'&-.$%#/".contains(c);
+    let words: Vec<&str> =
+        question.split_whitespace().take(QUESTION_WORDS).map(|w| w.trim_matches(|c: char| !kept(c)).trim_matches(|c| c == '\'' || c == '.')).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for i in 0..words.len() {
+        let mut span = String::new();
+        for w in words.iter().skip(i).take(SPAN_WORDS) {
+            if w.is_empty() {
+                break;
+            }
+            if !span.is_empty() {
+                span.push(' ');
+            }
+            span.push_str(w);
+            if seen.insert(span.clone()) {
+                out.push(span.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `text ::= "'" ( "span" | … ) "'"` over the question's spans, quotes doubled as SQL writes
+/// them (and GBNF's `"` and `\` escaped).
+fn span_text(spans: &[String]) -> String {
+    let alts: Vec<String> = spans.iter().map(|s| format!("\"{}\"", s.replace('\'', "''").replace('\\', "\\\\").replace('"', "\\\""))).collect();
+    format!("text ::= \"'\" ( {} ) \"'\"\n", alts.join(" | "))
+}
 
 /// `name ::= "a" | "b"` over the given column names, or nothing when there are none (the rules
 /// that would use it are left out too, so no undefined or empty rule is written).
@@ -207,6 +250,14 @@ fn alternatives(out: &mut String, rule: &str, names: &[&str]) {
 /// The GBNF text of [`sql_grammar`], for a parsed table (its names must be identifiers, as
 /// [`parse_table`] ensures; anything else is left out of the grammar).
 pub fn sql_gbnf(table: &Table) -> String {
+    sql_gbnf_for(table, None)
+}
+
+/// [`sql_gbnf`], with text literals restricted to runs of the question's words when a question
+/// is given ([`question_spans`]; the values a question filters on are written in it, and a
+/// small model copies them badly: `'CNless A'` for "cordless drill"). A question without words
+/// keeps any literal.
+pub fn sql_gbnf_for(table: &Table, question: Option<&str>) -> String {
     let cols_of = |want: Option<ColumnType>| -> Vec<&str> {
         table.columns.iter().filter(|c| is_identifier(&c.name) && want.is_none_or(|t| c.ty == t)).map(|c| c.name.as_str()).collect()
     };
@@ -249,6 +300,8 @@ pub fn sql_gbnf(table: &Table) -> String {
     }
     g.push_str("limit ::= \" LIMIT \" [0-9]{1,9}\n");
     g.push_str(LITERALS);
+    let spans = question.map(question_spans).unwrap_or_default();
+    g.push_str(&if spans.is_empty() { ANY_TEXT.to_string() } else { span_text(&spans) });
     g
 }
 
@@ -256,6 +309,11 @@ pub fn sql_gbnf(table: &Table) -> String {
 /// [`parse_table`], write [`sql_gbnf`], compile.
 pub fn sql_grammar(table_line: &str) -> Result<Grammar> {
     Grammar::parse_gbnf(&sql_gbnf(&parse_table(table_line)?))
+}
+
+/// [`sql_grammar`] with text literals taken from the question ([`sql_gbnf_for`]).
+pub fn sql_grammar_for(table_line: &str, question: &str) -> Result<Grammar> {
+    Grammar::parse_gbnf(&sql_gbnf_for(&parse_table(table_line)?, Some(question)))
 }
 
 #[cfg(test)]
@@ -273,5 +331,37 @@ mod tests {
         // A table built by hand with no columns still gives a grammar that compiles.
         let empty = Table { name: "t".into(), columns: Vec::new() };
         Grammar::parse_gbnf(&sql_gbnf(&empty)).unwrap();
+    }
+
+    #[test]
+    fn question_spans_are_runs_of_words_without_the_punctuation_around_them() {
+        let s = question_spans("How many flights land at O'Hare?");
+        assert!(s.contains(&"O'Hare".to_string()) && s.contains(&"land at O'Hare".to_string()), "{s:?}");
+        assert!(!s.iter().any(|x| x.contains('?')), "{s:?}");
+        assert_eq!(s.iter().filter(|x| x.as_str() == "flights").count(), 1);
+        // at most SPAN_WORDS words
+        assert!(s.iter().all(|x| x.split(' ').count() <= SPAN_WORDS));
+        assert!(question_spans("  ?! ").is_empty());
+    }
+
+    #[test]
+    fn text_literals_come_from_the_question() {
+        let ok = |q: &str, sql: &str| {
+            let g = sql_grammar_for("flights(origin TEXT, fare INTEGER)", q).unwrap();
+            let mut m = crate::grammar::Matcher::new(&g);
+            m.accept_bytes(sql.as_bytes()) && m.can_end()
+        };
+        let q = "Which flights land at O'Hare for under 200?";
+        assert!(ok(q, " SELECT origin FROM flights WHERE origin = 'O''Hare';"));
+        assert!(ok(q, " SELECT origin FROM flights WHERE origin != 'O''Hare' AND fare < 200;"));
+        assert!(!ok(q, " SELECT origin FROM flights WHERE origin = 'Ohare';"), "not a run of the question's words");
+        assert!(!ok(q, " SELECT origin FROM flights WHERE origin = 'O'Hare';"), "a quote is doubled");
+        // Quotes and backslashes in the question cannot break the grammar text.
+        let q = r#"Is a"b or c\d there?"#;
+        assert!(ok(q, r#" SELECT origin FROM flights WHERE origin = 'a"b';"#));
+        assert!(ok(q, r#" SELECT origin FROM flights WHERE origin = 'a"b or c\d';"#));
+        assert!(!ok(q, r#" SELECT origin FROM flights WHERE origin = 'a\"b';"#));
+        // No words: any literal, as without a question.
+        assert!(ok("?", " SELECT origin FROM flights WHERE origin = 'anything';"));
     }
 }

@@ -358,12 +358,13 @@ pub fn version() -> String {
 }
 
 /// The SQL grammar (GBNF) of a table line `NAME(col TYPE, …)` and the table as the demo model's
-/// prompt writes it: `{schema, grammar}` (`grammar::sql_grammar`; BAD_INPUT names the problem).
+/// prompt writes it: `{schema, grammar}` (`grammar::sql_gbnf_for`: with a question, text
+/// literals are runs of its words; BAD_INPUT names the problem).
 #[wasm_bindgen(js_name = sqlTable)]
-pub fn sql_table(line: &str) -> Result<JsValue, JsValue> {
+pub fn sql_table(line: &str, question: Option<String>) -> Result<JsValue, JsValue> {
     let t = crate::grammar::parse_table(line).map_err(js_err)?;
     let o = Object::new();
     let _ = Reflect::set(&o, &"schema".into(), &t.schema().into());
-    let _ = Reflect::set(&o, &"grammar".into(), &crate::grammar::sql_gbnf(&t).into());
+    let _ = Reflect::set(&o, &"grammar".into(), &crate::grammar::sql_gbnf_for(&t, question.as_deref()).into());
     Ok(o.into())
 }

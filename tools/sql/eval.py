@@ -10,7 +10,8 @@ of a primed state (the `Table:` line once, then `Question: ...\nSQL: ...;\n` eac
 question): learning at test time.
 
 With --sql, every question goes through `gander sql` instead (greedy, under the grammar of the
-table's own SQL, issue 15); --sql --no-grammar is the same command without the grammar. With
+table's own SQL, issue 15, with text literals taken from the question's words); --sql --any-value
+lets literals be any string, and --sql --no-grammar is the same command without the grammar. With
 --sql and --shots N, each table's state is made once by `gander prime` from the `Table:` line and
 the N examples, and each question is asked with `gander sql --state`: the product's workflow.
 
@@ -81,6 +82,7 @@ def main():
     ap.add_argument("--show", type=int, default=0, help="print this many wrong answers")
     ap.add_argument("--sql", action="store_true", help="ask through `gander sql` (SQL grammar)")
     ap.add_argument("--no-grammar", action="store_true", help="with --sql: without the grammar")
+    ap.add_argument("--any-value", action="store_true", help="with --sql: text literals not restricted to the question's words")
     a = ap.parse_args()
     data = [json.loads(l) for l in open(a.data)]
     if a.limit:
@@ -102,6 +104,8 @@ def main():
             cmd = [a.gander, "sql", "--model", a.model, "--table", table, "--backend", a.backend, question]
             if a.no_grammar:
                 cmd.insert(2, "--no-grammar")
+            elif a.any_value:
+                cmd.insert(2, "--any-value")
             if a.shots:
                 if primed not in states:
                     path = os.path.join(tmp, f"{len(states)}.state")
@@ -120,7 +124,7 @@ def main():
             wrong.append((question, pred, d["gold"]))
     shutil.rmtree(tmp, ignore_errors=True)
     acc = right / len(data)
-    mode = ("sql" + ("-no-grammar" if a.no_grammar else "")) if a.sql else "generate"
+    mode = ("sql" + ("-no-grammar" if a.no_grammar else "-any-value" if a.any_value else "")) if a.sql else "generate"
     print(json.dumps({"model": a.model, "backend": a.backend, "shots": a.shots, "mode": mode, "questions": len(data),
                       "correct": right, "accuracy": round(acc, 4), "foreign_names": foreign, "seconds": round(time.time() - t0, 1)}))
     for q, p, g in wrong[: a.show]:

@@ -160,11 +160,13 @@ function afterPrimed(page, text) {
 }
 
 /** The SQL grammar of the table the question is about: the prompt's last `Table:` line, or the
- *  primed text's when the question comes without one. */
+ *  primed text's when the question comes without one; its text literals are runs of the last
+ *  `Question:` line's words, as `gander sql` and `model.sql` do. */
 function sqlGrammarFor(page, text) {
-  const lastTable = (t) => t.split('\n').filter((l) => l.startsWith('Table:')).pop();
-  const line = lastTable(text) ?? ($('use-primed').checked && page.primed ? lastTable(page.primed.text ?? $('ingest-text').value) : undefined);
-  return line ? sqlTable(line).grammar : null;
+  const last = (t, head) => t.split('\n').filter((l) => l.startsWith(head)).pop();
+  const line = last(text, 'Table:') ?? ($('use-primed').checked && page.primed ? last(page.primed.text ?? $('ingest-text').value, 'Table:') : undefined);
+  const question = last(text, 'Question:')?.slice('Question:'.length).trim();
+  return line ? sqlTable(line, question || undefined).grammar : null;
 }
 
 /** One chat turn through the package's OpenAI-shaped API: the model keeps the conversation's
