@@ -17,7 +17,10 @@ export function withLock(name, opts, f) {
   const o = signal && !rest.ifAvailable ? { ...rest, signal } : rest;
   return navigator.locks.request(name, o, (lock) => { called = true; return f(lock); }).catch((e) => {
     // Web Locks refused outright (an opaque origin, a sandboxed frame): this page's own locks.
-    if (!called && e && e.name === 'SecurityError') return local.request(name, opts, f);
+    if (!called && e && e.name === 'SecurityError') {
+      throwIfAborted(signal);
+      return local.request(name, opts, f);
+    }
     // the wait was given up: the same error as every other abort
     if (!called && signal && signal.aborted) throwIfAborted(signal);
     throw e;

@@ -1,4 +1,4 @@
-// `model.sql(table, question, {state, grammar, signal})`: the text-to-SQL workflow of the demo
+// `model.sql(table, question, {state, grammar, anyValue, signal})`: the text-to-SQL workflow of the demo
 // model, as the CLI's `gander sql` runs it (src/cli/sql.rs). Prompt format (contract): without a
 // state `Table: NAME(cols)\nQuestion: Q\nSQL:`; with a state primed from the `Table:` line and
 // solved examples (`Question: …\nSQL: …;\n` each), only `Question: Q\nSQL:`. Greedy, one line,

@@ -167,7 +167,7 @@ pub(super) enum Cmd {
         no_grammar: bool,
         /// Let text literals be any string; by default the grammar takes them from runs of the
         /// question's words (the values a question filters on are written in it).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "no_grammar")]
         any_value: bool,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendArg,

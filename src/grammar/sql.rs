@@ -200,16 +200,30 @@ const ANY_TEXT: &str = "text ::= \"'\" ( [^'\\r\\n] | \"''\" )* \"'\"\n";
 const SPAN_WORDS: usize = 6;
 
 /// Words of a question past this many give no literals (a question is one line; the cap keeps a
-/// hostile one from growing the grammar without bound).
-const QUESTION_WORDS: usize = 100;
+/// hostile one from growing the grammar without bound). At most `QUESTION_WORDS × SPAN_WORDS`
+/// spans are alternatives of one rule, which the matcher must be able to hold at once
+/// (`stacks::MAX_STACKS`).
+const QUESTION_WORDS: usize = 80;
+/// A longer word gives no literal (no value a question names is that long), and past this many
+/// bytes of span text the literals are any string again: both keep the grammar text well under
+/// `Grammar::parse_gbnf`'s limits whatever the question.
+const SPAN_WORD_BYTES: usize = 64;
+const SPAN_TEXT_BYTES: usize = 64 * 1024;
+const _: () = assert!(QUESTION_WORDS * SPAN_WORDS < super::stacks::MAX_STACKS);
 
 /// The runs of 1 to [`SPAN_WORDS`] consecutive words of `question` (split at white space, each
-/// word stripped of the punctuation around it; a word that is all punctuation ends the runs
-/// through it), each once, in order of first appearance.
+/// word stripped of the punctuation around it; a word that is all punctuation or longer than
+/// [`SPAN_WORD_BYTES`] ends the runs through it), each once, in order of first appearance.
 pub fn question_spans(question: &str) -> Vec<String> {
-    let kept = |c: char| c.is_alphanumeric() || "'&-.$%#/".contains(c);
-    let words: Vec<&str> =
-        question.split_whitespace().take(QUESTION_WORDS).map(|w| w.trim_matches(|c: char| !kept(c)).trim_matches(|c| c == '\'' || c == '.')).collect();
+    // Inside a word anything stays (`O'Hare`, `a/b`); at its ends, quotes, dots and every other
+    // non-alphanumeric character except `&-$%#/` go (`"Paris".` -> `Paris`).
+    let kept_at_end = |c: char| c.is_alphanumeric() || "&-$%#/".contains(c);
+    let words: Vec<&str> = question
+        .split_whitespace()
+        .take(QUESTION_WORDS)
+        .map(|w| w.trim_matches(|c: char| !kept_at_end(c)))
+        .map(|w| if w.len() > SPAN_WORD_BYTES { "" } else { w })
+        .collect();
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for i in 0..words.len() {
@@ -301,7 +315,8 @@ pub fn sql_gbnf_for(table: &Table, question: Option<&str>) -> String {
     g.push_str("limit ::= \" LIMIT \" [0-9]{1,9}\n");
     g.push_str(LITERALS);
     let spans = question.map(question_spans).unwrap_or_default();
-    g.push_str(&if spans.is_empty() { ANY_TEXT.to_string() } else { span_text(&spans) });
+    let bytes: usize = spans.iter().map(|s| s.len() + 5).sum();
+    g.push_str(&if spans.is_empty() || bytes > SPAN_TEXT_BYTES { ANY_TEXT.to_string() } else { span_text(&spans) });
     g
 }
 
@@ -342,6 +357,14 @@ mod tests {
         // at most SPAN_WORDS words
         assert!(s.iter().all(|x| x.split(' ').count() <= SPAN_WORDS));
         assert!(question_spans("  ?! ").is_empty());
+        assert_eq!(question_spans(r#"Is it "Paris"."#).last().map(String::as_str), Some("Paris"));
+        // Hostile sizes: long words give no spans, many words are capped, and the grammar
+        // still compiles (any literal past the byte cap).
+        let long = format!("{} x", "a".repeat(SPAN_WORD_BYTES + 1));
+        assert_eq!(question_spans(&long), vec!["x".to_string()]);
+        assert!(question_spans(&"w ".repeat(10 * QUESTION_WORDS)).len() <= QUESTION_WORDS * SPAN_WORDS);
+        let many: String = (0..QUESTION_WORDS).map(|i| format!("{}{i} ", "z".repeat(SPAN_WORD_BYTES - 3))).collect();
+        sql_grammar_for("t(a TEXT)", &many).unwrap();
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// The empty stack.
 pub(super) const DONE: u32 = 0;
 /// More stacks than this in one state (a very ambiguous grammar) counts as a rejection.
-const MAX_STACKS: usize = 1024;
+pub(super) const MAX_STACKS: usize = 1024;
 /// More nodes than this in one closure is refused (a guard; well-formed grammars need few).
 const MAX_CLOSURE: usize = 1 << 16;
 /// Arena size limit (about 100 MB of nodes and index).
