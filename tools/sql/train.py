@@ -68,8 +68,9 @@ def wkv_loop(r, w, k, v, a, b):
 
 
 class WkvKernel(torch.autograd.Function):
-    """tools/sql/wkv_cpu.cpp: the same recurrence, forward and backward in C++ with OpenMP
-    (about 10x the loop's speed on 2 cores, most of a training step otherwise)."""
+    """tools/sql/wkv_cpu.cpp: the same recurrence, forward and backward in C++ with OpenMP (a
+    6,000-token training step took about 3.0 s with the loop, 1.4-1.7 s with this, on the
+    2-core Intel Xeon development VM)."""
     ext = None
 
     @staticmethod

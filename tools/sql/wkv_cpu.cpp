@@ -16,16 +16,21 @@ namespace {
 constexpr int64_t N = 64;
 constexpr int64_t CH = 16;
 
+// out = S a, for S row-major N x N.
+inline void mat_vec(const float *S, const float *a, float *out) {
+  for (int64_t i = 0; i < N; ++i) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < N; ++j) s += S[i * N + j] * a[j];
+    out[i] = s;
+  }
+}
+
 // One token's update of S (row-major N x N) in place; writes y_t = S_t r_t if y is not null.
 inline void step(float *S, const float *rt, const float *wt, const float *kt, const float *vt,
                  const float *at, const float *bt, float *y) {
   float sa[N];
-  for (int64_t i = 0; i < N; ++i) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < N; ++j) s += S[i * N + j] * at[j];
-    sa[i] = s;
-  }
+  mat_vec(S, at, sa);
   for (int64_t i = 0; i < N; ++i) {
     float *row = S + i * N;
     float acc = 0.0f;
@@ -104,12 +109,7 @@ std::vector<torch::Tensor> backward(torch::Tensor r, torch::Tensor w, torch::Ten
             drt[j] += St[i * N + j] * dyt[i];
             dS[i * N + j] += dyt[i] * rt[j];
           }
-        for (int64_t i = 0; i < N; ++i) {
-          float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-          for (int64_t j = 0; j < N; ++j) s += Sp[i * N + j] * at[j];
-          sa[i] = s;
-        }
+        mat_vec(Sp, at, sa);
         for (int64_t i = 0; i < N; ++i) {
           float dvi = 0.0f, dsai = 0.0f;
 #pragma omp simd reduction(+ : dvi, dsai)
